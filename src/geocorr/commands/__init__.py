@@ -1,0 +1,1 @@
+"""Sub-commands of the ``geocorr`` CLI (see :mod:`geocorr.cli`)."""

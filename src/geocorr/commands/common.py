@@ -1,0 +1,37 @@
+"""Options shared by the sub-commands that need a model."""
+from __future__ import annotations
+
+import argparse
+
+import geocorr
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, default_method: str = "geco") -> None:
+    """--method, --backbone, --adapter, --image-size, --device, --dtype."""
+    group = parser.add_argument_group("model")
+    group.add_argument("--method", default=default_method, choices=sorted(geocorr.METHODS),
+                       help=f"method (default {default_method})")
+    group.add_argument("--backbone", help="backbone: hub id (facebook/dinov2-base) or local folder")
+    group.add_argument("--adapter", help="adapter: a released name ('geco') or a .pth/.safetensors file")
+    group.add_argument("--image-size", type=int, help="backbone input side in pixels (default: the method's)")
+    group.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    group.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="compute dtype")
+
+
+def load_model(args: argparse.Namespace, **extra):
+    """geocorr.load() with the options the user gave (unset ones keep the method's defaults)."""
+    conf = {"backbone": args.backbone, "adapter": args.adapter, "image_size": args.image_size,
+            "dtype": args.dtype, **extra}
+    conf = {k: v for k, v in conf.items() if v is not None}
+    if "adapter" in conf and args.method != "geco":
+        raise ValueError(f"--adapter applies to --method geco, not {args.method}")
+    return geocorr.load(args.method, device=args.device, **conf)
+
+
+def parse_point(text: str) -> tuple[float, float]:
+    """'x,y' -> (x, y); argparse type."""
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a point as x,y (e.g. 120,80), got {text!r}") from None
+    return x, y

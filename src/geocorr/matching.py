@@ -1,0 +1,139 @@
+"""Matching on dense features: pure tensor functions.
+
+Coordinates are (x, y) on the token grid, pixel-centre convention (see :mod:`geocorr.grid`):
+token (column j, row i) has its centre at (j, i). :class:`geocorr.grid.TokenGrid` converts them to and
+from image pixels.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .grid import TokenGrid
+
+
+def _check(t: torch.Tensor, ndim: int, name: str, shape: str) -> None:
+    if not isinstance(t, torch.Tensor) or t.ndim != ndim:
+        got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(f"{name}: expected a tensor of shape {shape}, got {got}")
+
+
+def _check_points(points: torch.Tensor, name: str = "points") -> None:
+    _check(points, 3, name, "(B, N, 2)")
+    if points.shape[-1] != 2:
+        raise ValueError(f"{name}: expected shape (B, N, 2), got {tuple(points.shape)}")
+
+
+def cosine_similarity(desc0: torch.Tensor, desc1: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of every descriptor pair.
+
+    desc0: (B, N, C), desc1: (B, M, C) -> (B, N, M) in [-1, 1].
+    """
+    _check(desc0, 3, "desc0", "(B, N, C)")
+    _check(desc1, 3, "desc1", "(B, M, C)")
+    if desc0.shape[0] != desc1.shape[0] or desc0.shape[2] != desc1.shape[2]:
+        raise ValueError(f"desc0 {tuple(desc0.shape)} and desc1 {tuple(desc1.shape)} differ in B or C")
+    return F.normalize(desc0, dim=-1) @ F.normalize(desc1, dim=-1).transpose(1, 2)
+
+
+def _grid_coords(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
+    """(h*w, 2) (x, y) coordinates of every cell, row-major."""
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=like.device, dtype=like.dtype),
+        torch.arange(w, device=like.device, dtype=like.dtype),
+        indexing="ij",
+    )
+    return torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=-1)
+
+
+def argmax_match(sim: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest neighbour: the cell of highest similarity.
+
+    sim: (B, N, H, W) -> points (B, N, 2) as (x, y), scores (B, N) = the maximum.
+    """
+    _check(sim, 4, "sim", "(B, N, H, W)")
+    b, n, h, w = sim.shape
+    if h * w == 0:
+        raise ValueError(f"sim: empty similarity map of shape {tuple(sim.shape)}")
+    scores, idx = sim.reshape(b, n, h * w).max(dim=-1)
+    points = torch.stack([idx % w, torch.div(idx, w, rounding_mode="floor")], dim=-1)
+    return points.to(sim.dtype), scores
+
+
+def soft_argmax(sim: torch.Tensor, temperature: float = 0.02) -> torch.Tensor:
+    """Expected location under softmax(sim / temperature) over the whole map.
+
+    sim: (B, N, H, W) -> (B, N, 2) as (x, y). Differentiable.
+    """
+    _check(sim, 4, "sim", "(B, N, H, W)")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    b, n, h, w = sim.shape
+    prob = torch.softmax(sim.reshape(b, n, h * w) / temperature, dim=-1)
+    return prob @ _grid_coords(h, w, sim)
+
+
+def window_soft_argmax(sim: torch.Tensor, window: int = 15, temperature: float = 0.02) -> torch.Tensor:
+    """Soft-argmax restricted to a ``window × window`` neighbourhood of the argmax.
+
+    sim: (B, N, H, W) -> (B, N, 2) as (x, y). ``window`` is the odd side length in cells
+    (15 = a radius of 7, GeoAware's supervised setting). Differentiable w.r.t. sim (the window's
+    position is not).
+    """
+    _check(sim, 4, "sim", "(B, N, H, W)")
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"window must be a positive odd number of cells, got {window}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    b, n, h, w = sim.shape
+    centre, _ = argmax_match(sim.detach())
+    coords = _grid_coords(h, w, sim)  # (HW, 2)
+    inside = ((coords[None, None] - centre[:, :, None]).abs() <= window // 2).all(dim=-1)  # (B,N,HW)
+    logits = (sim.reshape(b, n, h * w) / temperature).masked_fill(~inside, float("-inf"))
+    return torch.softmax(logits, dim=-1) @ coords
+
+
+def mutual_nearest_neighbours(sim: torch.Tensor) -> torch.Tensor:
+    """Index of each row's nearest neighbour if it is mutual, else -1.
+
+    sim: (B, N, M) -> (B, N) long.
+    """
+    _check(sim, 3, "sim", "(B, N, M)")
+    if sim.shape[1] == 0 or sim.shape[2] == 0:
+        return torch.full(sim.shape[:2], -1, dtype=torch.long, device=sim.device)
+    nn01 = sim.argmax(dim=2)  # (B, N)
+    nn10 = sim.argmax(dim=1)  # (B, M)
+    back = torch.gather(nn10, 1, nn01)
+    rows = torch.arange(sim.shape[1], device=sim.device).expand_as(nn01)
+    return torch.where(back == rows, nn01, torch.full_like(nn01, -1))
+
+
+def sample_features(feats: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Bilinear interpolation of a feature map at grid coordinates (border values outside).
+
+    feats: (B, C, h, w), points: (B, N, 2) as (x, y) grid coordinates -> (B, N, C).
+    """
+    _check(feats, 4, "feats", "(B, C, h, w)")
+    _check_points(points)
+    if points.shape[0] != feats.shape[0]:
+        raise ValueError(f"feats has batch {feats.shape[0]} but points has {points.shape[0]}")
+    h, w = feats.shape[-2:]
+    scale = torch.tensor([max(w - 1, 1), max(h - 1, 1)], dtype=points.dtype, device=points.device)
+    norm = 2 * points / scale - 1
+    out = F.grid_sample(feats, norm[:, :, None].to(feats.dtype), mode="bilinear",
+                        padding_mode="border", align_corners=True)  # (B, C, N, 1)
+    return out[..., 0].transpose(1, 2)
+
+
+def upsample_features(feats: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
+    """Features at every pixel of the original image (bilinear, following the grid geometry).
+
+    feats: (B, C, h, w) on ``grid`` -> (B, C, H, W) with (H, W) = ``grid.image_hw``.
+    """
+    _check(feats, 4, "feats", "(B, C, h, w)")
+    if tuple(feats.shape[-2:]) != grid.grid_hw:
+        raise ValueError(f"feats grid {tuple(feats.shape[-2:])} does not match the TokenGrid {grid.grid_hw}")
+    height, width = grid.image_hw
+    pix = _grid_coords(height, width, torch.empty(0, dtype=torch.float32, device=feats.device))
+    pts = grid.image_to_grid(pix)[None].expand(feats.shape[0], -1, -1)
+    return sample_features(feats, pts).transpose(1, 2).reshape(feats.shape[0], -1, height, width)

@@ -1,0 +1,182 @@
+"""The interface every geocorr method offers: dense ``features`` and point ``match``."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..backbones import DinoV2Backbone
+from ..grid import TokenGrid
+from ..images import ImageLike, load_image
+from ..matching import argmax_match, sample_features
+
+
+@dataclass
+class Features:
+    """Dense features of a batch of images.
+
+    dense: (B, C, h, w) features on each image's token grid (fp32).
+    grids: B TokenGrids mapping image pixels to tokens.
+    """
+
+    dense: torch.Tensor
+    grids: list[TokenGrid]
+
+    def __len__(self) -> int:
+        return len(self.grids)
+
+    def __getitem__(self, i: int) -> "Features":
+        return Features(self.dense[i : i + 1], [self.grids[i]])
+
+
+@dataclass
+class Matches:
+    """Matches of N query points.
+
+    points: (N, 2) predicted (x, y) pixel coordinates in the target image.
+    scores: (N,) similarity of each match (cosine similarity for feature methods).
+    similarity: (N, h, w) similarity of each query to every target token (for heat maps), or None.
+    """
+
+    points: torch.Tensor
+    scores: torch.Tensor
+    similarity: torch.Tensor | None = None
+
+
+def check_points(points, image_hw: tuple[int, int], name: str = "points") -> torch.Tensor:
+    """Validate query points against an image of size (H, W): -> (N, 2) float32 tensor.
+
+    Points must be finite and inside the image, i.e. in [-0.5, W - 0.5] × [-0.5, H - 0.5]
+    (pixel-centre convention).
+    """
+    pts = torch.as_tensor(points, dtype=torch.float32)
+    if pts.numel() == 0:
+        return pts.reshape(0, 2)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"{name}: expected N (x, y) points of shape (N, 2), got shape {tuple(pts.shape)}")
+    if not torch.isfinite(pts).all():
+        raise ValueError(f"{name}: contains NaN or inf: {pts[~torch.isfinite(pts).all(1)].tolist()}")
+    h, w = image_hw
+    outside = (pts[:, 0] < -0.5) | (pts[:, 0] > w - 0.5) | (pts[:, 1] < -0.5) | (pts[:, 1] > h - 0.5)
+    if outside.any():
+        raise ValueError(
+            f"{name}: {pts[outside].tolist()} lie outside the {w}×{h} image "
+            f"(valid x in [-0.5, {w - 0.5}], y in [-0.5, {h - 0.5}])"
+        )
+    return pts
+
+
+class DenseMatcher(nn.Module):
+    """A backbone (possibly adapted) whose dense features are matched by cosine similarity + argmax.
+
+    Subclasses change how features are computed (``_dense``); matching is shared.
+    """
+
+    default_conf = {
+        "upsample": "features",  # features | none: argmax over image pixels (bilinearly up-sampled
+        # features, the published evaluation) or over tokens (faster: video)
+        "batch_size": 8,  # images per backbone forward in features()
+        "chunk_pixels": 65536,  # target pixels per similarity chunk when up-sampling
+    }
+
+    def __init__(self, backbone: DinoV2Backbone, **conf):
+        super().__init__()
+        unknown = set(conf) - set(self.default_conf)
+        if unknown:
+            raise ValueError(f"unknown option(s) {sorted(unknown)}; valid: {sorted(self.default_conf)}")
+        self.conf = {**self.default_conf, **conf}
+        if self.conf["upsample"] not in ("features", "none"):
+            raise ValueError(f"upsample must be 'features' or 'none', got {self.conf['upsample']!r}")
+        self.backbone = backbone
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _dense(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, Hi, Wi) backbone input -> (B, C, h, w) features."""
+        return self.backbone(x)
+
+    @torch.inference_mode()
+    def features(self, images: ImageLike | Sequence[ImageLike]) -> Features:
+        """Dense features of one image or a list of images (any sizes).
+
+        Returns Features with dense (B, C, h, w); images whose inputs differ in size (only with
+        ``resize="keep_aspect"``) are returned padded to the largest grid — use ``grids`` for geometry.
+        """
+        single = not isinstance(images, (list, tuple))
+        items = [images] if single else list(images)
+        inputs, grids = [], []
+        for i, img in enumerate(items):
+            x, grid = self.backbone.preprocess(load_image(img, f"images[{i}]" if not single else "image"))
+            inputs.append(x)
+            grids.append(grid)
+        dense = [self._forward_batch(inputs[i : i + self.conf["batch_size"]])
+                 for i in range(0, len(inputs), self.conf["batch_size"])]
+        return Features(_pad_cat([d for chunk in dense for d in chunk]), grids)
+
+    def _forward_batch(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        if all(x.shape == inputs[0].shape for x in inputs):
+            out = self._dense(torch.stack(inputs).to(self.device)).float()
+            return list(out.split(1))
+        return [self._dense(x[None].to(self.device)).float() for x in inputs]
+
+    @torch.inference_mode()
+    def match_features(self, feats0: Features, feats1: Features, points) -> Matches:
+        """Match points of image 0 into image 1, given both images' features (one image each).
+
+        points: (N, 2) (x, y) pixel coordinates in image 0 -> Matches in image 1's pixels.
+        """
+        if len(feats0) != 1 or len(feats1) != 1:
+            raise ValueError("match_features takes the features of one image each (index a batch first)")
+        grid0, grid1 = feats0.grids[0], feats1.grids[0]
+        pts = check_points(points, grid0.image_hw).to(feats0.dense.device)
+        (h0, w0), (h1, w1) = grid0.grid_hw, grid1.grid_hw
+        dense0, dense1 = feats0.dense[..., :h0, :w0], feats1.dense[..., :h1, :w1]
+        if len(pts) == 0:
+            empty = pts.new_zeros(0)
+            return Matches(pts.new_zeros(0, 2), empty, pts.new_zeros(0, h1, w1))
+        query = F.normalize(sample_features(dense0, grid0.image_to_grid(pts)[None])[0], dim=-1)
+        target = F.normalize(dense1[0], dim=0)  # (C, h, w)
+        sim = torch.einsum("nc,chw->nhw", query, target)
+        ch, cw = grid1.content_grid_hw
+        sim[:, ch:, :] = -2.0  # padding tokens never match
+        sim[:, :, cw:] = -2.0
+        if self.conf["upsample"] == "none":
+            best, scores = argmax_match(sim[None])
+            return Matches(grid1.grid_to_image(best[0]), scores[0], sim)
+        best, scores = self._argmax_upsampled(query, dense1, grid1)
+        return Matches(best, scores, sim)
+
+    def _argmax_upsampled(self, query: torch.Tensor, dense: torch.Tensor, grid: TokenGrid):
+        """Argmax of cosine similarity over every pixel, features up-sampled bilinearly; chunked rows."""
+        height, width = grid.image_hw
+        rows = max(1, self.conf["chunk_pixels"] // width)
+        xs = torch.arange(width, dtype=torch.float32, device=dense.device)
+        best_score = torch.full((len(query),), -2.0, device=dense.device)
+        best_idx = torch.zeros(len(query), dtype=torch.long, device=dense.device)
+        for y0 in range(0, height, rows):
+            ys = torch.arange(y0, min(height, y0 + rows), dtype=torch.float32, device=dense.device)
+            pix = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1).reshape(-1, 2)
+            feats = F.normalize(sample_features(dense, grid.image_to_grid(pix)[None])[0], dim=-1)
+            score, idx = (query @ feats.T).max(dim=1)
+            better = score > best_score
+            best_score = torch.where(better, score, best_score)
+            best_idx = torch.where(better, idx + y0 * width, best_idx)
+        points = torch.stack([best_idx % width, torch.div(best_idx, width, rounding_mode="floor")], -1)
+        return points.float(), best_score
+
+    def match(self, img0: ImageLike, img1: ImageLike, points) -> Matches:
+        """Where do ``points`` (N, 2) of img0, in (x, y) pixels, go in img1? -> Matches."""
+        feats = self.features([img0, img1])
+        return self.match_features(feats[0], feats[1], points)
+
+
+def _pad_cat(dense: list[torch.Tensor]) -> torch.Tensor:
+    """Concatenate (1, C, h_i, w_i) maps, zero-padding right/bottom to the largest grid."""
+    h = max(d.shape[2] for d in dense)
+    w = max(d.shape[3] for d in dense)
+    return torch.cat([F.pad(d, (0, w - d.shape[3], 0, h - d.shape[2])) for d in dense])

@@ -1,0 +1,16 @@
+"""Zero-shot DINOv2: the frozen backbone's features, cosine similarity + argmax."""
+from __future__ import annotations
+
+from ..backbones import BackboneSpec, build_backbone
+from .base import DenseMatcher
+
+
+def load(backbone: BackboneSpec = "facebook/dinov2-base", image_size: int = 518, resize: str = "stretch",
+         dtype: str = "float32", device: str = "cpu", **conf) -> DenseMatcher:
+    """DINOv2 zero-shot matcher (GECO's resolution and layer by default).
+
+    backbone: hub id, local folder or transformers config (see :func:`geocorr.backbones.build_backbone`).
+    conf: options of :attr:`DenseMatcher.default_conf`.
+    """
+    model = DenseMatcher(build_backbone(backbone, image_size=image_size, resize=resize, dtype=dtype), **conf)
+    return model.to(device).eval()
