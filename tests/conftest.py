@@ -1,0 +1,36 @@
+"""Shared fixtures. Runs fully offline: the HuggingFace hub is never contacted from the tests."""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers is imported anywhere
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` next to the repository (real PF-Willow, GECO weights, annotation samples)."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"shared data folder missing: {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def pf_willow_root(shared_data) -> Path:
+    return shared_data / "PF-dataset-WILLOW"
+
+
+@pytest.fixture(scope="session")
+def pretrained_vits14(shared_data) -> Path:
+    """A real pretrained DINOv2 ViT-S/14 in transformers format (see its PROVENANCE.md)."""
+    return shared_data / "dinov2-small-imgfocus"
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
