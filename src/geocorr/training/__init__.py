@@ -1,0 +1,58 @@
+"""Training shared by every trainable geocorr method (GECO, GeoAware, cycle consistency).
+
+Interface
+---------
+A trainable model is an ``nn.Module`` with
+
+* ``trainable_parameters() -> list[nn.Parameter]`` — what the optimiser updates (registered in the
+  module; only these go into checkpoints);
+* ``training_step(batch) -> dict[str, Tensor]`` — must hold a scalar ``"loss"``; other scalar
+  entries are logged (e.g. ``"loss_pos"``);
+* optionally ``export(out_dir)`` — called once at the end on the main process to write the trained
+  weights in the method's own format (e.g. GECO's LoRA ``.safetensors``).
+
+The training set is any sized, indexable collection. If it defines ``sample(index, generator)``
+the trainer calls that (instead of ``dataset[index]``) with a ``torch.Generator`` seeded from
+(config seed, epoch, position): draw every random augmentation from it and resuming is exact.
+``collate_fn`` turns a list of samples into a batch (default ``default_collate``); the batch is
+moved to the device before ``training_step``.
+
+Configuration: :class:`TrainConfig` holds what changes the result (lr, weight decay, epochs or
+max_steps, batch size, scheduler none|onecycle with warm-up share, grad clip, mixed precision,
+validation/checkpoint/log periods, workers, seed). A method subclasses it as a dataclass whose
+defaults are its published setting, e.g. ``GecoTrainConfig(TrainConfig)`` in
+:mod:`geocorr.methods.geco.training`.
+
+Running::
+
+    trainer = Trainer(model, dataset, conf, out_dir, collate_fn=..., validate=fn)  # fn(model) -> {name: float}
+    trainer.fit()             # or fit(resume=True) to continue out_dir/checkpoint.pt
+
+* Progress bar (tqdm) with the loss and samples/s; ``out_dir/log.jsonl`` gets a line every
+  ``log_every`` steps and after each validation (keys prefixed ``val_``).
+* ``out_dir/checkpoint.pt`` every ``checkpoint_every`` steps and at the end, written atomically
+  (temp file, fsync, rename): trainable parameters by name, optimiser, scheduler, RNG states
+  (python, numpy, torch, cuda), step (= data position: the sampler is a pure function of the
+  seed and the step) and the config. ``fit(resume=True)`` continues bit-exactly and refuses a
+  checkpoint of another config, another process count or other parameters (ValueError).
+* A NaN/inf loss stops training with ``FloatingPointError`` naming the step (before the update).
+* Multi-GPU / multi-node: ``accelerate launch -m geocorr.cli train ...`` (or torchrun); the
+  trainer averages gradients over processes itself and shards the sample order, so one CPU
+  process runs the very same code path.
+"""
+from .checkpoint import load_checkpoint, save_atomic
+from .config import TrainConfig
+from .sampler import ResumableSampler, sample_seed
+from .trainer import Trainable, Trainer, default_optimizer, default_scheduler
+
+__all__ = [
+    "ResumableSampler",
+    "TrainConfig",
+    "Trainable",
+    "Trainer",
+    "default_optimizer",
+    "default_scheduler",
+    "load_checkpoint",
+    "sample_seed",
+    "save_atomic",
+]

@@ -1,0 +1,155 @@
+import json
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from geocorr.training import ResumableSampler, TrainConfig, Trainer, load_checkpoint, save_atomic
+
+
+class Regression(nn.Module):
+    """y = w·x + noise; the step also draws noise from the global RNG (must resume exactly)."""
+
+    def __init__(self, fail_at: int | None = None, nan_at: int | None = None):
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = nn.Linear(4, 1)
+        self.frozen = nn.Linear(4, 4).requires_grad_(False)
+        self.calls, self.fail_at, self.nan_at = 0, fail_at, nan_at
+
+    def trainable_parameters(self):
+        return list(self.linear.parameters())
+
+    def training_step(self, batch):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise KeyboardInterrupt("killed")
+        x = batch["x"] + 0.01 * torch.randn_like(batch["x"])
+        loss = ((self.linear(x).squeeze(1) - batch["y"]) ** 2).mean()
+        if self.calls == self.nan_at:
+            loss = loss * float("nan")
+        return {"loss": loss, "mean_x": x.mean()}
+
+
+class Noisy:
+    """64 samples; each sample's noise comes from the generator the trainer hands over."""
+
+    def __init__(self):
+        g = torch.Generator().manual_seed(1)
+        self.x = torch.randn(64, 4, generator=g)
+        self.y = self.x @ torch.tensor([1.0, -2.0, 0.5, 3.0])
+
+    def __len__(self):
+        return 64
+
+    def sample(self, index, generator):
+        return {"x": self.x[index] + 0.05 * torch.randn(4, generator=generator), "y": self.y[index]}
+
+
+def _conf(**kw):
+    return TrainConfig(**{"lr": 0.05, "batch_size": 4, "max_steps": 12, "checkpoint_every": 3,
+                          "log_every": 1, "scheduler": "onecycle", **kw})
+
+
+def test_loss_falls(tmp_path):
+    model = Regression()
+    trainer = Trainer(model, Noisy(), _conf(max_steps=40, lr=0.3), tmp_path, progress=False)
+    trainer.fit()
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    first, last = sum(r["loss"] for r in log[:5]) / 5, sum(r["loss"] for r in log[-5:]) / 5
+    assert len(log) == 40 and first > 3 * last
+    assert {"lr", "samples_per_s", "mean_x"} <= set(log[0])
+
+
+def test_resume_is_bit_exact(tmp_path):
+    straight = Regression()
+    Trainer(straight, Noisy(), _conf(), tmp_path / "a", progress=False).fit()
+
+    killed = Regression(fail_at=8)  # checkpoint at step 6, killed during step 8
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(killed, Noisy(), _conf(), tmp_path / "b", progress=False).fit()
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 6
+    resumed = Regression()
+    trainer = Trainer(resumed, Noisy(), _conf(), tmp_path / "b", progress=False)
+    trainer.fit(resume=True)
+    assert resumed.calls == 6
+    for p, q in zip(straight.parameters(), resumed.parameters()):
+        assert torch.equal(p, q)
+    assert not torch.equal(straight.linear.weight, Regression().linear.weight)  # it did train
+
+
+def test_nan_loss_names_the_step(tmp_path):
+    model = Regression(nan_at=5)
+    with pytest.raises(FloatingPointError, match="step 5"):
+        Trainer(model, Noisy(), _conf(), tmp_path, progress=False).fit()
+
+
+def test_resume_refuses_another_config(tmp_path):
+    Trainer(Regression(), Noisy(), _conf(max_steps=3), tmp_path, progress=False).fit()
+    with pytest.raises(ValueError, match="another config.*lr"):
+        Trainer(Regression(), Noisy(), _conf(max_steps=3, lr=0.1), tmp_path, progress=False).fit(resume=True)
+    with pytest.raises(FileNotFoundError, match="checkpoint"):
+        Trainer(Regression(), Noisy(), _conf(), tmp_path / "none", progress=False).fit(resume=True)
+
+
+def test_validation_runs_periodically_in_eval_mode(tmp_path):
+    modes = []
+
+    def validate(model):
+        modes.append(model.training)
+        return {"error": (model.linear.weight - torch.tensor([[1.0, -2.0, 0.5, 3.0]])).abs().sum().item()}
+
+    result = Trainer(Regression(), Noisy(), _conf(val_every=5), tmp_path, validate=validate, progress=False).fit()
+    assert modes == [False, False, False]  # steps 5, 10 and the last (12)
+    assert result["step"] == 12 and "val_error" in result
+
+
+def test_interrupted_write_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    save_atomic({"step": 1, "config": {}}, path)
+
+    def broken_save(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        save_atomic({"step": 2, "config": {}}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
+
+
+def test_corrupt_checkpoint_is_reported(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "checkpoint.pt")
+
+
+def test_sampler_shards_and_resumes():
+    full = ResumableSampler(10, 2, seed=3, world_size=1)
+    keys = [k for _, k in zip(range(20), iter(full))]
+    assert sorted(i for i, _ in keys[:10]) == list(range(10))  # one epoch = a permutation
+    late = ResumableSampler(10, 2, seed=3)
+    late.start_step = 3
+    assert [k for _, k in zip(range(14), iter(late))] == keys[6:20]
+    ranks = [ResumableSampler(10, 2, seed=3, rank=r, world_size=2) for r in (0, 1)]
+    shards = [[k for _, k in zip(range(4), iter(s))] for s in ranks]
+    assert shards[0] + shards[1] == [keys[0], keys[1], keys[4], keys[5], keys[2], keys[3], keys[6], keys[7]]
+    with pytest.raises(ValueError, match="fewer than one step"):
+        ResumableSampler(3, 2, seed=0, world_size=2)
+
+
+def test_config_validation_and_model_protocol(tmp_path):
+    with pytest.raises(ValueError, match="scheduler"):
+        TrainConfig(scheduler="cosine")
+    with pytest.raises(TypeError, match="trainable_parameters"):
+        Trainer(nn.Linear(2, 2), Noisy(), _conf(), tmp_path)
+
+
+def test_subclass_config_round_trips():
+    @dataclass
+    class Sub(TrainConfig):
+        crop: tuple[float, float] = (0.5, 0.98)
+
+    assert Sub().to_dict()["crop"] == [0.5, 0.98] and Sub().to_dict()["class"] == "Sub"
