@@ -1,0 +1,174 @@
+"""Point tracking in a video by feature matching (GECO's video demo).
+
+The query points' features are taken from the first frame; in every later frame each query is
+matched to the most similar token (cosine similarity, argmax, optionally refined by a window
+soft-argmax). With ``momentum > 0`` the query feature follows the object over time:
+``q_t = normalise((1 - m) q_{t-1} + m f_t(p_t))``.
+"""
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..matching import argmax_match, sample_features, window_soft_argmax
+from ..methods.base import check_points
+from ..viz import draw_points, point_colors
+from .video import VideoWriter, frame_rate, read_frames
+
+__all__ = ["PointTracker", "TrackingSummary", "track_video"]
+
+
+class PointTracker:
+    """Follow N points of a first frame through later frames.
+
+    model: a geocorr model. With ``features(images) -> Features`` (every dense method) frames are
+        processed in batches; otherwise each frame is matched with ``model.match(first, frame, points)``.
+    first_frame: (H, W, 3) uint8 frame the points are given in; points: (N, 2) (x, y) pixels.
+    momentum: weight of the newest feature in the running query (0 = always the first frame's).
+    refine: "argmax" (token centres, GECO) or "soft" (window soft-argmax, sub-token positions).
+    window, temperature: of the soft-argmax (GeoAware's zero-shot 11×11 cells, 0.02).
+    """
+
+    def __init__(self, model, first_frame: np.ndarray, points, momentum: float = 0.0,
+                 refine: str = "argmax", window: int = 11, temperature: float = 0.02):
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum must lie in [0, 1], got {momentum}")
+        if refine not in ("argmax", "soft"):
+            raise ValueError(f"refine must be 'argmax' or 'soft', got {refine!r}")
+        self.model = model
+        self.first_frame = first_frame
+        self.points = check_points(points, first_frame.shape[:2], name="--point")
+        self.momentum, self.refine = momentum, refine
+        self.window, self.temperature = window, temperature
+        self.dense = hasattr(model, "features")
+        if not self.dense and momentum > 0:
+            raise ValueError(f"momentum needs a model with dense features; {type(model).__name__} has none")
+        self.query = self._query() if self.dense else None
+
+    def _query(self) -> torch.Tensor:
+        feats = self.model.features([self.first_frame])
+        grid = feats.grids[0]
+        h, w = grid.grid_hw
+        cells = grid.image_to_grid(self.points.to(feats.dense.device))[None]
+        return F.normalize(sample_features(feats.dense[..., :h, :w], cells)[0], dim=-1)  # (N, C)
+
+    @torch.inference_mode()
+    def __call__(self, frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Track in a batch of consecutive frames: -> points (T, N, 2) in pixels, scores (T, N)."""
+        if not self.dense:
+            out = [self.model.match(self.first_frame, f, self.points) for f in frames]
+            return torch.stack([m.points.float().cpu() for m in out]), torch.stack([m.scores.float().cpu() for m in out])
+        feats = self.model.features(list(frames))
+        points, scores = [], []
+        for dense, grid in zip(feats.dense, feats.grids):
+            h, w = grid.grid_hw
+            ch, cw = grid.content_grid_hw
+            target = F.normalize(dense[:, :ch, :cw], dim=0)  # padding tokens never match
+            sim = torch.einsum("nc,chw->nhw", self.query, target)[None]  # (1, N, ch, cw)
+            cells, best = argmax_match(sim)
+            if self.refine == "soft":
+                cells = window_soft_argmax(sim, self.window, self.temperature)
+            if self.momentum > 0:
+                new = F.normalize(sample_features(dense[None, :, :h, :w], cells)[0], dim=-1)
+                self.query = F.normalize((1 - self.momentum) * self.query + self.momentum * new, dim=-1)
+            points.append(grid.grid_to_image(cells[0]).cpu())
+            scores.append(best[0].cpu())
+        return torch.stack(points), torch.stack(scores)
+
+
+@dataclass
+class TrackingSummary:
+    """What :func:`track_video` did: frames processed, seconds spent, frames per second."""
+
+    frames: int
+    seconds: float
+    model_seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def model_fps(self) -> float:
+        return self.frames / self.model_seconds if self.model_seconds > 0 else float("inf")
+
+
+def _batches(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    batch = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def track_video(model, video: str | Path, points, out: str | Path | None = None,
+                csv_path: str | Path | None = None, batch_size: int = 8, max_frames: int | None = None,
+                trail: int = 15, progress: bool = True, **tracker_conf) -> TrackingSummary:
+    """Track ``points`` (N, 2) of the first frame of ``video`` through it, streaming.
+
+    out: annotated video (points in their colours with a trail of the last ``trail`` positions).
+    csv_path: the tracks, one row per frame and point: frame, time_s, point, x, y, score.
+    batch_size: frames per ``model.features`` call. tracker_conf: options of :class:`PointTracker`.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    fps = frame_rate(video)
+    frames = read_frames(video)
+    first = next(frames, None)
+    if first is None:
+        raise ValueError(f"video: {video} contains no frames")
+
+    def stream() -> Iterator[np.ndarray]:
+        yield first
+        for i, frame in enumerate(frames, start=1):
+            if max_frames is not None and i >= max_frames:
+                return
+            yield frame
+
+    start = time.perf_counter()
+    tracker = PointTracker(model, first, points, **tracker_conf)
+    colors = point_colors(len(tracker.points))
+    history: list[np.ndarray] = []
+    writer = VideoWriter(out, fps) if out is not None else None
+    table = open(csv_path, "w", newline="") if csv_path is not None else None
+    rows = csv.writer(table) if table is not None else None
+    if rows is not None:
+        rows.writerow(["frame", "time_s", "point", "x", "y", "score"])
+    count, model_seconds = 0, 0.0
+    bar = tqdm(total=None, unit="frame", desc="tracking", disable=not progress)
+    try:
+        for batch in _batches(stream(), batch_size):
+            t0 = time.perf_counter()
+            pts, scores = tracker(batch)
+            model_seconds += time.perf_counter() - t0
+            for frame, p, s in zip(batch, pts.numpy(), scores.numpy()):
+                if rows is not None:
+                    for k, ((x, y), score) in enumerate(zip(p, s)):
+                        rows.writerow([count, f"{count / float(fps):.4f}", k, f"{x:.2f}", f"{y:.2f}", f"{score:.4f}"])
+                if writer is not None:
+                    history = (history + [p])[-trail:] if trail > 0 else []
+                    trails = list(np.stack(history, axis=1)) if history else None
+                    writer.write(draw_points(frame, p, colors, radius=max(3, frame.shape[0] // 80), trails=trails))
+                count += 1
+            bar.update(len(batch))
+    finally:
+        bar.close()
+        frames.close()
+        if writer is not None:
+            writer.close()
+        if table is not None:
+            table.close()
+    return TrackingSummary(count, time.perf_counter() - start, model_seconds)

@@ -1,0 +1,116 @@
+"""Streaming video reading and writing with PyAV: frames one at a time, never the whole video.
+
+Frames are (H, W, 3) uint8 RGB arrays. Errors name the file and what was wrong.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+__all__ = ["VideoWriter", "frame_rate", "read_frames"]
+
+DEFAULT_FPS = 25
+
+
+def _open(path: str | Path) -> av.container.InputContainer:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"video: no such file: {path}")
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as err:
+        raise ValueError(f"video: {path} cannot be decoded as a video ({err})") from None
+    if not container.streams.video:
+        container.close()
+        raise ValueError(f"video: {path} has no video stream")
+    return container
+
+
+def frame_rate(path: str | Path) -> Fraction:
+    """Average frames per second of the first video stream (25 when the file does not say)."""
+    with _open(path) as container:
+        rate = container.streams.video[0].average_rate
+    return Fraction(rate) if rate else Fraction(DEFAULT_FPS)
+
+
+def read_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """Decode the first video stream frame by frame.
+
+    Yields (H, W, 3) uint8 RGB frames. Raises FileNotFoundError for a missing file and ValueError for
+    a file that is not a decodable video (also when decoding fails part-way, naming the frame).
+    """
+    container = _open(path)
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    count = 0
+    try:
+        for frame in container.decode(stream):
+            yield frame.to_ndarray(format="rgb24")
+            count += 1
+    except av.FFmpegError as err:
+        raise ValueError(f"video: {path}: decoding failed after {count} frame(s) ({err})") from None
+    finally:
+        container.close()
+
+
+class VideoWriter:
+    """Write RGB frames to a video file (H.264 in .mp4 by default), one frame at a time.
+
+    Use as a context manager; odd frame sizes are padded by one black pixel (H.264 needs even sizes).
+    """
+
+    def __init__(self, path: str | Path, fps: float | Fraction = DEFAULT_FPS, codec: str = "libx264",
+                 crf: int = 23):
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise FileNotFoundError(f"out: the folder {self.path.parent} does not exist")
+        if fps <= 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        self.fps = Fraction(fps).limit_denominator(1001)
+        self.codec = codec
+        self.crf = crf
+        self._container = None
+        self._stream = None
+        self._size: tuple[int, int] | None = None
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _start(self, height: int, width: int) -> None:
+        self._container = av.open(str(self.path), mode="w")
+        options = {"crf": str(self.crf)} if self.codec == "libx264" else {}
+        self._stream = self._container.add_stream(self.codec, rate=self.fps, options=options)
+        self._stream.width, self._stream.height = width + width % 2, height + height % 2
+        self._stream.pix_fmt = "yuv420p"
+        self._size = (height, width)
+
+    def write(self, frame: np.ndarray) -> None:
+        """frame: (H, W, 3) uint8 RGB, the same size for every frame of a video."""
+        if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3
+                and frame.dtype == np.uint8):
+            got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise ValueError(f"frame: expected an (H, W, 3) uint8 array, got {got}")
+        if self._stream is None:
+            self._start(*frame.shape[:2])
+        if frame.shape[:2] != self._size:
+            raise ValueError(f"frame: size {frame.shape[:2]} differs from the first frame's {self._size}")
+        h, w = frame.shape[:2]
+        frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)))
+        for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        """Flush the encoder and close the file (idempotent)."""
+        if self._container is None:
+            return
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+        self._container = None
