@@ -1,0 +1,103 @@
+"""The cycle-consistency matcher behind ``geocorr.load("cyclecorr")``: keypoints through predicted flow.
+
+Each image is cropped to its object box (the whole image by default) and resized to 128×128, the
+network predicts ``F_{0,1}`` and ``M_{0,1}`` on the crops, and a query point moves by the flow
+bilinearly read at its position; its score is the matchability there.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ...images import ImageLike, load_image
+from ..base import Matches, check_points
+from .crop import Crop
+from .flow import sample_at
+from .network import CycleCorrNet, NetworkConfig
+
+__all__ = ["CycleCorr", "load_state_dict"]
+
+
+def load_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """Read a checkpoint (``.safetensors``, or a torch ``.pt``/``.pth`` state dict)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
+    return state.get("model", state)
+
+
+class CycleCorr(nn.Module):
+    """Flow + matchability network wrapped as a point matcher.
+
+    default_conf:
+        weights: checkpoint of the network (None = random initialisation, for training).
+        network: :class:`NetworkConfig` or a dict of its fields (the paper's layers, 128×128 input).
+    """
+
+    default_conf = {"weights": None, "network": NetworkConfig()}
+
+    def __init__(self, **conf):
+        super().__init__()
+        unknown = set(conf) - set(self.default_conf)
+        if unknown:
+            raise ValueError(f"unknown option(s) {sorted(unknown)}; valid: {sorted(self.default_conf)}")
+        self.conf = {**self.default_conf, **conf}
+        network = self.conf["network"]
+        if isinstance(network, dict):
+            network = NetworkConfig(**{k: tuple(map(tuple, v)) if k != "image_size" else v for k, v in network.items()})
+        self.net = CycleCorrNet(network)
+        if self.conf["weights"] is not None:
+            self.net.load_state_dict(load_state_dict(self.conf["weights"]), strict=True)
+
+    @property
+    def image_size(self) -> int:
+        return self.net.config.image_size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def network_config(self) -> dict:
+        """The network's configuration as plain data (for checkpoints and run configs)."""
+        return asdict(self.net.config)
+
+    def crop(self, image: Tensor, box=None) -> tuple[Tensor, Crop]:
+        """Cut ``box`` (x0, y0, x1, y1; None = whole image) of a 3×H×W image -> (3×S×S, Crop)."""
+        crop = Crop.from_box(box, tuple(image.shape[-2:]), self.image_size)
+        return crop.apply(image), crop
+
+    @torch.inference_mode()
+    def predict(self, crop0: Tensor, crop1: Tensor) -> tuple[Tensor, Tensor]:
+        """Flow and matchability from crop0 to crop1 (each 3×S×S) -> (2×S×S, 1×S×S)."""
+        flow, matchability = self.net(crop0[None].to(self.device), crop1[None].to(self.device))
+        return flow[0], matchability[0]
+
+    def match(self, img0: ImageLike, img1: ImageLike, points, box0=None, box1=None) -> Matches:
+        """Where do ``points`` (N, 2) of img0, in (x, y) pixels, go in img1? -> Matches.
+
+        box0, box1: the object boxes (x0, y0, x1, y1) to crop, as the paper evaluates; None = whole image.
+        scores are the predicted matchability at each query point.
+        """
+        image0, image1 = load_image(img0, "img0"), load_image(img1, "img1")
+        pts = check_points(points, tuple(image0.shape[-2:]))
+        pixels0, crop0 = self.crop(image0, box0)
+        pixels1, crop1 = self.crop(image1, box1)
+        flow, matchability = self.predict(pixels0, pixels1)
+        if len(pts) == 0:
+            return Matches(pts.new_zeros(0, 2), pts.new_zeros(0))
+        query = crop0.to_crop(pts.to(flow.device))
+        where = query.T.reshape(1, 2, -1, 1)
+        moved = query + sample_at(flow[None], where)[0, :, :, 0].T
+        target = crop1.from_crop(moved.clamp(-0.5, self.image_size - 0.5))
+        scores = sample_at(matchability[None], where)[0, 0, :, 0]
+        return Matches(target.cpu(), scores.cpu())
