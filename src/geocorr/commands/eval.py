@@ -1,0 +1,126 @@
+"""``geocorr eval --method M --dataset D --root DIR``: PCK and friends on a benchmark.
+
+Prints a table and writes JSON (``--out``), CSV and a PCK-vs-α plot beside it. Predictions can be
+saved (``--save-predictions FILE``) and are then reused by a later run with the *same* config; a
+different config refuses the file unless ``--overwrite``. Under ``accelerate launch`` (or
+``torchrun``) the pairs are sharded over the processes and gathered: the results are identical to
+a single process.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..datasets import DATASETS, load_dataset
+from ..evaluation.cache import FeatureCache, model_fingerprint
+from ..evaluation.metrics import compute_metrics
+from ..evaluation.predictions import Predictions
+from ..evaluation.protocols import PRESETS, get_protocol
+from ..evaluation.report import format_table, write_csv, write_json, write_plot
+from ..evaluation.runner import evaluate_sharded
+from .common import add_model_arguments, load_model
+
+
+def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
+    """--protocol and its overrides (shared with ``geocorr metrics``)."""
+    group = parser.add_argument_group("protocol")
+    group.add_argument("--protocol", default="geco", choices=PRESETS,
+                       help="evaluation preset (default geco; see geocorr.evaluation.protocols)")
+    group.add_argument("--alpha", type=float, action="append", help="PCK level (repeatable; overrides the preset)")
+    group.add_argument("--normalisation", choices=["image", "bbox"], help="threshold from the target image or bbox")
+    group.add_argument("--averaging", choices=["point", "image"], help="pool points or average per image")
+    group.add_argument("--category-average", choices=["pooled", "mean"], help="how categories are combined")
+
+
+def protocol_from_args(args: argparse.Namespace, dataset: str):
+    return get_protocol(args.protocol, dataset, alphas=args.alpha, normalisation=args.normalisation,
+                        averaging=args.averaging, category_average=args.category_average)
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("--out", type=Path, help="results JSON; a .csv and a _pck.png are written beside it")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="benchmark")
+    data.add_argument("--root", required=True, type=Path, help="the dataset's folder (official layout)")
+    data.add_argument("--split", default="test", help="split (default test)")
+    data.add_argument("--max-pairs", type=int, help="evaluate only the first N pairs (quick checks)")
+    add_model_arguments(parser)
+    add_protocol_arguments(parser)
+    run_group = parser.add_argument_group("run")
+    run_group.add_argument("--batch-size", type=int, default=8, help="images per feature batch (default 8)")
+    run_group.add_argument("--cache-mb", type=int, default=2048, help="in-memory feature cache (default 2048 MB)")
+    run_group.add_argument("--cache-dir", type=Path, help="also keep features on disk here (reused across runs)")
+    run_group.add_argument("--save-predictions", type=Path, help="write predictions here (reused if the config matches)")
+    run_group.add_argument("--overwrite", action="store_true", help="replace a predictions file of another config")
+    run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_output_arguments(parser)
+
+
+def run_config(args: argparse.Namespace) -> dict:
+    """Everything that changes the predictions (not the protocol: metrics are recomputed)."""
+    return {"method": args.method, "backbone": args.backbone, "adapter": args.adapter,
+            "image_size": args.image_size, "dtype": args.dtype, "dataset": args.dataset,
+            "root": str(args.root.resolve()), "split": args.split, "max_pairs": args.max_pairs}
+
+
+def _reusable(path: Path | None, config: dict, overwrite: bool) -> Predictions | None:
+    if path is None or not path.exists() or overwrite:
+        return None
+    old = Predictions.load(path)
+    if old.config != config:
+        changed = sorted(k for k in set(old.config) | set(config) if old.config.get(k) != config.get(k))
+        raise ValueError(f"--save-predictions {path} was made with another config (differs in: "
+                         f"{', '.join(changed)}); pass --overwrite to replace it")
+    return old
+
+
+def report(args: argparse.Namespace, predictions: Predictions, label: str) -> dict:
+    """Compute, print and write the metrics of ``predictions``."""
+    protocol = protocol_from_args(args, predictions.dataset)
+    metrics = compute_metrics(predictions, protocol)
+    print(format_table(metrics))
+    if args.out is not None:
+        write_json(args.out, predictions.config, metrics, predictions.stats)
+        csv_path = write_csv(args.out.with_suffix(".csv"), predictions.config, metrics)
+        png_path = write_plot(args.out.with_name(args.out.stem + "_pck.png"), metrics, label)
+        print(f"wrote {args.out}, {csv_path}, {png_path}")
+    return metrics
+
+
+def run(args: argparse.Namespace) -> int:
+    from accelerate import PartialState
+
+    if args.max_pairs is not None and args.max_pairs < 1:
+        raise ValueError(f"--max-pairs must be >= 1, got {args.max_pairs}")
+    config = run_config(args)
+    state = PartialState()
+    predictions = _reusable(args.save_predictions, config, args.overwrite)
+    if predictions is not None:
+        print(f"reusing predictions of the same config from {args.save_predictions}")
+    else:
+        dataset = load_dataset(args.dataset, args.root, split=args.split)
+        if args.max_pairs is not None:
+            dataset.pairs = dataset.pairs[: args.max_pairs]
+        device = str(state.device) if state.num_processes > 1 else args.device
+        args.device = device
+        model = load_model(args)
+        cache = FeatureCache(args.cache_mb << 20, args.cache_dir,
+                             model_fingerprint(model, config) if args.cache_dir else "")
+        predictions = evaluate_sharded(model, dataset, rank=state.process_index, world=state.num_processes,
+                                       batch_size=args.batch_size, cache=cache, config=config,
+                                       progress=not args.no_progress and state.is_main_process)
+        if not state.is_main_process:
+            return 0
+        stats = predictions.stats
+        print(f"{stats['pairs']} pairs, {stats['images_forwarded']} images forwarded in "
+              f"{stats['seconds']:.1f} s ({stats['pairs'] / max(stats['seconds'], 1e-9):.1f} pairs/s)")
+        if args.save_predictions is not None:
+            predictions.save(args.save_predictions)
+            print(f"wrote predictions to {args.save_predictions}")
+    if state.is_main_process:
+        report(args, predictions, args.method)
+    return 0

@@ -1,0 +1,103 @@
+"""Percentage of Correct Keypoints (PCK@α), the metric every semantic-correspondence paper reports.
+
+A predicted keypoint is correct when its distance to the ground truth is ``≤ α · L``, with ``L`` the
+larger side, ``max(h, w)``, of a reference box: the target image (image normalisation) or the
+target object's bounding box (bbox normalisation), in original target-image pixels. A box
+``(x0, y0, x1, y1)`` has width ``x1 - x0`` and height ``y1 - y0``.
+
+Averaging: ``"point"`` pools every evaluated keypoint (PCK = correct points / points);
+``"image"`` first averages within each pair, then over pairs (pairs without points are left out).
+All functions are pure numpy with shapes in their docstrings (N points, P pairs, A levels).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+DEFAULT_ALPHAS = (0.05, 0.10, 0.15)
+NORMALISATIONS = ("image", "bbox")
+AVERAGING = ("point", "image")
+
+
+def _check(name: str, array: np.ndarray, shape: tuple) -> None:
+    """Raise ValueError when ``array`` does not have ``shape`` (``-1`` = any length)."""
+    ok = array.ndim == len(shape) and all(s in (-1, a) for s, a in zip(shape, array.shape))
+    if not ok:
+        wanted = "(" + ", ".join("N" if s == -1 else str(s) for s in shape) + ")"
+        raise ValueError(f"{name} must have shape {wanted}, got {tuple(array.shape)}")
+
+
+def reference_size(normalisation: str, image_size: np.ndarray, bbox: np.ndarray | None = None) -> np.ndarray:
+    """The length L that α multiplies: max side of the image or of the box.
+
+    image_size: (N, 2) as (width, height). bbox: (N, 4) as (x0, y0, x1, y1), needed for "bbox".
+    Returns (N,).
+    """
+    if normalisation not in NORMALISATIONS:
+        raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
+    if normalisation == "image":
+        image_size = np.asarray(image_size, dtype=np.float64)
+        _check("image_size", image_size, (-1, 2))
+        return image_size.max(axis=1)
+    if bbox is None:
+        raise ValueError("bbox normalisation needs bbox (N, 4)")
+    bbox = np.asarray(bbox, dtype=np.float64)
+    _check("bbox", bbox, (-1, 4))
+    return np.maximum(bbox[:, 2] - bbox[:, 0], bbox[:, 3] - bbox[:, 1])
+
+
+def correct_keypoints(
+    predicted: np.ndarray, target: np.ndarray, size: np.ndarray, alphas: Sequence[float] = DEFAULT_ALPHAS
+) -> np.ndarray:
+    """Which predictions are within α · L of the ground truth.
+
+    predicted, target: (N, 2) pixels. size: (N,) the reference length L of each point's pair.
+    Returns (N, A) bool, A = len(alphas).
+    """
+    predicted, target = np.asarray(predicted, np.float64), np.asarray(target, np.float64)
+    size = np.asarray(size, np.float64)
+    _check("predicted", predicted, (-1, 2))
+    _check("target", target, (len(predicted), 2))
+    _check("size", size, (len(predicted),))
+    alphas = np.asarray(alphas, np.float64)
+    if alphas.ndim != 1 or len(alphas) == 0 or (alphas <= 0).any():
+        raise ValueError(f"alphas must be a non-empty list of positive numbers, got {alphas.tolist()}")
+    distance = np.linalg.norm(predicted - target, axis=1)
+    return distance[:, None] <= alphas[None, :] * size[:, None]
+
+
+def pck(correct: np.ndarray, pair_index: np.ndarray, averaging: str = "point") -> np.ndarray:
+    """PCK (in [0, 1]) per α from per-point correctness.
+
+    correct: (N, A) bool. pair_index: (N,) int, the pair each point belongs to.
+    averaging: "point" (pooled) or "image" (mean over pairs of each pair's PCK).
+    Returns (A,); NaN when there is no point.
+    """
+    correct = np.asarray(correct, dtype=np.float64)
+    pair_index = np.asarray(pair_index)
+    _check("correct", correct, (-1, -1))
+    _check("pair_index", pair_index, (len(correct),))
+    if averaging not in AVERAGING:
+        raise ValueError(f"averaging must be one of {AVERAGING}, got {averaging!r}")
+    if len(correct) == 0:
+        return np.full(correct.shape[1], np.nan)
+    if averaging == "point":
+        return correct.mean(axis=0)
+    pairs, inverse = np.unique(pair_index, return_inverse=True)
+    per_pair = np.zeros((len(pairs), correct.shape[1]))
+    np.add.at(per_pair, inverse, correct)
+    per_pair /= np.bincount(inverse)[:, None]
+    return per_pair.mean(axis=0)
+
+
+def pck_per_category(
+    correct: np.ndarray, pair_index: np.ndarray, category: np.ndarray, averaging: str = "point"
+) -> dict[str, np.ndarray]:
+    """:func:`pck` of each category. category: (N,) str. Returns {category: (A,)}."""
+    category = np.asarray(category)
+    _check("category", category, (len(correct),))
+    return {
+        str(c): pck(np.asarray(correct)[category == c], np.asarray(pair_index)[category == c], averaging)
+        for c in sorted(set(category.tolist()))
+    }
