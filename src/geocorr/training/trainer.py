@@ -169,8 +169,10 @@ class Trainer:
             last = self.step == self.total_steps
             if self.validate is not None and ((conf.val_every and self.step % conf.val_every == 0) or last):
                 result.update(self._validate())
+                tic, window = time.perf_counter(), 0  # throughput counts training time only
             if (conf.checkpoint_every and self.step % conf.checkpoint_every == 0) or last:
                 self._save(self.checkpoint_path)
+                tic, window = time.perf_counter(), 0
         bar.close()
         if acc.is_main_process and callable(getattr(self.model, "export", None)):
             self.model.export(self.out_dir)

@@ -1,0 +1,172 @@
+"""GECO's training samples: augmented keypoint pairs mapped onto the token grid.
+
+A sample holds both images at the training resolution plus, per keypoint of the category, its
+token in each image, its visibility and its symmetric twin, and each image's foreground tokens
+for the OT marginals and the fg×bg loss term. Foreground comes from an object mask where the
+dataset has one (``ImageAnnotation.meta["mask"]``: a file path or an (H, W) array; GECO used SAM
+masks), else from the convex hull of the visible keypoints (the fallback for datasets without
+masks, e.g. PF-Willow).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.path import Path as Polygon
+from PIL import Image
+from scipy.spatial import ConvexHull, QhullError
+
+from ...datasets.base import ImageAnnotation, Pair, PairDataset
+from ...grid import TokenGrid
+from ...training.augment import AugmentConfig, augment
+
+
+def keypoint_hull_tokens(points: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
+    """Tokens inside the convex hull of grid points (n, 2), plus the tokens holding them -> (h, w) bool."""
+    h, w = grid_hw
+    mask = np.zeros((h, w), dtype=bool)
+    if len(points) == 0:
+        return mask
+    cells = np.clip(np.round(points).astype(int), 0, [w - 1, h - 1])
+    mask[cells[:, 1], cells[:, 0]] = True
+    if len(points) >= 3:
+        try:
+            hull = ConvexHull(points)
+        except QhullError:  # collinear points: no area
+            return mask
+        ys, xs = np.mgrid[0:h, 0:w]
+        centres = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
+        mask |= Polygon(points[hull.vertices]).contains_points(centres, radius=1e-6).reshape(h, w)
+    return mask
+
+
+def _mask_image(ann: ImageAnnotation) -> Image.Image | None:
+    mask = ann.meta.get("mask")
+    if mask is None:
+        return None
+    if isinstance(mask, (str, Path)):
+        path = Path(mask)
+        if not path.is_file():
+            raise FileNotFoundError(f"mask of {ann.path}: no such file: {path}")
+        mask = np.asarray(Image.open(path).convert("L")) > 127
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != (ann.size[1], ann.size[0]):
+        raise ValueError(f"mask of {ann.path} has shape {mask.shape}, the image is {ann.size[1]}×{ann.size[0]}")
+    return Image.fromarray(mask.astype(np.uint8) * 255)
+
+
+def sample_pairs(dataset: Sequence[Pair], per_category: int | None, seed: int) -> list[Pair]:
+    """At most ``per_category`` pairs of each category (a seeded random subset), in dataset order."""
+    by_category: dict[str, list[int]] = defaultdict(list)
+    for i, pair in enumerate(dataset):
+        by_category[pair.category].append(i)
+    keep: list[int] = []
+    g = torch.Generator().manual_seed(seed)
+    for category in sorted(by_category):
+        indices = by_category[category]
+        if per_category is not None and len(indices) > per_category:
+            chosen = torch.randperm(len(indices), generator=g)[:per_category].sort().values.tolist()
+            indices = [indices[j] for j in chosen]
+        keep += indices
+    return [dataset[i] for i in sorted(keep)]
+
+
+class GecoPairs:
+    """Training pairs for GECO; :meth:`sample` draws the augmentations from the given generator.
+
+    dataset: a keypoint :class:`PairDataset`; its ``symmetry[category]["twin"]`` gives the M−
+        pairs and (as published) the flip permutation. Categories without a table get no
+        negatives and no flips (a flip without a permutation would mislabel left and right).
+    image_size: side of the square training images; patch: the backbone's token size.
+    per_category: at most this many pairs per category (GECO: 800); seed picks them.
+    """
+
+    def __init__(self, dataset: PairDataset, image_size: int, patch: int, augment_conf: AugmentConfig,
+                 per_category: int | None = 800, seed: int = 0) -> None:
+        if image_size % patch:
+            raise ValueError(f"image_size {image_size} must be a multiple of the patch size {patch}")
+        self.image_size, self.patch, self.augment_conf = image_size, patch, augment_conf
+        self.twins = {c: np.asarray(t["twin"]) for c, t in dataset.symmetry.items() if "twin" in t}
+        pairs = []
+        for pair in sample_pairs(dataset, per_category, seed):
+            src, trg = pair.source, pair.target
+            if src.num_keypoints != trg.num_keypoints:
+                raise ValueError(f"pair {src.path} -> {trg.path}: {src.num_keypoints} vs {trg.num_keypoints} keypoints")
+            twin = self.twins.get(pair.category)
+            if twin is not None and len(twin) != src.num_keypoints:
+                raise ValueError(f"category {pair.category}: twin table has {len(twin)} entries for "
+                                 f"{src.num_keypoints} keypoints")
+            if (src.visible | trg.visible).any():
+                pairs.append(pair)
+        if not pairs:
+            raise ValueError(f"dataset {dataset.name} ({dataset.split}) has no pair with a visible keypoint")
+        self.pairs = pairs
+        side = image_size
+        self.grid = TokenGrid(image_hw=(side, side), content_hw=(side, side), input_hw=(side, side), patch=patch)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def sample(self, index: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """One augmented pair (see :func:`collate` for the keys)."""
+        pair = self.pairs[index]
+        twin = self.twins.get(pair.category)
+        src = self._view(pair.source, generator, twin)
+        trg = self._view(pair.target, generator, twin)
+        if not (src["visible"] | trg["visible"]).any():  # the crops cut every keypoint away: no crop
+            plain = AugmentConfig(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip=0.0, jitter_p=0.0,
+                                  blur_p=0.0, solarize_p=0.0)
+            src = self._view(pair.source, generator, None, plain)
+            trg = self._view(pair.target, generator, None, plain)
+        k = pair.source.num_keypoints
+        return {
+            "source_image": src["image"], "target_image": trg["image"],
+            "source_tokens": src["tokens"], "target_tokens": trg["tokens"],
+            "source_visible": src["visible"], "target_visible": trg["visible"],
+            "source_foreground": src["foreground"], "target_foreground": trg["foreground"],
+            "twin": torch.as_tensor(twin if twin is not None else np.arange(k), dtype=torch.long),
+        }
+
+    def _view(self, ann: ImageAnnotation, g: torch.Generator, twin: np.ndarray | None,
+              conf: AugmentConfig | None = None) -> dict[str, torch.Tensor]:
+        with Image.open(ann.path) as img:
+            image, kps, vis, mask = augment(img, np.asarray(ann.keypoints, dtype=np.float64), ann.visible,
+                                            (self.image_size, self.image_size), conf or self.augment_conf, g,
+                                            permutation=twin, mask=_mask_image(ann))
+        grid_pts = self.grid.image_to_grid(torch.as_tensor(np.nan_to_num(kps), dtype=torch.float64))
+        h, w = self.grid.grid_hw
+        cells = grid_pts.round().long().clamp(min=0)
+        cells[:, 0].clamp_(max=w - 1)
+        cells[:, 1].clamp_(max=h - 1)
+        if mask is not None:
+            m = torch.as_tensor(np.array(mask), dtype=torch.float32)[None, None] / 255
+            foreground = F.adaptive_avg_pool2d(m, (h, w))[0, 0] >= 0.5
+        else:
+            foreground = torch.as_tensor(keypoint_hull_tokens(grid_pts[torch.as_tensor(vis)].numpy(), (h, w)))
+        tensor = torch.as_tensor(np.array(image), dtype=torch.float32).permute(2, 0, 1) / 255
+        return {"image": tensor, "tokens": cells[:, 1] * w + cells[:, 0], "visible": torch.as_tensor(vis),
+                "foreground": foreground.reshape(-1)}
+
+
+def collate(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack samples, padding the keypoint axis to the largest K of the batch.
+
+    Keys: source_image, target_image (B, 3, S, S) in [0, 1]; source_tokens, target_tokens (B, K)
+    long; source_visible, target_visible (B, K) bool; twin (B, K) long; keypoint_mask (B, K) bool
+    (False = padding); source_foreground, target_foreground (B, N) bool.
+    """
+    k = max(len(s["twin"]) for s in samples)
+    out: dict[str, list] = defaultdict(list)
+    for s in samples:
+        pad = k - len(s["twin"])
+        for key in ("source_tokens", "target_tokens", "source_visible", "target_visible"):
+            out[key].append(torch.cat([s[key], s[key].new_zeros(pad)]))
+        out["twin"].append(torch.cat([s["twin"], torch.arange(len(s["twin"]), k)]))
+        out["keypoint_mask"].append(torch.arange(k) < len(s["twin"]))
+        for key in ("source_image", "target_image", "source_foreground", "target_foreground"):
+            out[key].append(s[key])
+    return {key: torch.stack(values) for key, values in out.items()}
