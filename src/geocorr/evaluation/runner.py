@@ -113,7 +113,7 @@ def evaluate(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     indices = range(len(dataset)) if pair_indices is None else list(pair_indices)
     reusable = hasattr(model, "features") and hasattr(model, "match_features")
-    source = _FeatureSource(model, dataset.images(), batch_size, cache or FeatureCache())
+    source = _FeatureSource(model, dataset.images(), batch_size, cache if cache is not None else FeatureCache())
     records = []
     tic = time.perf_counter()
     for i in tqdm(indices, desc=f"eval {dataset.name}", unit="pair", disable=not progress):

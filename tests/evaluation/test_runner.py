@@ -1,0 +1,114 @@
+import shutil
+
+import numpy as np
+import pytest
+
+import geocorr
+from geocorr.backbones import tiny_config
+from geocorr.datasets.pf_willow import load_pf_willow
+from geocorr.evaluation.cache import FeatureCache, model_fingerprint
+from geocorr.evaluation.runner import evaluate, shard
+
+
+@pytest.fixture(scope="module")
+def small_willow(tmp_path_factory, pf_willow_root):
+    """2 folders x 3 real PF-Willow images: 12 ordered pairs, 6 images."""
+    root = tmp_path_factory.mktemp("willow")
+    for name in ("car(G)", "duck(S)"):
+        (root / name).mkdir()
+        for png in sorted((pf_willow_root / name).glob("*.png"))[:3]:
+            shutil.copy(png, root / name / png.name)
+            shutil.copy(png.with_suffix(".mat"), root / name / png.with_suffix(".mat").name)
+    return load_pf_willow(root)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    import torch
+
+    torch.manual_seed(0)
+    return geocorr.load("dinov2", backbone=tiny_config(), image_size=56, upsample="none")
+
+
+class CountingModel:
+    """Forwards features/match_features to a model and counts the images sent to features()."""
+
+    def __init__(self, model):
+        self.model, self.images = model, 0
+
+    def features(self, images):
+        self.images += len(images)
+        return self.model.features(images)
+
+    def match_features(self, *args):
+        return self.model.match_features(*args)
+
+
+def _arrays(preds):
+    return np.stack([p.predicted for p in preds.pairs]), np.stack([p.scores for p in preds.pairs])
+
+
+def test_each_image_is_forwarded_once(small_willow, tiny_model):
+    model = CountingModel(tiny_model)
+    preds = evaluate(model, small_willow, batch_size=4, progress=False)
+    assert model.images == 6 and preds.stats["images_forwarded"] == 6
+    assert len(preds.pairs) == 12
+    predicted, scores = _arrays(preds)
+    assert np.isfinite(predicted).all() and np.isfinite(scores).all()  # PF-Willow: all 10 visible
+    first = preds.pairs[0]
+    assert first.source == str(small_willow[0].source.path) and first.category == "car(G)"
+
+
+def test_memory_bound_recomputes(small_willow, tiny_model):
+    model = CountingModel(tiny_model)
+    evaluate(model, small_willow, batch_size=1, cache=FeatureCache(max_bytes=0), progress=False)
+    assert model.images == 24  # two images per pair, nothing kept
+
+
+def test_shards_give_identical_results(small_willow, tiny_model):
+    whole = evaluate(tiny_model, small_willow, batch_size=4, progress=False)
+    parts = [evaluate(tiny_model, small_willow, pair_indices=shard(len(small_willow), r, 3), batch_size=4,
+                      progress=False) for r in range(3)]
+    merged = [p for part in parts for p in part.pairs]
+    assert [p.source + p.target for p in merged] == [p.source + p.target for p in whole.pairs]
+    np.testing.assert_array_equal(np.stack([p.predicted for p in merged]), _arrays(whole)[0])
+    np.testing.assert_array_equal(np.stack([p.scores for p in merged]), _arrays(whole)[1])
+
+
+def test_shard_bounds():
+    assert [list(shard(5, r, 2)) for r in range(2)] == [[0, 1], [2, 3, 4]]
+    with pytest.raises(ValueError, match="rank"):
+        shard(5, 2, 2)
+
+
+def test_disk_cache_is_reused(tmp_path, small_willow, tiny_model):
+    fingerprint = model_fingerprint(tiny_model, {"image_size": 56})
+    first = evaluate(tiny_model, small_willow, cache=FeatureCache(directory=tmp_path, fingerprint=fingerprint),
+                     progress=False)
+    model = CountingModel(tiny_model)
+    cache = FeatureCache(directory=tmp_path, fingerprint=fingerprint)
+    second = evaluate(model, small_willow, cache=cache, progress=False)
+    assert model.images == 0 and cache.disk_hits == 6
+    np.testing.assert_array_equal(_arrays(first)[0], _arrays(second)[0])
+    assert model_fingerprint(tiny_model, {"image_size": 28}) != fingerprint
+
+
+def test_methods_without_reusable_features_use_match(small_willow, tiny_model):
+    class MatchOnly:
+        def match(self, img0, img1, points):
+            return tiny_model.match(img0, img1, points)
+
+    subset = list(range(4))
+    reference = evaluate(tiny_model, small_willow, pair_indices=subset, batch_size=2, progress=False)
+    fallback = evaluate(MatchOnly(), small_willow, pair_indices=subset, progress=False)
+    assert fallback.stats["images_forwarded"] == 0
+    np.testing.assert_allclose(_arrays(fallback)[0], _arrays(reference)[0], atol=1e-4)
+
+
+def test_bad_arguments(small_willow, tiny_model):
+    with pytest.raises(ValueError, match="batch_size"):
+        evaluate(tiny_model, small_willow, batch_size=0)
+    with pytest.raises(ValueError, match="max_bytes"):
+        FeatureCache(max_bytes=-1)
+    with pytest.raises(ValueError, match="fingerprint"):
+        FeatureCache(directory="somewhere")
