@@ -9,6 +9,7 @@ from geocorr.matching import (
     sample_features,
     soft_argmax,
     upsample_features,
+    upsampled_cosine_similarity,
     window_soft_argmax,
 )
 
@@ -86,3 +87,14 @@ def test_upsample_features_follows_grid_geometry():
     up = upsample_features(feats, grid)
     assert up.shape == (1, 1, 4, 4)
     assert torch.allclose(up[0, 0, 0], torch.tensor([0.0, 0.25, 0.75, 1.0]))  # clamped at the border
+
+
+@pytest.mark.parametrize("image_hw,grid_hw", [((40, 60), (4, 4)), ((9, 13), (1, 3)), ((30, 20), (5, 1))])
+def test_upsampled_cosine_similarity_equals_explicit_upsampling(image_hw, grid_hw):
+    grid = TokenGrid(image_hw=image_hw, content_hw=(grid_hw[0] * 14, grid_hw[1] * 14),
+                     input_hw=(grid_hw[0] * 14, grid_hw[1] * 14), patch=14)
+    feats = torch.randn(1, 8, *grid_hw, dtype=torch.float64)
+    query = torch.randn(3, 8, dtype=torch.float64)
+    dense = upsample_features(feats, grid).flatten(2).transpose(1, 2)  # (1, H*W, C)
+    expected = cosine_similarity(query[None], dense)[0].reshape(3, *image_hw)
+    assert torch.allclose(upsampled_cosine_similarity(query, feats[0], grid), expected, atol=1e-6)

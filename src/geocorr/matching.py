@@ -137,3 +137,46 @@ def upsample_features(feats: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
     pix = _grid_coords(height, width, torch.empty(0, dtype=torch.float32, device=feats.device))
     pts = grid.image_to_grid(pix)[None].expand(feats.shape[0], -1, -1)
     return sample_features(feats, pts).transpose(1, 2).reshape(feats.shape[0], -1, height, width)
+
+
+def upsampled_cosine_similarity(query: torch.Tensor, feats: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
+    """Cosine similarity of queries to the bilinearly up-sampled features at every image pixel.
+
+    Equal to ``cosine_similarity(query, upsample_features(feats, grid))`` but never builds the
+    (C, H, W) up-sampled map: an up-sampled feature is ``Σ_k w_k f_k`` over the 4 surrounding tokens, so
+    its dot product with q interpolates the token map ``q·f`` and its squared norm is ``Σ_kl w_k w_l
+    f_k·f_l``, from 6 token-level maps of neighbour dot products.
+
+    query: (N, C); feats: (C, h, w) on ``grid`` -> (N, H, W) with (H, W) = ``grid.image_hw``.
+    """
+    _check(query, 2, "query", "(N, C)")
+    _check(feats, 3, "feats", "(C, h, w)")
+    if tuple(feats.shape[-2:]) != grid.grid_hw:
+        raise ValueError(f"feats grid {tuple(feats.shape[-2:])} does not match the TokenGrid {grid.grid_hw}")
+    f = F.pad(feats[None], (0, feats.shape[2] < 2, 0, feats.shape[1] < 2), mode="replicate")[0]
+    c, h, w = f.shape
+    height, width = grid.image_hw
+    pix = _grid_coords(height, width, torch.empty(0, dtype=torch.float32, device=f.device))
+    g = grid.image_to_grid(pix)
+    gx = g[:, 0].clamp(0, grid.grid_hw[1] - 1)  # grid_sample's border padding clamps coordinates
+    gy = g[:, 1].clamp(0, grid.grid_hw[0] - 1)
+    x0 = gx.floor().clamp(max=w - 2).long()
+    y0 = gy.floor().clamp(max=h - 2).long()
+    fx, fy = gx - x0, gy - y0
+    weights = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy])  # a b c d: (4, P)
+    corners = torch.stack([y0 * w + x0, y0 * w + x0 + 1, (y0 + 1) * w + x0, (y0 + 1) * w + x0 + 1])
+    # Token-level dot products: squared norms and the 4 neighbour relations of a 2×2 cell.
+    norm2 = (f * f).sum(0).reshape(-1)
+    right = F.pad((f[:, :, :-1] * f[:, :, 1:]).sum(0), (0, 1)).reshape(-1)
+    down = F.pad((f[:, :-1] * f[:, 1:]).sum(0), (0, 0, 0, 1)).reshape(-1)
+    diag = F.pad((f[:, :-1, :-1] * f[:, 1:, 1:]).sum(0), (0, 1, 0, 1)).reshape(-1)
+    anti = F.pad((f[:, :-1, 1:] * f[:, 1:, :-1]).sum(0), (0, 1, 0, 1)).reshape(-1)
+    a = corners[0]
+    wa, wb, wc, wd = weights
+    sq = (wa**2 * norm2[corners[0]] + wb**2 * norm2[corners[1]] + wc**2 * norm2[corners[2]]
+          + wd**2 * norm2[corners[3]]
+          + 2 * (wa * wb * right[a] + wc * wd * right[corners[2]] + wa * wc * down[a]
+                 + wb * wd * down[corners[1]] + wa * wd * diag[a] + wb * wc * anti[a]))
+    dots = F.normalize(query, dim=-1) @ f.reshape(c, -1)  # (N, h*w)
+    num = (dots[:, corners] * weights[None]).sum(1)  # (N, P)
+    return (num / sq.clamp_min(1e-24).sqrt()).reshape(-1, height, width)

@@ -11,7 +11,7 @@ from torch import nn
 from ..backbones import DinoV2Backbone
 from ..grid import TokenGrid
 from ..images import ImageLike, load_image
-from ..matching import argmax_match, sample_features
+from ..matching import argmax_match, sample_features, upsampled_cosine_similarity
 
 
 @dataclass
@@ -79,7 +79,6 @@ class DenseMatcher(nn.Module):
         "upsample": "features",  # features | none: argmax over image pixels (bilinearly up-sampled
         # features, the published evaluation) or over tokens (faster: video)
         "batch_size": 8,  # images per backbone forward in features()
-        "chunk_pixels": 65536,  # target pixels per similarity chunk when up-sampling
     }
 
     def __init__(self, backbone: DinoV2Backbone, **conf):
@@ -148,26 +147,8 @@ class DenseMatcher(nn.Module):
         if self.conf["upsample"] == "none":
             best, scores = argmax_match(sim[None])
             return Matches(grid1.grid_to_image(best[0]), scores[0], sim)
-        best, scores = self._argmax_upsampled(query, dense1, grid1)
-        return Matches(best, scores, sim)
-
-    def _argmax_upsampled(self, query: torch.Tensor, dense: torch.Tensor, grid: TokenGrid):
-        """Argmax of cosine similarity over every pixel, features up-sampled bilinearly; chunked rows."""
-        height, width = grid.image_hw
-        rows = max(1, self.conf["chunk_pixels"] // width)
-        xs = torch.arange(width, dtype=torch.float32, device=dense.device)
-        best_score = torch.full((len(query),), -2.0, device=dense.device)
-        best_idx = torch.zeros(len(query), dtype=torch.long, device=dense.device)
-        for y0 in range(0, height, rows):
-            ys = torch.arange(y0, min(height, y0 + rows), dtype=torch.float32, device=dense.device)
-            pix = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1).reshape(-1, 2)
-            feats = F.normalize(sample_features(dense, grid.image_to_grid(pix)[None])[0], dim=-1)
-            score, idx = (query @ feats.T).max(dim=1)
-            better = score > best_score
-            best_score = torch.where(better, score, best_score)
-            best_idx = torch.where(better, idx + y0 * width, best_idx)
-        points = torch.stack([best_idx % width, torch.div(best_idx, width, rounding_mode="floor")], -1)
-        return points.float(), best_score
+        best, scores = argmax_match(upsampled_cosine_similarity(query, dense1[0], grid1)[None])
+        return Matches(best[0], scores[0], sim)
 
     def match(self, img0: ImageLike, img1: ImageLike, points) -> Matches:
         """Where do ``points`` (N, 2) of img0, in (x, y) pixels, go in img1? -> Matches."""
