@@ -21,6 +21,14 @@ from ..evaluation.runner import evaluate_sharded
 from .common import add_model_arguments, load_model
 
 
+def parse_option(text: str) -> tuple[str, object]:
+    """'key=value' -> (key, value), value as int when it is one; argparse type."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, int(value) if value.lstrip("-").isdigit() else value
+
+
 def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     """--protocol and its overrides (shared with ``geocorr metrics``)."""
     group = parser.add_argument_group("protocol")
@@ -47,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="benchmark")
     data.add_argument("--root", required=True, type=Path, help="the dataset's folder (official layout)")
     data.add_argument("--split", default="test", help="split (default test)")
+    data.add_argument("--dataset-option", action="append", default=[], type=parse_option, metavar="KEY=VALUE",
+                      help="loader option, e.g. setting=cross-species (ap10k), layout=small (spair), "
+                           "num_pairs=1000 (cub) — repeatable")
     data.add_argument("--max-pairs", type=int, help="evaluate only the first N pairs (quick checks)")
     add_model_arguments(parser)
     add_protocol_arguments(parser)
@@ -64,7 +75,8 @@ def run_config(args: argparse.Namespace) -> dict:
     """Everything that changes the predictions (not the protocol: metrics are recomputed)."""
     return {"method": args.method, "backbone": args.backbone, "adapter": args.adapter,
             "image_size": args.image_size, "dtype": args.dtype, "dataset": args.dataset,
-            "root": str(args.root.resolve()), "split": args.split, "max_pairs": args.max_pairs}
+            "root": str(args.root.resolve()), "split": args.split, "max_pairs": args.max_pairs,
+            "dataset_options": dict(args.dataset_option)}
 
 
 def _reusable(path: Path | None, config: dict, overwrite: bool) -> Predictions | None:
@@ -102,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     if predictions is not None:
         print(f"reusing predictions of the same config from {args.save_predictions}")
     else:
-        dataset = load_dataset(args.dataset, args.root, split=args.split)
+        dataset = load_dataset(args.dataset, args.root, split=args.split, **dict(args.dataset_option))
         if args.max_pairs is not None:
             dataset.pairs = dataset.pairs[: args.max_pairs]
         device = str(state.device) if state.num_processes > 1 else args.device

@@ -1,0 +1,156 @@
+"""AP-10K (Yu et al., NeurIPS 2021 datasets) as GeoAware-SC's correspondence benchmark.
+
+Official layout under ``root``::
+
+    annotations/ap10k-{train,val,test}-split1.json   # COCO keypoints: 17 keypoints, 54 species, 23 families
+    data/<file_name>                                  # the images
+
+The benchmark is built as GeoAware-SC (CVPR 2024) builds it:
+
+1. merge the three split-1 files; keep images with exactly one annotation, not ``iscrowd``, with
+   ≥ 3 visible keypoints (``v > 0``);
+2. per species (COCO category), sort its images by file name: the last 30 → test, the 20 before →
+   val, the rest → train;
+3. a pair needs ≥ 3 keypoints visible in both images;
+4. ``setting="intra-species"``: test/val: every valid unordered pair of images of one species
+   (source = the earlier file); train: 50·n valid pairs per species (n = its train images),
+   sampled; ``"cross-species"``: per family, 900 (test) / 400 (val) valid pairs of images of two
+   different species of that family; ``"cross-family"``: per unordered pair of families, 30 (test)
+   / 20 (val) valid pairs, one image from each. Sampling: ``numpy.random.default_rng(seed)``,
+   seed 42, without replacement (fewer when fewer valid pairs exist). The split rules and counts
+   are GeoAware's; the sampled pairs are not the authors' files (their sampler differs).
+
+Keypoints are COCO pixel coordinates, used as given; boxes are ``[x, y, w, h]`` → (x0, y0, x1, y1).
+A pair's category is the species (intra-species) or the source image's family (cross settings).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .base import ImageAnnotation, Pair, PairDataset
+from .files import require_dir, require_file
+from .symmetry import symmetry_table
+
+NUM_KEYPOINTS = 17
+SPLITS = ("train", "val", "test")
+SETTINGS = ("intra-species", "cross-species", "cross-family")
+TEST_PER_SPECIES, VAL_PER_SPECIES = 30, 20
+TRAIN_PAIRS_PER_IMAGE = 50
+CROSS_SPECIES_PAIRS = {"test": 900, "val": 400}
+CROSS_FAMILY_PAIRS = {"test": 30, "val": 20}
+MIN_VISIBLE = 3
+
+
+def _load_coco(root: Path) -> list[ImageAnnotation]:
+    """Every usable image of the merged split-1 files (step 1), with species and family in meta."""
+    images, annotations, categories = {}, defaultdict(list), {}
+    for part in SPLITS:
+        path = require_file(root / "annotations" / f"ap10k-{part}-split1.json", "AP-10K annotation file")
+        try:
+            coco = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
+        for key in ("images", "annotations", "categories"):
+            if key not in coco:
+                raise ValueError(f"{path}: not a COCO keypoint file (no {key!r})")
+        images.update({im["id"]: im for im in coco["images"]})
+        for ann in coco["annotations"]:
+            annotations[ann["image_id"]].append(ann)
+        categories.update({c["id"]: c for c in coco["categories"]})
+    out = []
+    for image_id, anns in annotations.items():
+        if len(anns) != 1 or anns[0].get("iscrowd", 0) or image_id not in images:
+            continue
+        ann, image = anns[0], images[image_id]
+        kps = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)
+        if kps.shape != (NUM_KEYPOINTS, 3):
+            raise ValueError(f"AP-10K annotation {ann.get('id')}: expected {NUM_KEYPOINTS} keypoints, got {len(kps)}")
+        visible = kps[:, 2] > 0
+        if visible.sum() < MIN_VISIBLE:
+            continue
+        x, y, w, h = ann["bbox"]
+        category = categories[ann["category_id"]]
+        out.append(ImageAnnotation(
+            path=root / "data" / image["file_name"],
+            keypoints=np.where(visible[:, None], kps[:, :2], np.nan),
+            visible=visible,
+            size=(int(image["width"]), int(image["height"])),
+            category=category["name"],
+            bbox=np.array([x, y, x + w, y + h], dtype=np.float64),
+            meta={"family": category["supercategory"], "file_name": image["file_name"]},
+        ))
+    return out
+
+
+def split_images(images: list[ImageAnnotation]) -> dict[str, list[ImageAnnotation]]:
+    """Step 2: per species sorted by file name, last 30 → test, 20 before → val, rest → train."""
+    by_species = defaultdict(list)
+    for image in images:
+        by_species[image.category].append(image)
+    out = {s: [] for s in SPLITS}
+    for species in sorted(by_species):
+        ordered = sorted(by_species[species], key=lambda a: a.meta["file_name"])
+        cut_test, cut_val = len(ordered) - TEST_PER_SPECIES, len(ordered) - TEST_PER_SPECIES - VAL_PER_SPECIES
+        out["test"] += ordered[max(cut_test, 0):]
+        out["val"] += ordered[max(cut_val, 0):max(cut_test, 0)]
+        out["train"] += ordered[:max(cut_val, 0)]
+    return out
+
+
+def _valid(a: ImageAnnotation, b: ImageAnnotation) -> bool:
+    return int((a.visible & b.visible).sum()) >= MIN_VISIBLE
+
+
+def _sample(candidates: list[tuple[ImageAnnotation, ImageAnnotation]], count: int, rng) -> list:
+    valid = [c for c in candidates if _valid(*c)]
+    if len(valid) <= count:
+        return valid
+    return [valid[i] for i in sorted(rng.choice(len(valid), size=count, replace=False))]
+
+
+def load_ap10k(root: str | Path, split: str = "test", setting: str = "intra-species", seed: int = 42) -> PairDataset:
+    """AP-10K pairs of ``split`` in ``setting`` (see the module docstring)."""
+    if split not in SPLITS:
+        raise ValueError(f"AP-10K split must be one of {SPLITS}, got {split!r}")
+    if setting not in SETTINGS:
+        raise ValueError(f"AP-10K setting must be one of {SETTINGS}, got {setting!r}")
+    if split == "train" and setting != "intra-species":
+        raise ValueError("AP-10K's train split is intra-species only")
+    root = require_dir(root, "AP-10K root")
+    images = split_images(_load_coco(root))[split]
+    rng = np.random.default_rng(seed)
+    groups = defaultdict(list)
+    for image in images:
+        groups[image.category if setting == "intra-species" else image.meta["family"]].append(image)
+    pairs: list[Pair] = []
+    if setting == "intra-species":
+        for species in sorted(groups):
+            candidates = list(itertools.combinations(groups[species], 2))
+            if split == "train":
+                chosen = _sample(candidates, TRAIN_PAIRS_PER_IMAGE * len(groups[species]), rng)
+            else:
+                chosen = [c for c in candidates if _valid(*c)]
+            pairs += [Pair(a, b, species) for a, b in chosen]
+    elif setting == "cross-species":
+        for family in sorted(groups):
+            members = groups[family]
+            candidates = [(a, b) for a, b in itertools.combinations(members, 2) if a.category != b.category]
+            pairs += [Pair(a, b, family) for a, b in _sample(candidates, CROSS_SPECIES_PAIRS[split], rng)]
+    else:
+        for fam_a, fam_b in itertools.combinations(sorted(groups), 2):
+            candidates = list(itertools.product(groups[fam_a], groups[fam_b]))
+            pairs += [Pair(a, b, fam_a) for a, b in _sample(candidates, CROSS_FAMILY_PAIRS[split], rng)]
+    table = symmetry_table("ap10k")
+    used = sorted({p.category for p in pairs})
+    return PairDataset(
+        name="ap10k",
+        split=f"{split}" if setting == "intra-species" else f"{split}-{setting}",
+        pairs=pairs,
+        keypoint_names={c: list(table["names"]) for c in used},
+        symmetry={c: table for c in used},
+    )
