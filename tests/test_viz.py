@@ -157,6 +157,13 @@ def test_draw_points_circles_and_trails():
         draw_points(frame, [[1.0, 1.0]], np.zeros((2, 3)))
 
 
+def test_draw_points_hollow_rings():
+    frame = np.zeros((21, 21, 3), dtype=np.uint8)
+    out = draw_points(frame, [[10.0, 10.0]], np.array([[0.0, 0.0, 1.0]]), radius=8, hollow=True)
+    assert tuple(out[10, 10]) == (0, 0, 0)  # the centre stays free
+    assert tuple(out[10, 2]) == (0, 0, 255)  # the ring, 8 px left of the centre
+
+
 def test_point_colors_distinct():
     cols = point_colors(5)
     assert cols.shape == (5, 3)

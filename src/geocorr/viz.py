@@ -336,11 +336,13 @@ def draw_points(
     *,
     radius: int = 5,
     trails: Sequence[np.ndarray] | None = None,
+    hollow: bool = False,
 ) -> np.ndarray:
     """Draw filled circles (black outline) at points on a copy of an (H, W, 3) uint8 frame.
 
     points: (N, 2), NaN ones skipped; colors: (N, 3) in [0, 1] (default :func:`point_colors`);
     trails: optional N arrays (T, 2) of past positions, drawn as polylines in the point's colour.
+    hollow: draw rings in the point's colour instead (e.g. to mark a second kind of point).
     """
     if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8):
         got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
@@ -362,5 +364,9 @@ def draw_points(
                 draw.line([tuple(q) for q in tr.tolist()], fill=rgb[k], width=max(1, radius // 2))
     for k, (x, y) in enumerate(p):
         if np.isfinite(x) and np.isfinite(y):
-            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=rgb[k], outline=(0, 0, 0), width=1)
+            box = (x - radius, y - radius, x + radius, y + radius)
+            if hollow:
+                draw.ellipse(box, outline=rgb[k], width=max(2, radius // 2))
+            else:
+                draw.ellipse(box, fill=rgb[k], outline=(0, 0, 0), width=1)
     return np.asarray(out)

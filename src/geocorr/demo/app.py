@@ -1,0 +1,183 @@
+"""Interactive browser demo (Gradio): click a point in the source, see its match in the target.
+
+The page shows, for every clicked point, the predicted target point with its score, the
+similarity heat map of the last point over the target, and optionally the *flipped twin*: where
+the point's mirror image goes (the query taken from the horizontally flipped source). A method
+that tells left from right puts the two at different places (left eye vs right eye); a method
+that does not puts them on top of each other.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..grid import TokenGrid
+from ..viz import draw_points, heatmap_overlay, point_colors
+
+__all__ = ["EXAMPLES_DIR", "DemoMatch", "PointMatcher", "build_app", "example_pairs", "render", "summary"]
+
+EXAMPLES_DIR = Path(__file__).parent / "examples"
+TWIN_NOTE = "rings: where each point's flipped twin goes"
+
+
+def example_pairs() -> list[list[str]]:
+    """The bundled PF-Willow pairs as [source, target] paths (``<name>_a.jpg``, ``<name>_b.jpg``)."""
+    return [[str(a), str(a.with_name(a.name.replace("_a.", "_b.")))] for a in sorted(EXAMPLES_DIR.glob("*_a.jpg"))]
+
+
+@dataclass
+class DemoMatch:
+    """What the page shows for N clicked points.
+
+    points: (N, 2) predicted target points (x, y); scores: (N,).
+    twins: (N, 2) target points of the flipped twins, or None.
+    similarity: (h, w) similarity of the last point on ``grid`` (None for methods without one).
+    """
+
+    points: np.ndarray
+    scores: np.ndarray
+    twins: np.ndarray | None = None
+    similarity: torch.Tensor | None = None
+    grid: TokenGrid | None = None
+
+
+class PointMatcher:
+    """Match clicked points with a geocorr model, keeping the features of the last few images."""
+
+    def __init__(self, model, cache_size: int = 6):
+        self.model = model
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, object] = OrderedDict()
+
+    def _features(self, image: np.ndarray):
+        key = hashlib.sha1(str(image.shape).encode() + image.tobytes()).hexdigest()
+        if key not in self._cache:
+            self._cache[key] = self.model.features([image])
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(key)
+        return self._cache[key]
+
+    def _match(self, source: np.ndarray, target: np.ndarray, points):
+        if not hasattr(self.model, "features"):
+            return self.model.match(source, target, points), None
+        feats1 = self._features(target)
+        return self.model.match_features(self._features(source), feats1, points), feats1.grids[0]
+
+    def __call__(self, source: np.ndarray, target: np.ndarray, points, twin: bool = False) -> DemoMatch:
+        """source, target: (H, W, 3) uint8; points: (N, 2) (x, y) in source pixels."""
+        matches, grid = self._match(source, target, points)
+        twins = None
+        if twin:
+            mirrored = np.asarray(points, dtype=np.float64) * [-1, 1] + [source.shape[1] - 1, 0]
+            twins = self._match(np.ascontiguousarray(source[:, ::-1]), target, mirrored)[0].points.cpu().numpy()
+        similarity = matches.similarity[-1].cpu() if matches.similarity is not None else None
+        return DemoMatch(matches.points.cpu().numpy(), matches.scores.cpu().numpy(), twins, similarity, grid)
+
+
+def render(source: np.ndarray, target: np.ndarray, queries, result: DemoMatch) -> tuple[np.ndarray, np.ndarray]:
+    """The two pictures of the page: source with the clicked points, target with heat map and matches."""
+    colors = point_colors(len(queries))
+    radius = max(4, max(target.shape[:2]) // 60)
+    left = draw_points(source, queries, colors, radius=radius)
+    right = target if result.similarity is None else heatmap_overlay(target, result.similarity, grid=result.grid,
+                                                                     alpha=0.45)
+    if result.twins is not None:
+        right = draw_points(right, result.twins, colors, radius=radius + 3, hollow=True)
+    return left, draw_points(right, result.points, colors, radius=radius)
+
+
+def summary(queries, result: DemoMatch) -> str:
+    """One line per point: '#1 (x, y) -> (x', y')  score s  [twin -> (x'', y'')]'."""
+    lines = []
+    for k, ((qx, qy), (x, y), s) in enumerate(zip(queries, result.points, result.scores), start=1):
+        line = f"#{k} ({qx:.0f}, {qy:.0f}) -> ({x:.1f}, {y:.1f})  score {s:.3f}"
+        if result.twins is not None:
+            line += f"  twin -> ({result.twins[k - 1][0]:.1f}, {result.twins[k - 1][1]:.1f})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def read_upload(payload: dict | None, label: str) -> np.ndarray | None:
+    """An uploaded image (Gradio's file payload) as (H, W, 3) uint8 RGB, or None when there is none.
+
+    Alpha and grey images are converted to RGB and EXIF rotation applied; a file that is not an
+    image raises ``gr.Error`` naming the upload (shown in the page).
+    """
+    if payload is None:
+        return None
+    name = payload.get("orig_name") or Path(payload["path"]).name
+    try:
+        with Image.open(payload["path"]) as img:
+            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    except (UnidentifiedImageError, OSError):
+        raise gr.Error(f"{label}: '{name}' is not an image file that can be read; "
+                       "upload a JPEG, PNG or WebP image.") from None
+
+
+def build_app(model, title: str = "geocorr: semantic correspondence"):
+    """The Gradio page for ``model`` (anything :func:`geocorr.load` returns). Launch with ``.launch()``."""
+    matcher = PointMatcher(model)
+
+    def compute(source, target, points, twin):
+        source, target = read_upload(source, "Source"), read_upload(target, "Target")
+        if source is None or target is None:
+            raise gr.Error("Upload or pick both a source and a target image first.")
+        try:
+            result = matcher(source, target, points, twin)
+        except ValueError as err:
+            raise gr.Error(str(err)) from None
+        left, right = render(source, target, points, result)
+        text = summary(points, result)
+        return left, right, text + (f"\n({TWIN_NOTE})" if twin else "")
+
+    def on_click(source, target, points, several, twin, evt: gr.SelectData):
+        points = (points if several else []) + [(float(evt.index[0]), float(evt.index[1]))]
+        return (points, *compute(source, target, points, twin))
+
+    def on_twin(source, target, points, twin):
+        if not points:
+            return gr.update(), gr.update(), gr.update()
+        return compute(source, target, points, twin)
+
+    def clear():
+        return [], None, None, ""
+
+    def check_source(image):
+        read_upload(image, "Source")
+
+    def check_target(image):
+        read_upload(image, "Target")
+
+    with gr.Blocks(title=title) as app:
+        gr.Markdown(f"## {title}\nUpload or pick two images, then **click a point in the source**.")
+        points = gr.State([])
+        with gr.Row():
+            source = gr.Image(label="Source (click a point)", type="numpy", sources=["upload"], elem_id="source")
+            target = gr.Image(label="Target", type="numpy", sources=["upload"], elem_id="target")
+        with gr.Row():
+            several = gr.Checkbox(label="several points", value=False, elem_id="several")
+            twin = gr.Checkbox(label="show flipped twin (left/right awareness)", value=True, elem_id="twin")
+            reset = gr.Button("Clear points", elem_id="clear")
+        with gr.Row():
+            source_view = gr.Image(label="Clicked points", interactive=False, elem_id="source_view")
+            target_view = gr.Image(label="Match and similarity", interactive=False, elem_id="target_view")
+        report = gr.Textbox(label="Matches", lines=3, interactive=False, elem_id="report")
+        gr.Examples(example_pairs(), inputs=[source, target], label="PF-Willow examples")
+
+        # preprocess=False: the handlers read the uploads themselves (read_upload) to report bad files.
+        outputs = [points, source_view, target_view, report]
+        source.select(on_click, [source, target, points, several, twin], outputs, preprocess=False)
+        twin.change(on_twin, [source, target, points, twin], outputs[1:], preprocess=False)
+        source.upload(check_source, [source], None, preprocess=False)
+        target.upload(check_target, [target], None, preprocess=False)
+        for event in (source.change, target.change, reset.click):
+            event(clear, None, outputs)
+    return app

@@ -1,0 +1,80 @@
+"""The demo's logic without a browser: matching clicked points, pictures, text, uploads."""
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from geocorr.demo.app import PointMatcher, example_pairs, read_upload, render, summary
+from geocorr.methods.base import Matches
+
+
+def test_matcher_finds_the_square_and_its_flipped_twin(colour_matcher, square_frames):
+    source, target = square_frames[0], square_frames[3]
+    result = PointMatcher(colour_matcher)(source, target, [[6.5, 20.5], [60.0, 45.0]], twin=True)
+    np.testing.assert_allclose(result.points[0], [48.5, 20.5])  # token (3, 1): the red square
+    np.testing.assert_allclose(result.scores[0], 1.0, atol=1e-5)
+    # the mirrored query (x = 83 - 6.5) lies on the mirrored red square: colour has no left/right
+    np.testing.assert_allclose(result.twins[0], [48.5, 20.5])
+    assert result.similarity.shape == (4, 6) and result.grid.grid_hw == (4, 6)
+
+
+def test_matcher_caches_features(colour_matcher, square_frames):
+    calls = []
+
+    class Counting:
+        def features(self, images):
+            calls.append(len(images))
+            return colour_matcher.features(images)
+
+        def match_features(self, *args):
+            return colour_matcher.match_features(*args)
+
+    matcher = PointMatcher(Counting())
+    matcher(square_frames[0], square_frames[1], [[6.5, 20.5]])
+    matcher(square_frames[0], square_frames[1], [[20.0, 20.5]])
+    assert calls == [1, 1]  # source and target once each
+
+
+class ShiftMatcher:
+    """A method without dense features (no heat map): every point 3 px to the right."""
+
+    def match(self, img0, img1, points):
+        pts = np.asarray(points, dtype=np.float32) + [3.0, 0.0]
+        return Matches(torch.from_numpy(pts), torch.ones(len(pts)))
+
+
+def test_methods_without_features_and_the_pictures(square_frames):
+    source, target = square_frames[0], square_frames[1]
+    queries = [(40.0, 45.0)]  # on the grey background
+    result = PointMatcher(ShiftMatcher())(source, target, queries, twin=True)
+    np.testing.assert_allclose(result.points, [[43.0, 45.0]])
+    np.testing.assert_allclose(result.twins, [[83 - 40 + 3.0, 45.0]])
+    assert result.similarity is None
+    left, right = render(source, target, queries, result)
+    assert left.shape == source.shape and right.shape == target.shape
+    assert (left[45, 40] != source[45, 40]).any()  # the clicked point is drawn
+    assert (right[45, 43] != target[45, 43]).any()  # and its match
+    assert (right[45, 46 + 7] != target[45, 46 + 7]).any()  # and the twin's ring (radius 4 + 3)
+    assert summary(queries, result) == "#1 (40, 45) -> (43.0, 45.0)  score 1.000  twin -> (46.0, 45.0)"
+
+
+def test_read_upload(tmp_path):
+    rgba = tmp_path / "a.png"
+    Image.new("RGBA", (5, 4), (10, 20, 30, 128)).save(rgba)
+    image = read_upload({"path": str(rgba), "orig_name": "a.png"}, "Source")
+    assert image.shape == (4, 5, 3) and image.dtype == np.uint8
+    assert read_upload(None, "Source") is None
+    bad = tmp_path / "x.jpg"
+    bad.write_text("not an image")
+    with pytest.raises(gr.Error, match="Target: 'photo.jpg' is not an image file"):
+        read_upload({"path": str(bad), "orig_name": "photo.jpg"}, "Target")
+
+
+def test_bundled_examples_are_small_pf_willow_pairs():
+    pairs = example_pairs()
+    assert len(pairs) == 4
+    for pair in pairs:
+        for path in pair:
+            with Image.open(path) as img:
+                assert img.mode == "RGB" and max(img.size) == 300
