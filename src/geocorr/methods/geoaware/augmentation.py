@@ -73,18 +73,17 @@ def pose_variant(sample: PairSample, variant: str, flip: Sequence[int] | torch.T
     return sample
 
 
-def pose_variants(sample: PairSample, flip: Sequence[int] | torch.Tensor,
-                  probabilities: Mapping[str, float] = POSE_VARIANTS,
-                  generator: torch.Generator | None = None) -> list[PairSample]:
-    """The pair itself followed by each variant, each added with its probability (in POSE_VARIANTS order)."""
+def draw_variants(probabilities: Mapping[str, float] = POSE_VARIANTS,
+                  generator: torch.Generator | None = None) -> list[str]:
+    """The variants to add for one pair: each with its probability, in POSE_VARIANTS order."""
     unknown = set(probabilities) - set(POSE_VARIANTS)
     if unknown:
         raise ValueError(f"unknown pose variants {sorted(unknown)}; known: {', '.join(POSE_VARIANTS)}")
-    out = [sample]
+    chosen = []
     for variant in POSE_VARIANTS:
         p = float(probabilities.get(variant, 0.0))
         if not 0 <= p <= 1:
             raise ValueError(f"probability of {variant} must lie in [0, 1], got {p}")
-        if p > 0 and torch.rand((), generator=generator) < p:
-            out.append(pose_variant(sample, variant, flip))
-    return out
+        if torch.rand((), generator=generator) < p:
+            chosen.append(variant)
+    return chosen

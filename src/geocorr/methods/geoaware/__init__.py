@@ -1,0 +1,73 @@
+"""GeoAware ("Telling Left from Right", CVPR 2024): geometry-aware semantic correspondence.
+
+>>> model = geocorr.load("geoaware")                          # zero-shot DINOv2-B/14 at 840²
+>>> model = geocorr.load("geoaware", weights="geoaware_postprocessor.safetensors")  # supervised
+>>> model.match(img0, img1, points=[[120, 80]]).points         # window soft-argmax, pixels
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from ...backbones import BackboneSpec, build_backbone
+from .augmentation import POSE_VARIANTS, hflip_keypoints, pose_variant
+from .losses import dense_loss, sparse_loss
+from .model import GeoAware, load_post_processor, save_post_processor
+from .pose import instance_matching_distance, predict_pose
+from .postprocessor import PostProcessor, PostProcessorConfig
+from .training import GeoAwareTrainConfig, PoseVariantPairs
+
+ZERO_SHOT_WINDOW = 11  # radius 5, the published zero-shot window
+
+
+def load(backbone: BackboneSpec = "facebook/dinov2-base", weights: str | Path | None = None,
+         zero_shot: bool | None = None, image_size: int = 840, resize: str = "pad", dtype: str = "float32",
+         device: str = "cpu", post_processor: dict | None = None, **conf) -> GeoAware:
+    """GeoAware matcher, published setting by default (DINOv2-B/14, 840² padded input, 60×60 grid).
+
+    backbone: hub id, local folder or transformers config (see :func:`geocorr.backbones.build_backbone`).
+    weights: a post-processor saved by training (``geoaware_postprocessor.safetensors``).
+    zero_shot: no post-processor (normalised raw features, window 11); default: True without
+        ``weights``. ``zero_shot=False`` without weights gives a fresh post-processor to train.
+    post_processor: widths for a fresh post-processor (fields of :class:`PostProcessorConfig`
+        except ``in_channels``, which comes from the feature sources).
+    conf: options of :attr:`GeoAware.default_conf` (inference, window, temperature, ...).
+    """
+    zero_shot = weights is None if zero_shot is None else zero_shot
+    if zero_shot and (weights is not None or post_processor):
+        raise ValueError("zero_shot=True takes no weights and no post_processor settings")
+    built = build_backbone(backbone, image_size=image_size, resize=resize, dtype=dtype)
+    head = None
+    if zero_shot:
+        conf.setdefault("window", ZERO_SHOT_WINDOW)
+    elif weights is not None:
+        if post_processor:
+            raise ValueError("post_processor settings apply to a fresh post-processor, not to loaded weights")
+        head = load_post_processor(weights)
+    else:
+        allowed = {f.name for f in fields(PostProcessorConfig)} - {"in_channels"}
+        unknown = set(post_processor or {}) - allowed
+        if unknown:
+            raise ValueError(f"unknown post_processor option(s) {sorted(unknown)}; valid: {sorted(allowed)}")
+        head = PostProcessor(PostProcessorConfig(in_channels=(built.dim,), **(post_processor or {})))
+    model = GeoAware(built, head, **conf)
+    return model.to(device).eval()
+
+
+__all__ = [
+    "POSE_VARIANTS",
+    "GeoAware",
+    "GeoAwareTrainConfig",
+    "PoseVariantPairs",
+    "PostProcessor",
+    "PostProcessorConfig",
+    "dense_loss",
+    "hflip_keypoints",
+    "instance_matching_distance",
+    "load",
+    "load_post_processor",
+    "pose_variant",
+    "predict_pose",
+    "save_post_processor",
+    "sparse_loss",
+]
