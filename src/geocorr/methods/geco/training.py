@@ -45,6 +45,9 @@ class GecoTrainConfig(TrainConfig):
     loss: GecoLossConfig = field(default_factory=GecoLossConfig)
 
 
+CONFIG = GecoTrainConfig  # the config class ``geocorr train`` builds
+
+
 class GecoTraining(nn.Module):
     """The trainable wrapper the :class:`~geocorr.training.Trainer` drives.
 

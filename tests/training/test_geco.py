@@ -1,0 +1,148 @@
+"""GECO training on real PF-Willow pairs with a tiny random DINOv2 (hidden 32, 2 blocks)."""
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel
+
+from geocorr.backbones import tiny_config
+from geocorr.cli import main
+from geocorr.datasets import load_dataset
+from geocorr.methods.geco.data import GecoPairs, collate, keypoint_hull_tokens
+from geocorr.methods.geco.training import GecoTrainConfig, build_trainer
+from geocorr.training.augment import AugmentConfig, augment, crop_keypoints, flip_keypoints
+from geocorr.training.splits import split_by_images
+
+PLAIN = AugmentConfig(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip=0.0, jitter_p=0.0, blur_p=0.0, solarize_p=0.0)
+
+
+@pytest.fixture(scope="module")
+def willow(pf_willow_root):
+    return load_dataset("pf-willow", pf_willow_root)
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_dinov2")
+    torch.manual_seed(0)
+    AutoModel.from_config(tiny_config()).save_pretrained(folder)
+    return folder
+
+
+def _few(dataset, indices=(0, 1, 90, 91)):
+    return replace(dataset, pairs=[dataset[i] for i in indices])
+
+
+def test_crop_and_flip_keypoints_by_hand():
+    kps = np.array([[10.0, 20.0], [99.0, 5.0], [np.nan, np.nan]])
+    vis = np.array([True, True, False])
+    # box [10, 20) × [20, 40) resized to 20 × 40: x' = (x + 0.5 - 10) * 2 - 0.5, y' = (y + 0.5 - 20) * 2 - 0.5
+    out, v = crop_keypoints(kps, vis, (10, 20, 20, 40), (20, 40))
+    np.testing.assert_allclose(out[0], [0.5, 0.5])
+    assert v.tolist() == [True, False, False] and np.isnan(out[1]).all()
+    flipped, fv = flip_keypoints(np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), np.array([True, False, True]),
+                                 10, np.array([1, 0, 2]))
+    np.testing.assert_allclose(flipped, [[6.0, 4.0], [8.0, 2.0], [4.0, 6.0]])  # ids 0 <-> 1 swapped
+    assert fv.tolist() == [False, True, True]
+
+
+def test_augment_is_reproducible_and_moves_keypoints_with_pixels():
+    from PIL import Image
+
+    img = np.zeros((60, 80, 3), np.uint8)
+    img[30, 40] = 255  # one white pixel at (x, y) = (40, 30)
+    kps, vis = np.array([[40.0, 30.0]]), np.array([True])
+    conf = AugmentConfig(crop_scale=(0.7, 0.7), crop_ratio=(1.0, 1.0), flip=1.0, jitter_p=0.0, blur_p=0.0, solarize_p=0.0)
+    outs = [augment(Image.fromarray(img), kps, vis, (160, 160), conf, torch.Generator().manual_seed(3),
+                    permutation=np.array([0])) for _ in range(2)]
+    assert np.array_equal(np.asarray(outs[0][0]), np.asarray(outs[1][0]))
+    image, moved, v, _ = outs[0]
+    y, x = np.unravel_index(np.asarray(image)[..., 0].argmax(), (160, 160))
+    assert v[0] and abs(moved[0, 0] - x) <= 1.5 and abs(moved[0, 1] - y) <= 1.5
+
+
+def test_keypoint_hull_tokens():
+    square = np.array([[1.0, 1.0], [3.0, 1.0], [3.0, 3.0], [1.0, 3.0]])
+    mask = keypoint_hull_tokens(square, (5, 5))
+    expected = np.zeros((5, 5), bool)
+    expected[1:4, 1:4] = True
+    assert np.array_equal(mask, expected)
+    line = keypoint_hull_tokens(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]), (3, 3))
+    assert np.array_equal(line, np.eye(3, dtype=bool))
+    assert not keypoint_hull_tokens(np.zeros((0, 2)), (3, 3)).any()
+
+
+def test_samples_put_keypoints_on_their_tokens(willow):
+    data = GecoPairs(_few(willow), 112, 14, PLAIN, per_category=None)
+    sample = data.sample(0, torch.Generator().manual_seed(0))
+    pair = data.pairs[0]
+    w, h = pair.source.size
+    x, y = pair.source.keypoints[0]
+    col, row = int((x + 0.5) * 112 / w // 14), int((y + 0.5) * 112 / h // 14)
+    assert sample["source_tokens"][0].item() == row * 8 + col
+    assert sample["source_visible"].all() and sample["source_foreground"].shape == (64,)
+    assert sample["source_foreground"][sample["source_tokens"]].all()  # hull holds the keypoints
+    batch = collate([sample, {**sample, **{k: sample[k][:7] for k in ("source_tokens", "target_tokens",
+                                                                     "source_visible", "target_visible", "twin")}}])
+    assert batch["keypoint_mask"].sum(1).tolist() == [10, 7] and batch["twin"][1, 7:].tolist() == [7, 8, 9]
+
+
+def test_split_by_images_is_disjoint(willow):
+    train, val = split_by_images(willow, 0.3, seed=0)
+    seen = {str(a.path) for p in train for a in (p.source, p.target)}
+    held = {str(a.path) for p in val for a in (p.source, p.target)}
+    assert not seen & held and len(train) == 10 * 7 * 6 and len(val) == 10 * 3 * 2
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_by_images(willow, 1.5)
+
+
+def test_loss_falls_on_real_pairs(willow, tmp_path):
+    conf = GecoTrainConfig(image_size=112, batch_size=2, max_steps=16, lr=3e-2, log_every=1, checkpoint_every=0,
+                           augment=PLAIN)
+    build_trainer(_few(willow), tmp_path, conf, backbone=tiny_config(), progress=False).fit()
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert np.mean(losses[-4:]) < 0.85 * np.mean(losses[:4])
+    assert (tmp_path / "adapter.safetensors").is_file()
+
+
+def test_resume_is_bit_exact_with_augmentations(willow, tmp_path):
+    conf = GecoTrainConfig(image_size=56 * 2, batch_size=2, max_steps=4, lr=1e-2, checkpoint_every=2)
+
+    def lora(trainer):
+        return torch.cat([p.detach().flatten() for p in trainer.model.trainable_parameters()])
+
+    straight = build_trainer(_few(willow), tmp_path / "a", conf, backbone=tiny_config(), progress=False)
+    straight.fit()
+    first = build_trainer(_few(willow), tmp_path / "b", replace(conf), backbone=tiny_config(), progress=False)
+    first.total_steps = 2  # stands in for a kill after the step-2 checkpoint
+    first.fit()
+    resumed = build_trainer(_few(willow), tmp_path / "b", conf, backbone=tiny_config(), progress=False)
+    resumed.fit(resume=True)
+    assert torch.equal(lora(straight), lora(resumed))
+    assert not torch.equal(lora(straight), lora(first))
+
+
+def test_cli_trains_validates_and_refuses_another_config(willow, pf_willow_root, tiny_folder, tmp_path, capsys):
+    args = ["train", "--dataset", "pf-willow", "--root", str(pf_willow_root), "--out", str(tmp_path),
+            "--backbone", str(tiny_folder), "--image-size", "56", "--batch-size", "2", "--max-steps", "2",
+            "--per-category", "2", "--val-fraction", "0.2", "--val-pairs", "4", "--no-progress"]
+    assert main(args) == 0
+    assert "val_pck@0.10=" in capsys.readouterr().out
+    assert {"adapter.safetensors", "checkpoint.pt", "log.jsonl"} <= {p.name for p in tmp_path.iterdir()}
+    assert main(args + ["--resume", "--lr", "0.5"]) == 2
+    assert "another config" in capsys.readouterr().err
+
+
+def test_bad_datasets(willow, tmp_path):
+    src = willow[0].source
+    broken = replace(willow[0], target=replace(willow[0].target, keypoints=src.keypoints[:3],
+                                               visible=src.visible[:3]))
+    with pytest.raises(ValueError, match="10 vs 3 keypoints"):
+        GecoPairs(replace(willow, pairs=[broken]), 112, 14, PLAIN)
+    hidden = replace(src, keypoints=src.keypoints * np.nan, visible=np.zeros(10, bool))
+    with pytest.raises(ValueError, match="no pair with a visible keypoint"):
+        GecoPairs(replace(willow, pairs=[replace(willow[0], source=hidden, target=hidden)]), 112, 14, PLAIN)
+    with pytest.raises(ValueError, match="multiple of the patch"):
+        GecoPairs(willow, 100, 14, PLAIN)
