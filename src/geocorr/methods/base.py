@@ -78,7 +78,8 @@ class DenseMatcher(nn.Module):
     default_conf = {
         "upsample": "features",  # features | none: argmax over image pixels (bilinearly up-sampled
         # features, the published evaluation) or over tokens (faster: video)
-        "batch_size": 8,  # images per backbone forward in features()
+        "batch_size": 8,  # images per backbone forward in features() (same-size inputs are batched)
+        "compile": None,  # torch.compile backend of the feature network: None (eager), "inductor", …
     }
 
     def __init__(self, backbone: DinoV2Backbone, **conf):
@@ -89,7 +90,11 @@ class DenseMatcher(nn.Module):
         self.conf = {**self.default_conf, **conf}
         if self.conf["upsample"] not in ("features", "none"):
             raise ValueError(f"upsample must be 'features' or 'none', got {self.conf['upsample']!r}")
+        if self.conf["compile"] is not None and self.conf["compile"] not in torch.compiler.list_backends(()):
+            raise ValueError(f"compile must be None or a torch.compile backend "
+                             f"({', '.join(torch.compiler.list_backends(()))}), got {self.conf['compile']!r}")
         self.backbone = backbone
+        self._compiled = None
 
     @property
     def device(self) -> torch.device:
@@ -113,15 +118,20 @@ class DenseMatcher(nn.Module):
             x, grid = self.backbone.preprocess(load_image(img, f"images[{i}]" if not single else "image"))
             inputs.append(x)
             grids.append(grid)
-        dense = [self._forward_batch(inputs[i : i + self.conf["batch_size"]])
-                 for i in range(0, len(inputs), self.conf["batch_size"])]
-        return Features(_pad_cat([d for chunk in dense for d in chunk]), grids)
+        dense: list[torch.Tensor] = [None] * len(inputs)
+        for batch in same_shape_batches([x.shape for x in inputs], self.conf["batch_size"]):
+            out = self._feature_net()(torch.stack([inputs[i] for i in batch]).to(self.device)).float()
+            for i, d in zip(batch, out.split(1)):
+                dense[i] = d
+        return Features(_pad_cat(dense), grids)
 
-    def _forward_batch(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        if all(x.shape == inputs[0].shape for x in inputs):
-            out = self._dense(torch.stack(inputs).to(self.device)).float()
-            return list(out.split(1))
-        return [self._dense(x[None].to(self.device)).float() for x in inputs]
+    def _feature_net(self):
+        """``_dense``, compiled on first use when ``conf["compile"]`` names a backend."""
+        if self.conf["compile"] is None:
+            return self._dense
+        if self._compiled is None:
+            self._compiled = torch.compile(self._dense, backend=self.conf["compile"])
+        return self._compiled
 
     @torch.inference_mode()
     def match_features(self, feats0: Features, feats1: Features, points) -> Matches:
@@ -154,6 +164,16 @@ class DenseMatcher(nn.Module):
         """Where do ``points`` (N, 2) of img0, in (x, y) pixels, go in img1? -> Matches."""
         feats = self.features([img0, img1])
         return self.match_features(feats[0], feats[1], points)
+
+
+def same_shape_batches(shapes: Sequence[tuple], batch_size: int) -> list[list[int]]:
+    """Indices of items grouped by shape (in order of first appearance), in chunks of ``batch_size``."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    groups: dict[tuple, list[int]] = {}
+    for i, shape in enumerate(shapes):
+        groups.setdefault(tuple(shape), []).append(i)
+    return [idx[k : k + batch_size] for idx in groups.values() for k in range(0, len(idx), batch_size)]
 
 
 def _pad_cat(dense: list[torch.Tensor]) -> torch.Tensor:

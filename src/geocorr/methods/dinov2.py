@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..backbones import BackboneSpec, build_backbone
+from ..deploy.precision import check_dtype
 from .base import DenseMatcher
 
 
@@ -12,5 +13,6 @@ def load(backbone: BackboneSpec = "facebook/dinov2-base", image_size: int = 518,
     backbone: hub id, local folder or transformers config (see :func:`geocorr.backbones.build_backbone`).
     conf: options of :attr:`DenseMatcher.default_conf`.
     """
+    check_dtype(dtype, device)
     model = DenseMatcher(build_backbone(backbone, image_size=image_size, resize=resize, dtype=dtype), **conf)
     return model.to(device).eval()

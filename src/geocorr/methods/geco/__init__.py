@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...backbones import BackboneSpec, build_backbone
+from ...backbones.dinov2 import DTYPES
+from ...deploy.precision import check_dtype
 from .model import Geco, adapter_cache, resolve_adapter
 
 
@@ -18,6 +20,7 @@ def load(backbone: BackboneSpec = "facebook/dinov2-base", adapter: str | Path | 
     merge: fold the LoRA into the weights (inference); keep False to train.
     conf: options of :attr:`geocorr.methods.base.DenseMatcher.default_conf`.
     """
+    check_dtype(dtype, device)
     built = build_backbone(backbone, image_size=image_size, resize=resize)
     model = Geco(built, rank=rank, **conf)
     if adapter is not None:
@@ -25,16 +28,8 @@ def load(backbone: BackboneSpec = "facebook/dinov2-base", adapter: str | Path | 
     if merge:
         model.merge()
     # Cast after loading so LoRA factors and merged weights keep full precision until the end.
-    model.backbone.model.to(dtype=_dtype(dtype))
+    model.backbone.model.to(dtype=DTYPES[dtype])
     return model.to(device).eval() if merge else model.to(device)
-
-
-def _dtype(name: str):
-    from ...backbones.dinov2 import DTYPES
-
-    if name not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {name!r}")
-    return DTYPES[name]
 
 
 __all__ = ["Geco", "adapter_cache", "load", "resolve_adapter"]
