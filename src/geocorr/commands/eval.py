@@ -20,6 +20,8 @@ from ..evaluation.report import format_table, write_csv, write_json, write_plot
 from ..evaluation.runner import evaluate_sharded
 from .common import add_model_arguments, load_model
 
+PART_DATASET = "pascal-parts"
+
 
 def parse_option(text: str) -> tuple[str, object]:
     """'key=value' -> (key, value), value as int when it is one; argparse type."""
@@ -52,7 +54,7 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="benchmark")
+    data.add_argument("--dataset", required=True, choices=sorted([*DATASETS, PART_DATASET]), help="benchmark")
     data.add_argument("--root", required=True, type=Path, help="the dataset's folder (official layout)")
     data.add_argument("--split", default="test", help="split (default test)")
     data.add_argument("--dataset-option", action="append", default=[], type=parse_option, metavar="KEY=VALUE",
@@ -68,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--save-predictions", type=Path, help="write predictions here (reused if the config matches)")
     run_group.add_argument("--overwrite", action="store_true", help="replace a predictions file of another config")
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parts = parser.add_argument_group("part segmentation (--dataset pascal-parts)")
+    parts.add_argument("--part-stride", type=int, default=4, help="use every N-th labelled pixel (default 4)")
+    parts.add_argument("--pca-components", type=int, default=32, help="PCA components (default 32, GECO)")
     add_output_arguments(parser)
 
 
@@ -103,12 +108,43 @@ def report(args: argparse.Namespace, predictions: Predictions, label: str) -> di
     return metrics
 
 
+def format_part_table(scores: dict) -> str:
+    """The part-segmentation scores as text."""
+    lines = [f"part segmentation: {scores['num_train_images']} train / {scores['num_test_images']} test images",
+             "             accuracy  mean prec  mean rec   mIoU"]
+    for name, s in (("all parts", scores), ("oriented", scores.get("oriented"))):
+        if s is not None:
+            lines.append(f"{name:<12} {s['accuracy']:8.1f} {s['mean_precision']:10.1f} {s['mean_recall']:9.1f} "
+                         f"{s['miou']:6.1f}")
+    if "oriented" in scores:
+        lines.append(f"left/right confusion on oriented parts: {scores['oriented']['lr_confusion']:.1f}%")
+    lines.append("IoU per part: " + ", ".join(f"{n} {v:.1f}" for n, v in zip(scores["part_names"], scores["iou"])))
+    return "\n".join(lines)
+
+
+def run_part_segmentation(args: argparse.Namespace, config: dict) -> int:
+    from ..datasets.pascal_parts import load_pascal_parts
+    from ..evaluation.part_segmentation import evaluate_part_segmentation
+
+    dataset = load_pascal_parts(args.root, **dict(args.dataset_option))
+    model = load_model(args)
+    scores = evaluate_part_segmentation(model, dataset, num_components=args.pca_components, stride=args.part_stride)
+    print(format_part_table(scores))
+    if args.out is not None:
+        write_json(args.out, {**config, "part_stride": args.part_stride, "pca_components": args.pca_components},
+                   {"part_segmentation": scores})
+        print(f"wrote {args.out}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from accelerate import PartialState
 
     if args.max_pairs is not None and args.max_pairs < 1:
         raise ValueError(f"--max-pairs must be >= 1, got {args.max_pairs}")
     config = run_config(args)
+    if args.dataset == PART_DATASET:
+        return run_part_segmentation(args, config)
     state = PartialState()
     predictions = _reusable(args.save_predictions, config, args.overwrite)
     if predictions is not None:
