@@ -32,7 +32,8 @@ def test_camera_looks_at_origin():
 
 def test_square_covers_the_expected_pixels():
     # half-width 0.5 at depth 2 with focal 40 -> x in 15.5 ± 10 pixels: columns 6..25
-    frags = rasterize(*quad(0.0, 0.5).vertices[None].unbind(0), quad(0.0, 0.5).faces, front_camera())
+    square = quad(0.0, 0.5)
+    frags = rasterize(square.vertices, square.faces, front_camera())
     mask = frags.face_index >= 0
     assert mask.sum().item() == 20 * 20
     assert mask[6:26, 6:26].all()

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["Crop"]
+from ...datasets.base import ImageAnnotation, keypoint_bbox
+from ...images import load_image
+
+__all__ = ["Crop", "load_crops"]
 
 
 @dataclass(frozen=True)
@@ -65,3 +69,13 @@ class Crop:
         sx, sy = self.scale
         origin = points.new_tensor([self.ix0 - 0.5, self.iy0 - 0.5])
         return (points + 0.5) / points.new_tensor([sx, sy]) + origin
+
+
+def load_crops(annotations: Sequence[ImageAnnotation], size: int = 128) -> Tensor:
+    """Each annotated image cut to its box (the keypoint box when it has none) -> N×3×size×size."""
+    crops = []
+    for ann in annotations:
+        image = load_image(ann.path, str(ann.path))
+        box = ann.bbox if ann.bbox is not None else keypoint_bbox(ann.keypoints, ann.visible)
+        crops.append(Crop.from_box(box, tuple(image.shape[-2:]), size).apply(image))
+    return torch.stack(crops)

@@ -6,7 +6,7 @@ bilinearly read at its position; its score is the matchability there.
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+import json
 from pathlib import Path
 
 import torch
@@ -18,22 +18,29 @@ from .crop import Crop
 from .flow import sample_at
 from .network import CycleCorrNet, NetworkConfig
 
-__all__ = ["CycleCorr", "load_state_dict"]
+__all__ = ["CycleCorr", "read_weights"]
 
 
-def load_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """Read a checkpoint (``.safetensors``, or a torch ``.pt``/``.pth`` state dict)."""
+def read_weights(path: str | Path) -> tuple[dict[str, Tensor], dict | None]:
+    """Read a checkpoint -> (state dict, network configuration or None).
+
+    ``.safetensors`` files written by training carry the network configuration in their
+    metadata; torch ``.pt``/``.pth`` files hold a plain state dict of the network.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from safetensors import safe_open
 
-        return load_file(path)
+        with safe_open(path, "pt") as handle:
+            metadata = handle.metadata() or {}
+            state = {key: handle.get_tensor(key) for key in handle.keys()}
+        return state, json.loads(metadata["network"]) if "network" in metadata else None
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
-    return state.get("model", state)
+    return state, None
 
 
 class CycleCorr(nn.Module):
@@ -41,7 +48,8 @@ class CycleCorr(nn.Module):
 
     default_conf:
         weights: checkpoint of the network (None = random initialisation, for training).
-        network: :class:`NetworkConfig` or a dict of its fields (the paper's layers, 128×128 input).
+        network: :class:`NetworkConfig` or a dict of its fields (the paper's layers, 128×128 input);
+            when not given, the configuration stored in a ``.safetensors`` checkpoint is used.
     """
 
     default_conf = {"weights": None, "network": NetworkConfig()}
@@ -52,12 +60,14 @@ class CycleCorr(nn.Module):
         if unknown:
             raise ValueError(f"unknown option(s) {sorted(unknown)}; valid: {sorted(self.default_conf)}")
         self.conf = {**self.default_conf, **conf}
-        network = self.conf["network"]
+        state, stored = read_weights(self.conf["weights"]) if self.conf["weights"] is not None else (None, None)
+        network = conf.get("network", stored if stored is not None else self.default_conf["network"])
         if isinstance(network, dict):
-            network = NetworkConfig(**{k: tuple(map(tuple, v)) if k != "image_size" else v for k, v in network.items()})
+            network = NetworkConfig(**{k: v if k == "image_size" else tuple(map(tuple, v)) for k, v in network.items()})
+        self.conf["network"] = network
         self.net = CycleCorrNet(network)
-        if self.conf["weights"] is not None:
-            self.net.load_state_dict(load_state_dict(self.conf["weights"]), strict=True)
+        if state is not None:
+            self.net.load_state_dict(state, strict=True)
 
     @property
     def image_size(self) -> int:
@@ -66,10 +76,6 @@ class CycleCorr(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
-
-    def network_config(self) -> dict:
-        """The network's configuration as plain data (for checkpoints and run configs)."""
-        return asdict(self.net.config)
 
     def crop(self, image: Tensor, box=None) -> tuple[Tensor, Crop]:
         """Cut ``box`` (x0, y0, x1, y1; None = whole image) of a 3×H×W image -> (3×S×S, Crop)."""
@@ -82,6 +88,14 @@ class CycleCorr(nn.Module):
         flow, matchability = self.net(crop0[None].to(self.device), crop1[None].to(self.device))
         return flow[0], matchability[0]
 
+    def transfer(self, crop0: Tensor, crop1: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
+        """Move crop0's points (N, 2, crop pixels) into crop1 -> (points (N, 2) clamped into crop1, scores (N,))."""
+        flow, matchability = self.predict(crop0, crop1)
+        where = points.to(flow.device).T.reshape(1, 2, -1, 1)
+        moved = points.to(flow.device) + sample_at(flow[None], where)[0, :, :, 0].T
+        scores = sample_at(matchability[None], where)[0, 0, :, 0]
+        return moved.clamp(-0.5, self.image_size - 0.5).cpu(), scores.cpu()
+
     def match(self, img0: ImageLike, img1: ImageLike, points, box0=None, box1=None) -> Matches:
         """Where do ``points`` (N, 2) of img0, in (x, y) pixels, go in img1? -> Matches.
 
@@ -92,12 +106,5 @@ class CycleCorr(nn.Module):
         pts = check_points(points, tuple(image0.shape[-2:]))
         pixels0, crop0 = self.crop(image0, box0)
         pixels1, crop1 = self.crop(image1, box1)
-        flow, matchability = self.predict(pixels0, pixels1)
-        if len(pts) == 0:
-            return Matches(pts.new_zeros(0, 2), pts.new_zeros(0))
-        query = crop0.to_crop(pts.to(flow.device))
-        where = query.T.reshape(1, 2, -1, 1)
-        moved = query + sample_at(flow[None], where)[0, :, :, 0].T
-        target = crop1.from_crop(moved.clamp(-0.5, self.image_size - 0.5))
-        scores = sample_at(matchability[None], where)[0, 0, :, 0]
-        return Matches(target.cpu(), scores.cpu())
+        moved, scores = self.transfer(pixels0, pixels1, crop0.to_crop(pts))
+        return Matches(crop1.from_crop(moved), scores)

@@ -1,0 +1,86 @@
+import pytest
+import torch
+
+import geocorr
+from geocorr.methods.cyclecorr import CycleCorr, CycleCorrNet, NetworkConfig
+from geocorr.methods.cyclecorr.crop import Crop
+
+
+def test_default_network_is_the_published_architecture():
+    net = CycleCorrNet()
+    convs = [m for m in net.encoder if isinstance(m, torch.nn.Conv2d)]
+    flow_layers = [m for m in net.flow_decoder if isinstance(m, torch.nn.ConvTranspose2d)]
+    match_layers = [m for m in net.matchability_decoder if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert (len(convs), len(flow_layers), len(match_layers)) == (8, 9, 9)
+    assert all(m.kernel_size == (3, 3) for m in convs + flow_layers + match_layers)
+    assert not any(isinstance(m, (torch.nn.MaxPool2d, torch.nn.AvgPool2d)) for m in net.modules())
+    assert net.config.image_size == 128
+    assert isinstance(net.flow_decoder[-1], torch.nn.ConvTranspose2d)  # no ReLU after the last layer
+
+
+def test_forward_shapes_and_ranges(tiny_network):
+    net = CycleCorrNet(tiny_network(32))
+    flow, match = net(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32))
+    assert flow.shape == (2, 2, 32, 32) and match.shape == (2, 1, 32, 32)
+    assert (match > 0).all() and (match < 1).all()
+    with pytest.raises(ValueError, match="images must have shape"):
+        net(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16))
+
+
+def test_network_config_validation():
+    with pytest.raises(ValueError, match="image_size"):
+        NetworkConfig(image_size=100)
+    with pytest.raises(ValueError, match="up-samples"):
+        NetworkConfig(decoder=((8, 2),) * 8)
+
+
+def test_crop_maps_points_both_ways():
+    crop = Crop.from_box((10.2, 20.0, 49.6, 99.0), (120, 200), size=64)
+    assert (crop.ix0, crop.iy0, crop.ix1, crop.iy1) == (10, 20, 50, 99)
+    pts = torch.tensor([[10.0, 20.0], [30.5, 64.25], [50.0, 99.0]])
+    assert torch.allclose(crop.from_crop(crop.to_crop(pts)), pts, atol=1e-5)
+    whole = Crop.from_box(None, (48, 64), size=32)
+    corners = whole.to_crop(torch.tensor([[-0.5, -0.5], [63.5, 47.5]]))
+    assert torch.allclose(corners, torch.tensor([[-0.5, -0.5], [31.5, 31.5]]))
+    with pytest.raises(ValueError, match="box"):
+        Crop.from_box((5, 5, 1, 1), (10, 10))
+
+
+class ConstantFlow(torch.nn.Module):
+    """Stands in for the network: flow (dx, dy) everywhere, matchability 0.75."""
+
+    def __init__(self, dx, dy, config):
+        super().__init__()
+        self.dx, self.dy, self.config = dx, dy, config
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, a, b):
+        flow = torch.empty(a.shape[0], 2, *a.shape[-2:])
+        flow[:, 0], flow[:, 1] = self.dx, self.dy
+        return flow, torch.full((a.shape[0], 1, *a.shape[-2:]), 0.75)
+
+
+def test_match_moves_points_by_the_flow_through_the_crops(tiny_network):
+    model = geocorr.load("cyclecorr", network=tiny_network(32))
+    model.net = ConstantFlow(2.0, -1.0, model.net.config)
+    img0, img1 = torch.rand(3, 64, 64), torch.rand(3, 32, 96)  # crop scale: 0.5 in img0; 3 × 1 in img1
+    matches = model.match(img0, img1, [[31.5, 31.5], [10.0, 20.0]])
+    # img0 (31.5, 31.5) -> crop (15.5, 15.5) -> + flow (17.5, 14.5) -> img1 (x: 18 * 3 - 0.5, y: 15)
+    assert matches.points[0].tolist() == pytest.approx([53.5, 14.5])
+    assert matches.scores.tolist() == pytest.approx([0.75, 0.75])
+    boxed = model.match(img0, img1, [[20.0, 20.0]], box0=(16, 16, 47, 47))
+    # crop of 32 pixels: (20, 20) -> (4, 4) -> (6, 3) -> img1 (6.5 * 3 - 0.5, 3)
+    assert boxed.points[0].tolist() == pytest.approx([19.0, 3.0])
+
+
+def test_match_rejects_bad_points(tiny_network):
+    model = geocorr.load("cyclecorr", network=tiny_network(32))
+    with pytest.raises(ValueError, match="outside"):
+        model.match(torch.rand(3, 20, 20), torch.rand(3, 20, 20), [[25.0, 3.0]])
+
+
+def test_unknown_option_and_missing_weights(tmp_path):
+    with pytest.raises(ValueError, match="unknown option"):
+        CycleCorr(size=3)
+    with pytest.raises(FileNotFoundError, match="nothing.safetensors"):
+        CycleCorr(weights=tmp_path / "nothing.safetensors")
