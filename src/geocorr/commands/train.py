@@ -23,6 +23,7 @@ from ..training.splits import split_by_images
 # ``build_trainer(train_set, out_dir, conf, backbone=, adapter=, val_set=, val_pairs=, progress=)``.
 TRAINERS: dict[str, str] = {
     "geco": "geocorr.methods.geco.training",
+    "geoaware": "geocorr.methods.geoaware.training",
 }
 
 # command-line option -> config field (unset options keep the method's published defaults)

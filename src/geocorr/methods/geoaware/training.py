@@ -1,18 +1,23 @@
 """Training GeoAware's post-processor on the shared :class:`geocorr.training.Trainer`.
 
->>> model = geocorr.load("geoaware", zero_shot=False)            # fresh post-processor
->>> data = PoseVariantPairs(load_spair(root, "trn"))             # pairs + flipped variants
->>> Trainer(model, data, GeoAwareTrainConfig(), out, collate_fn=list).fit()
+>>> trainer = build_trainer(load_dataset("spair", root, split="trn"), "runs/geoaware")
+>>> trainer.fit()                                  # -> runs/geoaware/geoaware_postprocessor.safetensors
+
+or ``geocorr train --method geoaware --dataset spair --root DIR --out DIR``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import torch
 
+from ...backbones import BackboneSpec
 from ...datasets.base import PairDataset
-from ...training import TrainConfig
+from ...training import TrainConfig, Trainer
+from ...training.validation import pck_validator
 from .augmentation import POSE_VARIANTS, draw_variants, flip_permutation, pose_variant
 from .data import PairSample, load_pair_sample
 
@@ -28,6 +33,18 @@ class GeoAwareTrainConfig(TrainConfig):
     batch_size: int = 1
     scheduler: str = "onecycle"
     warmup: float = 0.3
+    image_size: int = 840  # side of the padded square backbone input (60×60 tokens)
+    per_category: int | None = None  # use at most this many pairs per category (None: all)
+    single_flip: float = 1.0  # probability of adding each pose-variant pair
+    double_flip: float = 1.0
+    self_flip: float = 0.25
+
+    @property
+    def pose_variants(self) -> dict[str, float]:
+        return {"single_flip": self.single_flip, "double_flip": self.double_flip, "self_flip": self.self_flip}
+
+
+CONFIG = GeoAwareTrainConfig
 
 
 class PoseVariantPairs(Sequence[PairSample]):
@@ -79,3 +96,33 @@ class PoseVariantPairs(Sequence[PairSample]):
         for _, v in self.items:
             counts[v or "original"] = counts.get(v or "original", 0) + 1
         return counts
+
+
+def build_trainer(train_set: PairDataset, out_dir: str | Path, conf: GeoAwareTrainConfig = GeoAwareTrainConfig(),
+                  backbone: BackboneSpec = "facebook/dinov2-base", adapter: str | Path | None = None,
+                  val_set: PairDataset | None = None, val_pairs: int | None = None, progress: bool = True,
+                  **model_conf) -> Trainer:
+    """A :class:`Trainer` for GeoAware's post-processor on ``train_set`` (validated on ``val_set``).
+
+    adapter: post-processor weights to start from (None: a fresh one). Datasets without left/right
+    ``flip`` tables (PF-Willow) train without pose-variant pairs, with a warning.
+    model_conf: options of :func:`geocorr.methods.geoaware.load` (``post_processor``, ``noise`` ...).
+    """
+    from . import load
+
+    if conf.per_category is not None:
+        pairs, kept = [], {}
+        for pair in train_set.pairs:
+            if kept.get(pair.category, 0) < conf.per_category:
+                pairs.append(pair)
+                kept[pair.category] = kept.get(pair.category, 0) + 1
+        train_set = replace(train_set, pairs=pairs)
+    probabilities = conf.pose_variants
+    if any(probabilities.values()) and not any("flip" in t for t in train_set.symmetry.values()):
+        warnings.warn(f"dataset {train_set.name!r} has no left/right flip tables: training without "
+                      f"pose-variant augmentation", stacklevel=2)
+        probabilities = {}
+    model = load(backbone=backbone, weights=adapter, zero_shot=False, image_size=conf.image_size, **model_conf)
+    data = PoseVariantPairs(train_set, probabilities, seed=conf.seed)
+    validate = pck_validator(val_set, protocol="geoaware", max_pairs=val_pairs) if val_set is not None else None
+    return Trainer(model, data, conf, out_dir, collate_fn=list, validate=validate, progress=progress)
