@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     config = run_config(args)
     if args.dataset == PART_DATASET:
         return run_part_segmentation(args, config)
-    state = PartialState()
+    state = PartialState(cpu=args.device == "cpu")
     predictions = _reusable(args.save_predictions, config, args.overwrite)
     if predictions is not None:
         print(f"reusing predictions of the same config from {args.save_predictions}")

@@ -137,7 +137,9 @@ def evaluate_sharded(model, dataset: PairDataset, *, rank: int = 0, world: int =
 
     With ``world > 1`` (``accelerate launch``/``torchrun``; ``torch.distributed`` initialised) the
     per-pair records of all shards are gathered in shard order, i.e. the single-process order, and
-    the stats summed. Features never depend on the shard (fixed batches), so neither do results.
+    the counts summed (times: the slowest shard). Features never depend on the shard (fixed
+    batches), so neither do the results — given the same number of threads per process
+    (``torchrun`` sets ``OMP_NUM_THREADS=1``; floating-point sums depend on the thread count).
     """
     predictions = evaluate(model, dataset, pair_indices=shard(len(dataset), rank, world), **kwargs)
     if world == 1:
@@ -146,5 +148,5 @@ def evaluate_sharded(model, dataset: PairDataset, *, rank: int = 0, world: int =
 
     predictions.pairs = gather_object(predictions.pairs)
     stats = gather_object([predictions.stats])
-    predictions.stats = {k: sum(s[k] for s in stats) for k in stats[0]}
+    predictions.stats = {k: (max if k.endswith("seconds") else sum)(s[k] for s in stats) for k in stats[0]}
     return predictions
