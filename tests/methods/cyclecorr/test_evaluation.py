@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import geocorr
+from geocorr.datasets.base import ImageAnnotation, Pair
+from geocorr.methods.cyclecorr import Camera, Viewpoint, render, toy_car
+from geocorr.methods.cyclecorr.evaluation import (
+    average_precision,
+    keypoint_transfer_pck,
+    matchability_ground_truth,
+    mean_iou,
+    segmentation_transfer,
+    transfer_labels,
+)
+
+
+class ZeroFlow(torch.nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, a, b):
+        return torch.zeros(a.shape[0], 2, *a.shape[-2:]), torch.ones(a.shape[0], 1, *a.shape[-2:])
+
+
+@pytest.fixture
+def identity_model(tiny_network):
+    model = geocorr.load("cyclecorr", network=tiny_network(32))
+    model.net = ZeroFlow(model.net.config)
+    return model
+
+
+def annotation(tmp_path, name, size, keypoints):
+    path = tmp_path / f"{name}.png"
+    Image.fromarray(np.zeros((size, size, 3), np.uint8)).save(path)
+    kps = np.asarray(keypoints, dtype=np.float64)
+    return ImageAnnotation(path, kps, np.ones(len(kps), bool), (size, size), "car", np.array([0.0, 0.0, size - 1, size - 1]))
+
+
+def test_keypoint_transfer_pck_on_crops(tmp_path, identity_model):
+    # source 64 px and target 128 px crop to the same 32 px frame: crop x = (x + 0.5) / 2 - 0.5 and (x + 0.5) / 4 - 0.5
+    source = annotation(tmp_path, "a", 64, [[9.5, 9.5], [33.5, 21.5]])
+    target = annotation(tmp_path, "b", 128, [[19.5, 19.5], [67.5 + 40, 43.5]])  # second: 10 crop px off in x
+    result = keypoint_transfer_pck(identity_model, [Pair(source, target, "car")], alphas=(0.05, 0.5))
+    assert result == {"pck@0.05": 0.5, "pck@0.5": 1.0, "points": 2}
+    hidden = annotation(tmp_path, "c", 64, [[1.0, 1.0]])
+    hidden = ImageAnnotation(hidden.path, np.full((1, 2), np.nan), np.zeros(1, bool), (64, 64), "car")
+    with pytest.raises(ValueError, match="visible in both"):
+        keypoint_transfer_pck(identity_model, [Pair(hidden, hidden, "car")])
+
+
+def test_matchability_ground_truth_and_average_precision():
+    parts_a = torch.tensor([[0, 1, 2], [3, 3, 1]])
+    parts_b = torch.tensor([[1, 1, 0], [0, 3, 5]])
+    truth = matchability_ground_truth(parts_a, parts_b)
+    assert truth.tolist() == [[False, True, False], [True, True, True]]
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    assert average_precision(scores, torch.tensor([True, False, True, False])) == pytest.approx((1 + 2 / 3) / 2)
+    assert average_precision(torch.tensor([0.5, 0.5]), torch.tensor([True, False])) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="positive"):
+        average_precision(scores, torch.zeros(4, dtype=torch.bool))
+
+
+def test_transfer_labels_and_mean_iou():
+    labels = torch.tensor([[1, 2, 3], [-1, 4, 5]])
+    flow = torch.zeros(2, 2, 3)
+    flow[0] = 1.0  # one pixel right
+    moved = transfer_labels(flow, labels)
+    assert moved.tolist() == [[2, 3, 0], [4, 5, 0]]
+    truth = torch.tensor([[2, 3, 3], [4, 4, 0]])
+    # label 2: 1/1, 3: 1/2, 4: 1/2, 5: 0/1
+    assert mean_iou(moved, truth, [2, 3, 4, 5]) == pytest.approx((1 + 0.5 + 0.5 + 0) / 4)
+    with pytest.raises(ValueError, match="none of the labels"):
+        mean_iou(moved, truth, [9])
+
+
+def test_segmentation_transfer_with_identity_flow_copies_the_render(identity_model):
+    car, view = toy_car(), Viewpoint(60.0, 15.0, 1.5)
+    shape = render(car, Camera.from_viewpoint(view, (32, 32)))
+    labels = segmentation_transfer(identity_model, shape.rgb, car, view)
+    assert torch.equal(labels, shape.labels.clamp(min=0))
+    assert mean_iou(labels, shape.labels.clamp(min=0), [1, 2, 3]) == 1.0
+    with pytest.raises(ValueError, match="crop"):
+        segmentation_transfer(identity_model, torch.rand(3, 16, 16), car, view)
