@@ -15,6 +15,7 @@ from .losses import dense_loss, sparse_loss
 from .model import GeoAware, load_post_processor, save_post_processor
 from .pose import instance_matching_distance, predict_pose
 from .postprocessor import PostProcessor, PostProcessorConfig
+from .sd import SD15_HUB_ID, SDConfig, StableDiffusionFeatures, load_stable_diffusion
 from .training import GeoAwareTrainConfig, PoseVariantPairs
 
 ZERO_SHOT_WINDOW = 11  # radius 5, the published zero-shot window
@@ -22,7 +23,8 @@ ZERO_SHOT_WINDOW = 11  # radius 5, the published zero-shot window
 
 def load(backbone: BackboneSpec = "facebook/dinov2-base", weights: str | Path | None = None,
          zero_shot: bool | None = None, image_size: int = 840, resize: str = "pad", dtype: str = "float32",
-         device: str = "cpu", post_processor: dict | None = None, **conf) -> GeoAware:
+         device: str = "cpu", post_processor: dict | None = None,
+         sd: str | Path | StableDiffusionFeatures | None = None, sd_image_size: int = 960, **conf) -> GeoAware:
     """GeoAware matcher, published setting by default (DINOv2-B/14, 840² padded input, 60×60 grid).
 
     backbone: hub id, local folder or transformers config (see :func:`geocorr.backbones.build_backbone`).
@@ -31,12 +33,18 @@ def load(backbone: BackboneSpec = "facebook/dinov2-base", weights: str | Path | 
         ``weights``. ``zero_shot=False`` without weights gives a fresh post-processor to train.
     post_processor: widths for a fresh post-processor (fields of :class:`PostProcessorConfig`
         except ``in_channels``, which comes from the feature sources).
+    sd: add Stable Diffusion features (the paper's SD+DINOv2): a hub id (``SD15_HUB_ID``), a local
+        diffusers folder or a built :class:`StableDiffusionFeatures`; needs ``geocorr[sd]``.
+    sd_image_size: SD input side (published 960).
     conf: options of :attr:`GeoAware.default_conf` (inference, window, temperature, ...).
     """
     zero_shot = weights is None if zero_shot is None else zero_shot
     if zero_shot and (weights is not None or post_processor):
         raise ValueError("zero_shot=True takes no weights and no post_processor settings")
     built = build_backbone(backbone, image_size=image_size, resize=resize, dtype=dtype)
+    if sd is not None and not isinstance(sd, StableDiffusionFeatures):
+        sd = load_stable_diffusion(sd, SDConfig(image_size=sd_image_size))
+    channels = (*(sd.channels if sd is not None else ()), built.dim)
     head = None
     if zero_shot:
         conf.setdefault("window", ZERO_SHOT_WINDOW)
@@ -49,8 +57,8 @@ def load(backbone: BackboneSpec = "facebook/dinov2-base", weights: str | Path | 
         unknown = set(post_processor or {}) - allowed
         if unknown:
             raise ValueError(f"unknown post_processor option(s) {sorted(unknown)}; valid: {sorted(allowed)}")
-        head = PostProcessor(PostProcessorConfig(in_channels=(built.dim,), **(post_processor or {})))
-    model = GeoAware(built, head, **conf)
+        head = PostProcessor(PostProcessorConfig(in_channels=channels, **(post_processor or {})))
+    model = GeoAware(built, head, sd, **conf)
     return model.to(device).eval()
 
 
@@ -61,11 +69,15 @@ __all__ = [
     "PoseVariantPairs",
     "PostProcessor",
     "PostProcessorConfig",
+    "SD15_HUB_ID",
+    "SDConfig",
+    "StableDiffusionFeatures",
     "dense_loss",
     "hflip_keypoints",
     "instance_matching_distance",
     "load",
     "load_post_processor",
+    "load_stable_diffusion",
     "pose_variant",
     "predict_pose",
     "save_post_processor",
