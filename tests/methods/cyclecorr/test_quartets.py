@@ -6,7 +6,7 @@ from geocorr.methods.cyclecorr.quartets import (
     Quartet,
     QuartetDataset,
     build_quartets,
-    estimate_viewpoint,
+    estimate_viewpoints,
     hog_descriptor,
     nearest_models,
     viewpoint_grid,
@@ -36,10 +36,12 @@ def test_viewpoint_grid():
     assert len(grid) == 8 and grid[1].azimuth == 90.0 and grid[5].elevation == 20.0
 
 
-def test_estimate_viewpoint_recovers_the_rendering_view(cars):
+def test_estimate_viewpoints_recover_the_rendering_views(cars):
     candidates = viewpoint_grid(6, (10.0,))
-    image = rendered(cars[0], candidates[2])
-    assert estimate_viewpoint(image, cars, candidates) == candidates[2]
+    images = torch.stack([rendered(cars[0], candidates[2]), rendered(cars[2], candidates[5])])
+    assert estimate_viewpoints(images, cars, candidates) == [candidates[2], candidates[5]]
+    with pytest.raises(ValueError, match="candidate"):
+        estimate_viewpoints(images, cars, [])
 
 
 def test_nearest_models_rank_the_rendered_model_first(cars):

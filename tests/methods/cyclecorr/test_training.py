@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -7,7 +8,8 @@ import torch
 from torch.utils.data import default_collate
 
 import geocorr
-from geocorr.datasets.pf_willow import load_willow_image
+from geocorr.datasets.base import PairDataset
+from geocorr.datasets.pf_willow import load_pf_willow, load_willow_image
 from geocorr.methods.cyclecorr import NetworkConfig, Viewpoint, toy_car
 from geocorr.methods.cyclecorr.crop import load_crops
 from geocorr.methods.cyclecorr.objectives import (
@@ -17,7 +19,7 @@ from geocorr.methods.cyclecorr.objectives import (
     classical_flow,
 )
 from geocorr.methods.cyclecorr.quartets import QuartetDataset
-from geocorr.methods.cyclecorr.training import WEIGHTS_FILE, CycleTrainConfig, CycleTraining, InitTrainConfig, make_trainer
+from geocorr.methods.cyclecorr.training import WEIGHTS_FILE, CycleTrainConfig, InitTrainConfig, build_trainer, make_trainer
 
 SIZE = 64
 # wider than the conftest's tiny network: learns visibly within 30 steps
@@ -110,8 +112,8 @@ def test_short_cycle_training_lowers_the_cycle_loss(willow_quartets, tmp_path):
     objective = CycleObjective()
     with torch.no_grad():
         before = objective(model.net, batch)
-    conf = CycleTrainConfig(max_steps=30, batch_size=4, log_every=10, checkpoint_every=0, val_every=0)
-    make_trainer(model, willow_quartets, "cycle", tmp_path, conf, progress=False).fit()
+    conf = CycleTrainConfig(image_size=SIZE, max_steps=30, batch_size=4, log_every=10, checkpoint_every=0, val_every=0)
+    make_trainer(model, willow_quartets, tmp_path, conf, progress=False).fit()
     with torch.no_grad():
         after = objective(model.net, batch)
     assert after["flow_loss"] < 0.8 * before["flow_loss"]
@@ -134,15 +136,49 @@ def test_initialization_stage_runs_on_classical_flow(willow_quartets, tiny_netwo
     assert item["flow"].shape == (2, SIZE, SIZE)
     assert torch.equal(pairs[3]["flow"], pairs[3]["flow"])  # deterministic per index
     model = geocorr.load("cyclecorr", network=tiny_network(SIZE))
-    conf = InitTrainConfig(max_steps=2, batch_size=2, log_every=1, checkpoint_every=0, val_every=0)
-    result = make_trainer(model, pairs, "init", tmp_path, conf, progress=False).fit()
+    conf = InitTrainConfig(image_size=SIZE, max_steps=2, batch_size=2, log_every=1, checkpoint_every=0, val_every=0)
+    result = make_trainer(model, pairs, tmp_path, conf, progress=False).fit()
     assert math.isfinite(result["loss"])
     assert (tmp_path / WEIGHTS_FILE).is_file()
 
 
 def test_training_errors(willow_quartets, tiny_network, tmp_path):
-    model = geocorr.load("cyclecorr", network=tiny_network(SIZE))
     with pytest.raises(ValueError, match="stage"):
-        CycleTraining(model, "finetune", CycleTrainConfig())
+        CycleTrainConfig(stage="finetune")
     with pytest.raises(ValueError, match="scheduler"):
-        make_trainer(model, willow_quartets, "cycle", tmp_path, CycleTrainConfig(scheduler="onecycle"))
+        CycleTrainConfig(scheduler="onecycle")
+    model = geocorr.load("cyclecorr", network=tiny_network(32))
+    with pytest.raises(ValueError, match="image_size"):
+        make_trainer(model, willow_quartets, tmp_path, CycleTrainConfig())
+
+
+def write_car_meshes(folder):
+    """Three boxy "CAD models" in a ShapeNet-like layout."""
+    import trimesh
+
+    for i, extents in enumerate([(1.0, 0.4, 0.5), (1.2, 0.35, 0.5), (0.9, 0.5, 0.45)]):
+        body = trimesh.creation.box(extents=extents)
+        cabin = trimesh.creation.box(extents=(0.5, 0.2, 0.4))
+        cabin.apply_translation((0.0, extents[1] / 2 + 0.1, 0.0))
+        path = folder / f"model{i}" / "models" / "model_normalized.obj"
+        path.parent.mkdir(parents=True)
+        trimesh.util.concatenate([body, cabin]).export(path)
+
+
+def test_build_trainer_from_a_pair_dataset(pf_willow_root, tmp_path):
+    willow = load_pf_willow(pf_willow_root)
+    cars = [pair for pair in willow if pair.category == "car(G)"]
+    train_set = PairDataset("pf-willow", "test", cars[:3])
+    val_set = PairDataset("pf-willow", "test", cars[40:42])
+    write_car_meshes(tmp_path / "meshes")
+    conf = CycleTrainConfig(meshes=str(tmp_path / "meshes"), image_size=32, k=2, max_steps=2, batch_size=2,
+                            checkpoint_every=0, val_every=0, log_every=1)
+    trainer = build_trainer(train_set, tmp_path / "run", conf, val_set=val_set, progress=False)
+    assert len(trainer.dataset) > 0
+    result = trainer.fit()
+    assert 0.0 <= result["val_pck@0.1"] <= 1.0 and result["val_points"] == 20
+    restart = build_trainer(train_set, tmp_path / "run2", dataclasses.replace(conf, stage="init"),
+                            adapter=tmp_path / "run" / WEIGHTS_FILE, progress=False)
+    assert isinstance(restart.dataset, FlowPairDataset)
+    with pytest.raises(ValueError, match="meshes"):
+        build_trainer(train_set, tmp_path / "run3", dataclasses.replace(conf, meshes=None))

@@ -12,7 +12,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Mesh", "box", "load_mesh", "toy_car"]
+__all__ = ["MESH_SUFFIXES", "Mesh", "box", "load_mesh", "load_meshes", "toy_car"]
+
+MESH_SUFFIXES = (".obj", ".off", ".ply", ".glb", ".gltf", ".stl")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,18 @@ def load_mesh(path: str | Path, normalize: bool = True) -> Mesh:
         raise ValueError(f"{path}: the file holds no triangles")
     mesh = Mesh.from_trimesh(loaded)
     return mesh.normalized() if normalize else mesh
+
+
+def load_meshes(folder: str | Path) -> tuple[list[Mesh], list[Path]]:
+    """Every mesh file (:data:`MESH_SUFFIXES`) under ``folder``, recursively, in sorted path order
+    (e.g. ShapeNet's ``<synset>/<id>/models/model_normalized.obj``) -> (meshes, their paths)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"mesh folder not found: {folder}")
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in MESH_SUFFIXES and p.is_file())
+    if not paths:
+        raise ValueError(f"{folder}: no mesh files ({', '.join(MESH_SUFFIXES)}) found")
+    return [load_mesh(p) for p in paths], paths
 
 
 def box(extents=(1.0, 1.0, 1.0), center=(0.0, 0.0, 0.0), subdivisions: int = 0, label: int = 0) -> Mesh:

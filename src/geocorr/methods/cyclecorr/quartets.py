@@ -27,9 +27,10 @@ __all__ = [
     "Quartet",
     "QuartetDataset",
     "build_quartets",
-    "estimate_viewpoint",
+    "estimate_viewpoints",
     "hog_descriptor",
     "nearest_models",
+    "render_hogs",
     "viewpoint_grid",
 ]
 
@@ -58,24 +59,33 @@ def viewpoint_grid(azimuths: int = 12, elevations: Sequence[float] = (0.0, 15.0,
     return [Viewpoint(360.0 * i / azimuths, e, distance) for e in elevations for i in range(azimuths)]
 
 
-def _render_hogs(meshes: Sequence[Mesh], view: Viewpoint, size: int) -> np.ndarray:
+def render_hogs(meshes: Sequence[Mesh], view: Viewpoint, size: int) -> np.ndarray:
+    """HOG descriptors of every mesh rendered size×size from ``view`` -> M×D."""
     camera = Camera.from_viewpoint(view, (size, size))
     return np.stack([hog_descriptor(render(mesh, camera).rgb) for mesh in meshes])
 
 
-def estimate_viewpoint(image: Tensor, meshes: Sequence[Mesh], candidates: Sequence[Viewpoint]) -> Viewpoint:
-    """The candidate viewpoint whose best render (over ``meshes``) is HOG-nearest to ``image`` (3×S×S)."""
+def estimate_viewpoints(images: Tensor, meshes: Sequence[Mesh], candidates: Sequence[Viewpoint]) -> list[Viewpoint]:
+    """For each image (N×3×S×S) the candidate viewpoint whose best render over ``meshes`` is HOG-nearest.
+
+    Renders every (candidate, mesh) once, then compares descriptors only.
+    """
     if not candidates or not meshes:
-        raise ValueError("estimate_viewpoint needs at least one mesh and one candidate viewpoint")
-    target = hog_descriptor(image)
-    distances = [np.linalg.norm(_render_hogs(meshes, v, image.shape[-1]) - target, axis=1).min() for v in candidates]
-    return candidates[int(np.argmin(distances))]
+        raise ValueError("estimate_viewpoints needs at least one mesh and one candidate viewpoint")
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must have shape N×3×S×S, got {tuple(images.shape)}")
+    bank = np.stack([render_hogs(meshes, view, images.shape[-1]) for view in candidates])  # V×M×D
+    chosen = []
+    for image in images:
+        distances = np.linalg.norm(bank - hog_descriptor(image), axis=-1).min(1)
+        chosen.append(candidates[int(np.argmin(distances))])
+    return chosen
 
 
 def nearest_models(images: Tensor, viewpoints: Sequence[Viewpoint], meshes: Sequence[Mesh], k: int = 20) -> Tensor:
     """The ``k`` models nearest (HOG) to each image when rendered from its viewpoint.
 
-    images: N×3×S×S -> N×k model indices, nearest first.
+    images: N×3×S×S -> N×k model indices, nearest first. Images sharing a viewpoint share renders.
     """
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must have shape N×3×S×S, got {tuple(images.shape)}")
@@ -83,9 +93,12 @@ def nearest_models(images: Tensor, viewpoints: Sequence[Viewpoint], meshes: Sequ
         raise ValueError(f"need one viewpoint per image: {len(images)} images, {len(viewpoints)} viewpoints")
     if not 1 <= k <= len(meshes):
         raise ValueError(f"k must be in [1, {len(meshes)}] (the number of meshes), got {k}")
+    renders: dict[Viewpoint, np.ndarray] = {}
     rows = []
     for image, view in zip(images, viewpoints):
-        distances = np.linalg.norm(_render_hogs(meshes, view, images.shape[-1]) - hog_descriptor(image), axis=1)
+        if view not in renders:
+            renders[view] = render_hogs(meshes, view, images.shape[-1])
+        distances = np.linalg.norm(renders[view] - hog_descriptor(image), axis=1)
         rows.append(np.argsort(distances, kind="stable")[:k])
     return torch.as_tensor(np.stack(rows), dtype=torch.long)
 
@@ -133,7 +146,7 @@ class QuartetDataset(Dataset):
         """Choose viewpoints (if not given) and the K nearest models, then build all quartets."""
         if viewpoints is None:
             candidates = viewpoint_grid() if candidates is None else candidates
-            viewpoints = [estimate_viewpoint(image, meshes, candidates) for image in images]
+            viewpoints = estimate_viewpoints(images, meshes, candidates)
         neighbours = nearest_models(images, viewpoints, meshes, k)
         return cls(images, viewpoints, meshes, build_quartets(neighbours))
 

@@ -16,11 +16,25 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ...datasets.base import PairDataset
 from ...training import TrainConfig, Trainer
+from .crop import load_crops
+from .evaluation import keypoint_transfer_pck
+from .mesh import load_meshes
 from .model import CycleCorr
-from .objectives import CycleObjective, InitializationObjective
+from .network import NetworkConfig
+from .objectives import CycleObjective, FlowPairDataset, InitializationObjective
+from .quartets import QuartetDataset
 
-__all__ = ["CycleTrainConfig", "CycleTraining", "InitTrainConfig", "WEIGHTS_FILE", "make_trainer"]
+__all__ = [
+    "CONFIG",
+    "CycleTrainConfig",
+    "CycleTraining",
+    "InitTrainConfig",
+    "WEIGHTS_FILE",
+    "build_trainer",
+    "make_trainer",
+]
 
 WEIGHTS_FILE = "cyclecorr.safetensors"
 
@@ -32,16 +46,24 @@ class CycleTrainConfig(TrainConfig):
     lr: float = 1e-3
     max_steps: int | None = 200_000
     batch_size: int = 10
+    stage: str = "cycle"  # cycle (quartets) | init (regress the classical flow)
     betas: tuple[float, float] = (0.9, 0.999)  # ADAM moments
     lr_step: int = 50_000  # steps between learning-rate drops
     lr_gamma: float = 0.5  # learning-rate multiplier at each drop
     threshold: float = 15.0  # truncation T of the flow loss, pixels
     matchability_weight: float = 1.0  # weight of the matchability cross-entropy
+    image_size: int = 128  # side of the square crops the network sees
+    k: int = 20  # nearest CAD models (HOG) kept per real image
+    meshes: str | None = None  # folder of CAD models (searched recursively), for build_trainer
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.stage not in ("init", "cycle"):
+            raise ValueError(f"stage must be 'init' or 'cycle', got {self.stage!r}")
         if self.lr_step < 1 or not 0 < self.lr_gamma <= 1:
             raise ValueError(f"need lr_step >= 1 and 0 < lr_gamma <= 1, got {self.lr_step}, {self.lr_gamma}")
+        if self.scheduler != "none":
+            raise ValueError(f"cyclecorr uses its own step decay (lr_step, lr_gamma); scheduler must be 'none', got {self.scheduler!r}")
 
 
 @dataclass
@@ -49,18 +71,20 @@ class InitTrainConfig(CycleTrainConfig):
     """Initialisation as published: like the cycle stage, with batches of 40 image pairs."""
 
     batch_size: int = 40
+    stage: str = "init"
+
+
+CONFIG = CycleTrainConfig  # what ``geocorr train --method cyclecorr`` starts from
 
 
 class CycleTraining(nn.Module):
-    """What the trainer drives: the matcher's network plus the stage's objective."""
+    """What the trainer drives: the matcher's network plus the objective of ``conf.stage``."""
 
-    def __init__(self, model: CycleCorr, stage: str, conf: CycleTrainConfig):
+    def __init__(self, model: CycleCorr, conf: CycleTrainConfig):
         super().__init__()
-        if stage not in ("init", "cycle"):
-            raise ValueError(f"stage must be 'init' or 'cycle', got {stage!r}")
         self.model = model
         self.objective = (
-            InitializationObjective() if stage == "init" else CycleObjective(conf.threshold, conf.matchability_weight)
+            InitializationObjective() if conf.stage == "init" else CycleObjective(conf.threshold, conf.matchability_weight)
         )
 
     def trainable_parameters(self) -> list[nn.Parameter]:
@@ -87,19 +111,41 @@ def _step_decay(optimizer: torch.optim.Optimizer, conf: CycleTrainConfig, total_
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=conf.lr_step, gamma=conf.lr_gamma)
 
 
-def make_trainer(
-    model: CycleCorr, dataset: Sequence, stage: str, out_dir: str | Path, conf: CycleTrainConfig | None = None, **kwargs
-) -> Trainer:
-    """A :class:`Trainer` for ``stage`` ("init" on a FlowPairDataset, "cycle" on a QuartetDataset).
+def make_trainer(model: CycleCorr, dataset: Sequence, out_dir: str | Path, conf: CycleTrainConfig | None = None,
+                 **kwargs) -> Trainer:
+    """A :class:`Trainer` for ``conf.stage``: "cycle" on a QuartetDataset, "init" on a FlowPairDataset.
 
-    conf defaults to the published setting of the stage; kwargs go to :class:`Trainer`
-    (``validate``, ``progress``, …).
+    conf defaults to the published cycle stage; kwargs go to :class:`Trainer` (``validate``, ``progress``, …).
     """
-    if conf is None:
-        conf = InitTrainConfig() if stage == "init" else CycleTrainConfig()
-    if conf.scheduler != "none":
-        raise ValueError(f"cyclecorr uses its own step decay (lr_step, lr_gamma); scheduler must be 'none', got {conf.scheduler!r}")
-    return Trainer(
-        CycleTraining(model, stage, conf), dataset, conf, out_dir,
-        optimizer_factory=_adam, scheduler_factory=_step_decay, **kwargs,
-    )
+    conf = CycleTrainConfig() if conf is None else conf
+    if conf.image_size != model.image_size:
+        raise ValueError(f"conf.image_size {conf.image_size} differs from the network's input size {model.image_size}")
+    return Trainer(CycleTraining(model, conf), dataset, conf, out_dir,
+                   optimizer_factory=_adam, scheduler_factory=_step_decay, **kwargs)
+
+
+def build_trainer(train_set: PairDataset, out_dir: str | Path, conf: CycleTrainConfig, backbone=None, adapter=None,
+                  val_set: PairDataset | None = None, val_pairs: int | None = None, progress: bool = True) -> Trainer:
+    """The trainer behind ``geocorr train --method cyclecorr --meshes DIR``.
+
+    The real images are ``train_set``'s images cut to their boxes; each gets the HOG-nearest
+    candidate viewpoint and its ``conf.k`` nearest CAD models from ``conf.meshes``. ``adapter``:
+    start from these network weights (e.g. the "init" stage's export). ``backbone`` is unused
+    (the network has its own encoder). Validation: keypoint-transfer PCK on ``val_set``'s pairs.
+    """
+    del backbone
+    if conf.meshes is None:
+        raise ValueError("cyclecorr training needs CAD models: set meshes (--meshes DIR)")
+    meshes, _ = load_meshes(conf.meshes)
+    if adapter is not None:
+        model = CycleCorr(weights=adapter)
+    else:
+        model = CycleCorr(network=NetworkConfig(image_size=conf.image_size))
+    images = load_crops(train_set.images(), conf.image_size)
+    quartets = QuartetDataset.from_images(images, meshes, k=conf.k)
+    dataset = FlowPairDataset(quartets, seed=conf.seed) if conf.stage == "init" else quartets
+    validate = None
+    if val_set is not None:
+        pairs = list(val_set)[:val_pairs]
+        validate = lambda training: keypoint_transfer_pck(training.model, pairs)  # noqa: E731
+    return make_trainer(model, dataset, out_dir, conf, validate=validate, progress=progress)
