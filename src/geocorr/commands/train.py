@@ -24,11 +24,12 @@ from ..training.splits import split_by_images
 TRAINERS: dict[str, str] = {
     "geco": "geocorr.methods.geco.training",
     "geoaware": "geocorr.methods.geoaware.training",
+    "cyclecorr": "geocorr.methods.cyclecorr.training",
 }
 
 # command-line option -> config field (unset options keep the method's published defaults)
 _OVERRIDES = ("epochs", "max_steps", "batch_size", "lr", "image_size", "seed", "val_every",
-              "checkpoint_every", "num_workers", "mixed_precision", "per_category")
+              "checkpoint_every", "num_workers", "mixed_precision", "per_category", "meshes")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="training benchmark")
     data.add_argument("--root", required=True, type=Path, help="the dataset's folder (official layout)")
+    data.add_argument("--meshes", help="cyclecorr: folder of CAD models (OBJ/OFF/PLY/GLB/STL, searched recursively)")
     data.add_argument("--split", help="training split (default: the loader's)")
     data.add_argument("--val-split", help="validation split of the same dataset")
     data.add_argument("--val-fraction", type=float,
