@@ -62,5 +62,25 @@ def test_eval_bad_input_exits_2(tmp_path, capsys, tiny_backbone_dir):
     assert "PF-Willow root: no such directory" in capsys.readouterr().err
     assert main(_eval_args(tmp_path, tiny_backbone_dir, "--max-pairs", "0")) == 2
     assert "--max-pairs must be >= 1" in capsys.readouterr().err
+    assert main(_eval_args(tmp_path, tiny_backbone_dir, "--max-pairs-per-category", "-1")) == 2
+    assert "--max-pairs-per-category must be >= 1" in capsys.readouterr().err
+    assert main(_eval_args(tmp_path, tiny_backbone_dir, "--dataset-option", "layout=small")) == 2
+    assert "unknown option(s) ['layout']" in capsys.readouterr().err
     assert main(["metrics", str(tmp_path / "missing.json")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_first_per_category_keeps_order():
+    from types import SimpleNamespace
+
+    from geocorr.commands.eval import first_per_category
+
+    pairs = [SimpleNamespace(category=c, i=i) for i, c in enumerate("aabab")]
+    assert [p.i for p in first_per_category(pairs, 1)] == [0, 2]
+    assert [p.i for p in first_per_category(pairs, 2)] == [0, 1, 2, 4]
+
+
+def test_protocols_are_documented_in_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    assert "target image's height and width" in capsys.readouterr().out

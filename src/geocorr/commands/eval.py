@@ -53,6 +53,10 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..evaluation import protocols
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = protocols.__doc__
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", required=True, choices=sorted([*DATASETS, PART_DATASET]), help="benchmark")
     data.add_argument("--root", required=True, type=Path, help="the dataset's folder (official layout)")
@@ -60,6 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--dataset-option", action="append", default=[], type=parse_option, metavar="KEY=VALUE",
                       help="loader option, e.g. setting=cross-species (ap10k), layout=small (spair), "
                            "num_pairs=1000 (cub) — repeatable")
+    data.add_argument("--max-pairs-per-category", type=int,
+                      help="keep the first N pairs of each category (GECO caps at 10000)")
     data.add_argument("--max-pairs", type=int, help="evaluate only the first N pairs (quick checks)")
     add_model_arguments(parser)
     add_protocol_arguments(parser)
@@ -81,7 +87,19 @@ def run_config(args: argparse.Namespace) -> dict:
     return {"method": args.method, "backbone": args.backbone, "adapter": args.adapter,
             "image_size": args.image_size, "dtype": args.dtype, "dataset": args.dataset,
             "root": str(args.root.resolve()), "split": args.split, "max_pairs": args.max_pairs,
+            "max_pairs_per_category": args.max_pairs_per_category,
             "dataset_options": dict(args.dataset_option)}
+
+
+def first_per_category(pairs: list, limit: int) -> list:
+    """The first ``limit`` pairs of each category, in their original order."""
+    seen: dict[str, int] = {}
+    kept = []
+    for pair in pairs:
+        seen[pair.category] = seen.get(pair.category, 0) + 1
+        if seen[pair.category] <= limit:
+            kept.append(pair)
+    return kept
 
 
 def _reusable(path: Path | None, config: dict, overwrite: bool) -> Predictions | None:
@@ -140,8 +158,10 @@ def run_part_segmentation(args: argparse.Namespace, config: dict) -> int:
 def run(args: argparse.Namespace) -> int:
     from accelerate import PartialState
 
-    if args.max_pairs is not None and args.max_pairs < 1:
-        raise ValueError(f"--max-pairs must be >= 1, got {args.max_pairs}")
+    for option in ("max_pairs", "max_pairs_per_category"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise ValueError(f"--{option.replace('_', '-')} must be >= 1, got {value}")
     config = run_config(args)
     if args.dataset == PART_DATASET:
         return run_part_segmentation(args, config)
@@ -151,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"reusing predictions of the same config from {args.save_predictions}")
     else:
         dataset = load_dataset(args.dataset, args.root, split=args.split, **dict(args.dataset_option))
+        if args.max_pairs_per_category is not None:
+            dataset.pairs = first_per_category(dataset.pairs, args.max_pairs_per_category)
         if args.max_pairs is not None:
             dataset.pairs = dataset.pairs[: args.max_pairs]
         device = str(state.device) if state.num_processes > 1 else args.device
