@@ -182,3 +182,16 @@ def test_build_trainer_from_a_pair_dataset(pf_willow_root, tmp_path):
     assert isinstance(restart.dataset, FlowPairDataset)
     with pytest.raises(ValueError, match="meshes"):
         build_trainer(train_set, tmp_path / "run3", dataclasses.replace(conf, meshes=None))
+
+
+def test_train_command(pf_willow_root, tmp_path, capsys):
+    from geocorr.cli import main
+
+    write_car_meshes(tmp_path / "meshes")
+    common = ["train", "--method", "cyclecorr", "--dataset", "pf-willow", "--root", str(pf_willow_root),
+              "--max-steps", "1", "--batch-size", "2", "--image-size", "32", "--no-progress"]
+    assert main(common + ["--meshes", str(tmp_path / "meshes"), "--out", str(tmp_path / "run")]) == 0
+    model = geocorr.load("cyclecorr", weights=tmp_path / "run" / WEIGHTS_FILE)
+    assert model.image_size == 32
+    assert main(common + ["--out", str(tmp_path / "run2")]) == 2
+    assert "--meshes" in capsys.readouterr().err

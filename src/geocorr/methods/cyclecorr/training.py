@@ -129,7 +129,8 @@ def build_trainer(train_set: PairDataset, out_dir: str | Path, conf: CycleTrainC
     """The trainer behind ``geocorr train --method cyclecorr --meshes DIR``.
 
     The real images are ``train_set``'s images cut to their boxes; each gets the HOG-nearest
-    candidate viewpoint and its ``conf.k`` nearest CAD models from ``conf.meshes``. ``adapter``:
+    candidate viewpoint and its ``conf.k`` nearest CAD models from ``conf.meshes`` (all of them when
+    the folder holds fewer). ``adapter``:
     start from these network weights (e.g. the "init" stage's export). ``backbone`` is unused
     (the network has its own encoder). Validation: keypoint-transfer PCK on ``val_set``'s pairs.
     """
@@ -142,7 +143,7 @@ def build_trainer(train_set: PairDataset, out_dir: str | Path, conf: CycleTrainC
     else:
         model = CycleCorr(network=NetworkConfig(image_size=conf.image_size))
     images = load_crops(train_set.images(), conf.image_size)
-    quartets = QuartetDataset.from_images(images, meshes, k=conf.k)
+    quartets = QuartetDataset.from_images(images, meshes, k=min(conf.k, len(meshes)))
     dataset = FlowPairDataset(quartets, seed=conf.seed) if conf.stage == "init" else quartets
     validate = None
     if val_set is not None:
