@@ -5,10 +5,12 @@ from PIL import Image
 
 import geocorr
 from geocorr.datasets.base import ImageAnnotation, Pair
+from geocorr.datasets.pascal_parts import PartImage
 from geocorr.methods.cyclecorr import Camera, Viewpoint, render, toy_car
 from geocorr.methods.cyclecorr.evaluation import (
     average_precision,
     keypoint_transfer_pck,
+    matchability_average_precision,
     matchability_ground_truth,
     mean_iou,
     segmentation_transfer,
@@ -85,3 +87,25 @@ def test_segmentation_transfer_with_identity_flow_copies_the_render(identity_mod
     assert mean_iou(labels, shape.labels.clamp(min=0), [1, 2, 3]) == 1.0
     with pytest.raises(ValueError, match="crop"):
         segmentation_transfer(identity_model, torch.rand(3, 16, 16), car, view)
+
+
+class RedIsMatchable(ZeroFlow):
+    def forward(self, a, b):
+        return torch.zeros(a.shape[0], 2, *a.shape[-2:]), a[:, :1]
+
+
+def test_matchability_average_precision_on_part_masks(tmp_path, tiny_network):
+    model = geocorr.load("cyclecorr", network=tiny_network(32))
+    model.net = RedIsMatchable(model.net.config)
+    parts = np.zeros((16, 16), np.int64)
+    parts[:, 8:] = 1  # part 0 on the left, part 1 on the right
+    image = np.zeros((16, 16, 3), np.uint8)
+    image[:, :8, 0] = 255  # the "network" calls the left half matchable
+    Image.fromarray(image).save(tmp_path / "a.png")
+    source = PartImage(tmp_path / "a.png", parts, "cat")
+    left_only = PartImage(tmp_path / "a.png", np.where(parts == 0, 0, -1), "cat")
+    right_only = PartImage(tmp_path / "a.png", np.full((16, 16), 1), "cat")
+    assert matchability_average_precision(model, [(source, left_only)]) == pytest.approx(1.0)
+    assert matchability_average_precision(model, [(source, right_only)]) < 0.6
+    with pytest.raises(ValueError, match="at least one pair"):
+        matchability_average_precision(model, [])

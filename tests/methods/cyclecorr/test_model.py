@@ -46,6 +46,12 @@ def test_crop_maps_points_both_ways():
         Crop.from_box((5, 5, 1, 1), (10, 10))
 
 
+def test_crop_labels_take_the_nearest_pixel():
+    labels = torch.arange(16).view(4, 4)
+    doubled = Crop.from_box((1, 1, 2, 2), (4, 4), size=4).apply_labels(labels)
+    assert doubled.tolist() == [[5, 5, 6, 6], [5, 5, 6, 6], [9, 9, 10, 10], [9, 9, 10, 10]]
+
+
 class ConstantFlow(torch.nn.Module):
     """Stands in for the network: flow (dx, dy) everywhere, matchability 0.75."""
 

@@ -58,6 +58,17 @@ class Crop:
         resized = F.interpolate(patch, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
         return resized[0].clamp(0, 1)
 
+    def apply_labels(self, labels: Tensor) -> Tensor:
+        """Label map H×W (long) -> size×size, nearest label at each crop pixel centre."""
+        if labels.ndim != 2:
+            raise ValueError(f"labels must have shape H×W, got {tuple(labels.shape)}")
+        centres = torch.arange(self.size, dtype=torch.float64)
+        xs = self.from_crop(torch.stack([centres, torch.zeros_like(centres)], 1))[:, 0]
+        ys = self.from_crop(torch.stack([torch.zeros_like(centres), centres], 1))[:, 1]
+        rows = ys.round().long().clamp(0, labels.shape[0] - 1)
+        cols = xs.round().long().clamp(0, labels.shape[1] - 1)
+        return labels[rows[:, None], cols[None, :]]
+
     def to_crop(self, points: Tensor) -> Tensor:
         """Image pixel coordinates N×2 -> crop pixel coordinates N×2."""
         sx, sy = self.scale

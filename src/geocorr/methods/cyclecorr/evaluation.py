@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ...datasets.base import ImageAnnotation, Pair, keypoint_bbox
+from ...datasets.pascal_parts import PartImage
 from ...evaluation.pck import correct_keypoints
 from ...images import load_image
 from .camera import Camera, Viewpoint
@@ -28,6 +29,7 @@ from .render import render
 __all__ = [
     "average_precision",
     "keypoint_transfer_pck",
+    "matchability_average_precision",
     "matchability_ground_truth",
     "mean_iou",
     "segmentation_transfer",
@@ -87,6 +89,32 @@ def average_precision(scores: Tensor, labels: Tensor) -> float:
     hits = ranked.cumsum(0)
     precision = hits / torch.arange(1, len(ranked) + 1, dtype=torch.float64)
     return float((precision * ranked).sum() / ranked.sum())
+
+
+def matchability_average_precision(model: CycleCorr, pairs: Iterable[tuple[PartImage, PartImage]]) -> float:
+    """AP of the predicted ``M_{a,b}`` against part co-occurrence, pooled over the pixels of every pair.
+
+    Each image is cut to its annotated object (labels ≥ 0) and resized to S×S; a pixel of a is
+    truly matchable when its part occurs in b (:func:`matchability_ground_truth`).
+    """
+    scores, truths = [], []
+    for part_a, part_b in pairs:
+        crops = []
+        for part in (part_a, part_b):
+            labels = torch.as_tensor(np.asarray(part.labels), dtype=torch.long)
+            rows, cols = torch.nonzero(labels >= 0, as_tuple=True)
+            if len(rows) == 0:
+                raise ValueError(f"{part.path}: no annotated part pixel")
+            box = (cols.min().item(), rows.min().item(), cols.max().item(), rows.max().item())
+            pixels, crop = model.crop(load_image(part.path, str(part.path)), box)
+            crops.append((pixels, crop.apply_labels(labels) + 1))  # 0 = not a part
+        (pixels_a, parts_a), (pixels_b, parts_b) = crops
+        _, matchability = model.predict(pixels_a, pixels_b)
+        scores.append(matchability[0].cpu().flatten())
+        truths.append(matchability_ground_truth(parts_a, parts_b).flatten())
+    if not scores:
+        raise ValueError("matchability_average_precision needs at least one pair")
+    return average_precision(torch.cat(scores), torch.cat(truths))
 
 
 def transfer_labels(flow: Tensor, labels: Tensor) -> Tensor:
