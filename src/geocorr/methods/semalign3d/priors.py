@@ -37,6 +37,18 @@ def beta_log_prob(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
     return norm + (a - 1) * torch.log(x) + (b - 1) * torch.log1p(-x)
 
 
+def beta_mode(params: torch.Tensor) -> torch.Tensor:
+    """Where each Beta density (P, 2) peaks -> (P,) (the nearer end when it peaks at 0 or 1)."""
+    a, b = params[:, 0], params[:, 1]
+    inner = (a - 1) / (a + b - 2).clamp_min(EPS)
+    return torch.where((a > 1) & (b > 1), inner, torch.where(a >= b, torch.ones_like(a), torch.zeros_like(a)))
+
+
+def beta_likelihood(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """Max-normalised Beta density: pdf(x) / pdf(mode), in [0, 1]. x: (..., P), params: (P, 2) -> (..., P)."""
+    return torch.exp(beta_log_prob(x, params) - beta_log_prob(beta_mode(params), params))
+
+
 @dataclass
 class ShapePrior:
     """Beta distributions of angle and ratio features for a table of edge pairs.
@@ -59,3 +71,8 @@ class ShapePrior:
         """Mean log-likelihood of a keypoint cloud. points: (..., L, 3) -> (...)."""
         angles, ratios = geometric_features(points, self.table)
         return (beta_log_prob(angles, self.angle) + beta_log_prob(ratios, self.ratio)).mean(-1)
+
+    def likelihood(self, points: torch.Tensor) -> torch.Tensor:
+        """Mean max-normalised likelihood of angles and ratios, in [0, 1]. points: (..., L, 3) -> (...)."""
+        angles, ratios = geometric_features(points, self.table)
+        return (beta_likelihood(angles, self.angle) + beta_likelihood(ratios, self.ratio)).mean(-1) / 2

@@ -1,0 +1,90 @@
+"""SemAlign3D as a geocorr method: features from another geocorr model, depth, alignment, traversal."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...grid import TokenGrid
+from ...images import ImageLike, load_image
+from ...matching import upsample_features
+from ..base import Features, Matches, check_points
+from .alignment import align, prepare_target, semantic_likelihood
+from .config import align_config
+from .correspondence import AlignedImage, transfer
+from .representation import ClassRepresentation
+
+
+class SemAlign3D(nn.Module):
+    """Aligns a class representation to each image, then matches by reverse traversal.
+
+    representation: the class (see :func:`.representation.build_representation`);
+    feature_model: any geocorr model with ``features(images)`` (GeoAware in the paper, or GECO);
+    depth: a module mapping an image (3, H, W) to depth (H, W) (the z-order check), or None.
+    """
+
+    default_conf = {
+        "category": None,  # hyper-parameter preset (None: the representation's category)
+        "align": {},  # AlignConfig overrides, e.g. {"steps": 200}
+        "mask_threshold": 0.5,  # attention mask: best class-point semantic likelihood above this
+        "seed": 0,  # initial guesses and pixel samples
+    }
+
+    def __init__(self, representation: ClassRepresentation, feature_model: nn.Module,
+                 depth: nn.Module | None = None, **conf) -> None:
+        super().__init__()
+        unknown = set(conf) - set(self.default_conf)
+        if unknown:
+            raise ValueError(f"unknown option(s) {sorted(unknown)}; valid: {sorted(self.default_conf)}")
+        self.conf = {**self.default_conf, **conf}
+        self.representation = representation
+        self.feature_model = feature_model
+        self.depth = depth
+        self.align_conf = align_config(self.conf["category"] or representation.category, **self.conf["align"])
+
+    def features(self, images: ImageLike | Sequence[ImageLike]) -> Features:
+        """Dense semantic features of the feature model (see :meth:`DenseMatcher.features`)."""
+        return self.feature_model.features(images)
+
+    def attention_mask(self, features: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
+        """Object mask from feature attention: pixels whose best class-point semantic likelihood
+        exceeds ``mask_threshold``. features: (C, h, w) -> (H, W) bool."""
+        rep = self.representation
+        sim = torch.einsum("mc,chw->mhw", rep.dense_features, F.normalize(features.float(), dim=0))
+        like = semantic_likelihood(sim.permute(1, 2, 0), rep.dense_mu, rep.dense_sigma).amax(-1)
+        return upsample_features(like[None, None], grid)[0, 0] > self.conf["mask_threshold"]
+
+    def align_image(self, image: ImageLike, mask: torch.Tensor | None = None,
+                    depth: torch.Tensor | None = None) -> AlignedImage:
+        """Align the class to one image. mask, depth: (H, W) or None (attention mask / depth model)."""
+        img = load_image(image)
+        feats = self.features(img)
+        grid = feats.grids[0]
+        h, w = grid.grid_hw
+        dense = feats.dense[0, :, :h, :w].cpu()
+        if mask is None:
+            mask = self.attention_mask(dense, grid)
+        if depth is None and self.depth is not None:
+            depth = self.depth(img)
+        gen = torch.Generator().manual_seed(self.conf["seed"])
+        target = prepare_target(self.representation, dense, grid, torch.as_tensor(mask, dtype=torch.bool), depth,
+                                self.align_conf, gen)
+        return AlignedImage(dense, grid, align(self.representation, target, self.align_conf, gen))
+
+    def match(self, img0: ImageLike, img1: ImageLike, points, mask0: torch.Tensor | None = None,
+              mask1: torch.Tensor | None = None, depth0: torch.Tensor | None = None,
+              depth1: torch.Tensor | None = None) -> Matches:
+        """Where do ``points`` (N, 2) of img0, in (x, y) pixels, go in img1? -> Matches.
+
+        similarity: (N, h, w) cosine similarity of each query's class point to img1's tokens.
+        """
+        source = self.align_image(img0, mask0, depth0)
+        pts = check_points(points, source.grid.image_hw)
+        target = self.align_image(img1, mask1, depth1)
+        if len(pts) == 0:
+            h, w = target.grid.grid_hw
+            return Matches(pts.new_zeros(0, 2), pts.new_zeros(0), pts.new_zeros(0, h, w))
+        best, scores, _, sim = transfer(self.representation, source, target, pts, self.align_conf.sigma_inference)
+        return Matches(best, scores, sim)
