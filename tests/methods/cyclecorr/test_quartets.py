@@ -59,6 +59,10 @@ def test_nearest_models_rank_the_rendered_model_first(cars):
 def test_build_quartets_takes_models_shared_by_both_images():
     neighbours = torch.tensor([[0, 1], [1, 2], [3, 4]])
     assert build_quartets(neighbours) == [Quartet(1, 0, 1), Quartet(1, 1, 0)]
+    shared = torch.tensor([[0, 1], [1, 0], [0, 2]])
+    assert build_quartets(shared, ["car", "bus", "car"]) == [Quartet(0, 0, 2), Quartet(0, 2, 0)]
+    with pytest.raises(ValueError, match="one group per image"):
+        build_quartets(shared, ["car"])
 
 
 def test_quartet_items_hold_renders_of_one_model(cars):

@@ -103,17 +103,21 @@ def nearest_models(images: Tensor, viewpoints: Sequence[Viewpoint], meshes: Sequ
     return torch.as_tensor(np.stack(rows), dtype=torch.long)
 
 
-def build_quartets(neighbours: Tensor) -> list[Quartet]:
+def build_quartets(neighbours: Tensor, groups: Sequence[str] | None = None) -> list[Quartet]:
     """Every ordered pair of distinct real images with every model among the K nearest of both.
 
-    neighbours: N×K model indices (from :func:`nearest_models`).
+    neighbours: N×K model indices (from :func:`nearest_models`). groups: N category names; when
+    given, only images of the same category are paired (the paper builds quartets per category).
     """
     if neighbours.ndim != 2:
         raise ValueError(f"neighbours must have shape N×K, got {tuple(neighbours.shape)}")
+    if groups is not None and len(groups) != len(neighbours):
+        raise ValueError(f"need one group per image: {len(neighbours)} images, {len(groups)} groups")
     sets = [set(row.tolist()) for row in neighbours]
     return [
         Quartet(m, a, b)
         for a, b in itertools.permutations(range(len(sets)), 2)
+        if groups is None or groups[a] == groups[b]
         for m in sorted(sets[a] & sets[b])
     ]
 
@@ -142,13 +146,15 @@ class QuartetDataset(Dataset):
         viewpoints: Sequence[Viewpoint] | None = None,
         k: int = 20,
         candidates: Sequence[Viewpoint] | None = None,
+        groups: Sequence[str] | None = None,
     ) -> "QuartetDataset":
-        """Choose viewpoints (if not given) and the K nearest models, then build all quartets."""
+        """Choose viewpoints (if not given) and the K nearest models, then build all quartets
+        (pairing only images of the same ``groups`` entry when given)."""
         if viewpoints is None:
             candidates = viewpoint_grid() if candidates is None else candidates
             viewpoints = estimate_viewpoints(images, meshes, candidates)
         neighbours = nearest_models(images, viewpoints, meshes, k)
-        return cls(images, viewpoints, meshes, build_quartets(neighbours))
+        return cls(images, viewpoints, meshes, build_quartets(neighbours, groups))
 
     def __len__(self) -> int:
         return len(self.quartets)

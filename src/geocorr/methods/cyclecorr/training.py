@@ -128,7 +128,8 @@ def build_trainer(train_set: PairDataset, out_dir: str | Path, conf: CycleTrainC
                   val_set: PairDataset | None = None, val_pairs: int | None = None, progress: bool = True) -> Trainer:
     """The trainer behind ``geocorr train --method cyclecorr --meshes DIR``.
 
-    The real images are ``train_set``'s images cut to their boxes; each gets the HOG-nearest
+    The real images are ``train_set``'s images cut to their boxes (paired within their category;
+    give CAD models of the dataset's categories); each gets the HOG-nearest
     candidate viewpoint and its ``conf.k`` nearest CAD models from ``conf.meshes`` (all of them when
     the folder holds fewer). ``adapter``:
     start from these network weights (e.g. the "init" stage's export). ``backbone`` is unused
@@ -142,8 +143,10 @@ def build_trainer(train_set: PairDataset, out_dir: str | Path, conf: CycleTrainC
         model = CycleCorr(weights=adapter)
     else:
         model = CycleCorr(network=NetworkConfig(image_size=conf.image_size))
-    images = load_crops(train_set.images(), conf.image_size)
-    quartets = QuartetDataset.from_images(images, meshes, k=min(conf.k, len(meshes)))
+    annotations = train_set.images()
+    images = load_crops(annotations, conf.image_size)
+    categories = [ann.category for ann in annotations]
+    quartets = QuartetDataset.from_images(images, meshes, k=min(conf.k, len(meshes)), groups=categories)
     dataset = FlowPairDataset(quartets, seed=conf.seed) if conf.stage == "init" else quartets
     validate = None
     if val_set is not None:
