@@ -29,6 +29,9 @@ def test_bad_files(tmp_path, make_pair):
     (tmp_path / "other.json").write_text(json.dumps({"format": "coco"}))
     with pytest.raises(ValueError, match="not a geocorr predictions file"):
         Predictions.load(tmp_path / "other.json")
+    (tmp_path / "short.json").write_text(json.dumps({"format": "geocorr-predictions", "version": 1}))
+    with pytest.raises(ValueError, match="lacks dataset, split, config, pairs"):
+        Predictions.load(tmp_path / "short.json")
     pair = make_pair({4: (50, 10)}, {4: (51, 12)}, {4: 0.5}, [4])
     record = json.loads(Predictions("x", "test", {}, [pair]).save(tmp_path / "p.json").read_text())
     del record["pairs"][0]["scores"]

@@ -44,6 +44,12 @@ class CountingModel:
         return self.model.match_features(*args)
 
 
+def small_willow_feature_bytes(model, dataset) -> int:
+    from geocorr.evaluation.cache import nbytes
+
+    return nbytes(model.features([str(dataset[0].source.path)])[0])
+
+
 def _arrays(preds):
     return np.stack([p.predicted for p in preds.pairs]), np.stack([p.scores for p in preds.pairs])
 
@@ -61,8 +67,14 @@ def test_each_image_is_forwarded_once(small_willow, tiny_model):
 
 def test_memory_bound_recomputes(small_willow, tiny_model):
     model = CountingModel(tiny_model)
-    evaluate(model, small_willow, batch_size=1, cache=FeatureCache(max_bytes=0), progress=False)
-    assert model.images == 24  # two images per pair, nothing kept
+    evaluate(model, small_willow, pair_indices=range(4), batch_size=1, cache=FeatureCache(max_bytes=0),
+             progress=False)
+    assert model.images == 8  # two images per pair, nothing kept
+    model.images = 0
+    one_image = FeatureCache(max_bytes=small_willow_feature_bytes(tiny_model, small_willow))
+    evaluate(model, small_willow, pair_indices=[0, 1, 0], batch_size=1, cache=one_image, progress=False)
+    # pairs (a, b), (a, c), (a, b): only the last image stays -> a, b | a, c | a, b
+    assert model.images == 6 and len(one_image) == 1
 
 
 def test_shards_give_identical_results(small_willow, tiny_model):

@@ -129,6 +129,9 @@ class Predictions:
             raise ValueError(f"{path}: not a geocorr predictions file (no \"format\": \"{FORMAT}\")")
         if record.get("version") != VERSION:
             raise ValueError(f"{path}: predictions format version {record.get('version')}, expected {VERSION}")
+        missing = [k for k in ("dataset", "split", "config", "pairs") if k not in record]
+        if missing:
+            raise ValueError(f"{path}: predictions file lacks {', '.join(missing)}")
         try:
             pairs = [PairPrediction.from_json(p) for p in record["pairs"]]
         except (KeyError, TypeError, ValueError) as err:
