@@ -109,3 +109,18 @@ def test_matchability_average_precision_on_part_masks(tmp_path, tiny_network):
     assert matchability_average_precision(model, [(source, right_only)]) < 0.6
     with pytest.raises(ValueError, match="at least one pair"):
         matchability_average_precision(model, [])
+
+
+def test_shared_runner_evaluates_the_matcher(pf_willow_root, tiny_network):
+    from geocorr.datasets.pf_willow import load_pf_willow
+    from geocorr.evaluation.runner import evaluate
+
+    willow = load_pf_willow(pf_willow_root)
+    subset = type(willow)(willow.name, willow.split, willow.pairs[:2])
+    model = geocorr.load("cyclecorr", network=tiny_network(32))
+    predictions = evaluate(model, subset, progress=False)
+    record = predictions.pairs[0]
+    assert record.predicted.shape == (10, 2) and np.isfinite(record.predicted).all()
+    width, height = record.target_size
+    assert (record.predicted >= -0.5).all() and (record.predicted[:, 0] <= width - 0.5).all()
+    assert (record.predicted[:, 1] <= height - 0.5).all()

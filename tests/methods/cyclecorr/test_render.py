@@ -112,10 +112,11 @@ def test_opposite_views_of_a_box_share_no_visible_pixel():
     assert front.mask.sum() > 100 and matchable.sum().item() == 0
 
 
-def test_load_mesh_round_trip(tmp_path):
+@pytest.mark.parametrize("suffix", [".obj", ".off", ".glb"])
+def test_load_mesh_round_trip(tmp_path, suffix):
     import trimesh
 
-    path = tmp_path / "box.obj"
+    path = tmp_path / f"box{suffix}"
     trimesh.creation.box(extents=(2.0, 1.0, 1.0)).export(path)
     mesh = load_mesh(path)
     assert len(mesh.faces) == 12
