@@ -1,5 +1,6 @@
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,12 +12,12 @@ from geocorr.training import ResumableSampler, TrainConfig, Trainer, load_checkp
 class Regression(nn.Module):
     """y = w·x + noise; the step also draws noise from the global RNG (must resume exactly)."""
 
-    def __init__(self, fail_at: int | None = None, nan_at: int | None = None):
+    def __init__(self, fail_at: int | None = None, nan_at: int | None = None, noise: float = 0.01):
         super().__init__()
         torch.manual_seed(0)
         self.linear = nn.Linear(4, 1)
         self.frozen = nn.Linear(4, 4).requires_grad_(False)
-        self.calls, self.fail_at, self.nan_at = 0, fail_at, nan_at
+        self.calls, self.fail_at, self.nan_at, self.noise = 0, fail_at, nan_at, noise
 
     def trainable_parameters(self):
         return list(self.linear.parameters())
@@ -25,7 +26,7 @@ class Regression(nn.Module):
         self.calls += 1
         if self.calls == self.fail_at:
             raise KeyboardInterrupt("killed")
-        x = batch["x"] + 0.01 * torch.randn_like(batch["x"])
+        x = batch["x"] + self.noise * torch.randn_like(batch["x"])
         loss = ((self.linear(x).squeeze(1) - batch["y"]) ** 2).mean()
         if self.calls == self.nan_at:
             loss = loss * float("nan")
@@ -45,6 +46,15 @@ class Noisy:
 
     def sample(self, index, generator):
         return {"x": self.x[index] + 0.05 * torch.randn(4, generator=generator), "y": self.y[index]}
+
+
+class Plain(Noisy):
+    """The same samples without random noise (their order still comes from the sampler)."""
+
+    def __getitem__(self, index):
+        return {"x": self.x[index], "y": self.y[index]}
+
+    sample = None
 
 
 def _conf(**kw):
@@ -153,3 +163,33 @@ def test_subclass_config_round_trips():
         crop: tuple[float, float] = (0.5, 0.98)
 
     assert Sub().to_dict()["crop"] == [0.5, 0.98] and Sub().to_dict()["class"] == "Sub"
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one_with_the_global_batch(tmp_path):
+    """torchrun with 2 CPU processes (gloo) × batch 2 trains exactly like 1 process × batch 4."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys, torch\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_trainer import Plain, Regression\n"
+        "from geocorr.training import TrainConfig, Trainer\n"
+        "bs, out = int(sys.argv[1]), sys.argv[2]\n"
+        "model = Regression(noise=0.0)\n"
+        "t = Trainer(model, Plain(), TrainConfig(lr=0.05, batch_size=bs, max_steps=6), out, progress=False)\n"
+        "t.fit()\n"
+        "if t.accelerator.is_main_process:\n"
+        "    torch.save(model.linear.state_dict(), out + '/final.pt')\n"
+    )
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    one = Regression(noise=0.0)
+    Trainer(one, Plain(), TrainConfig(lr=0.05, batch_size=4, max_steps=6), tmp_path / "one", progress=False).fit()
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script), "2",
+                    str(tmp_path / "two")], env=env, check=True, capture_output=True, timeout=300)
+    two = torch.load(tmp_path / "two" / "final.pt")
+    torch.testing.assert_close(two["weight"], one.linear.weight.detach(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(two["bias"], one.linear.bias.detach(), rtol=0, atol=1e-6)

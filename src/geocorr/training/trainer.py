@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
@@ -53,7 +54,7 @@ class _Keyed(Dataset):
 
     def __getitem__(self, key: tuple[int, int]):
         index, seed = key
-        if hasattr(self.dataset, "sample"):
+        if callable(getattr(self.dataset, "sample", None)):
             return self.dataset.sample(index, torch.Generator().manual_seed(seed))
         return self.dataset[index]
 
@@ -92,6 +93,12 @@ class Trainer:
         self.collate_fn = collate_fn or default_collate
         self.validate = validate
         self.accelerator = accelerator or Accelerator(mixed_precision=conf.mixed_precision)
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world != self.accelerator.num_processes:
+            raise RuntimeError(
+                f"launched as {world} processes (WORLD_SIZE) but accelerate runs {self.accelerator.num_processes}; "
+                f"without GPUs set ACCELERATE_USE_CPU=true (or use `accelerate launch --cpu`)"
+            )
         self.progress = progress
         self.params = list(model.trainable_parameters())
         if not self.params:
