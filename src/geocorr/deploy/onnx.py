@@ -123,10 +123,12 @@ class OnnxMatcher(DenseMatcher):
 
     path: a file written by :func:`export_onnx`.
     providers: onnxruntime execution providers, in order of preference.
+    threads: onnxruntime's intra-op threads (None: its default, one per core).
     conf: options of :attr:`DenseMatcher.default_conf` (``compile`` does not apply).
     """
 
-    def __init__(self, path: str | Path, providers: tuple[str, ...] = ("CPUExecutionProvider",), **conf):
+    def __init__(self, path: str | Path, providers: tuple[str, ...] = ("CPUExecutionProvider",),
+                 threads: int | None = None, **conf):
         require("onnxruntime")
         import onnxruntime
 
@@ -138,7 +140,9 @@ class OnnxMatcher(DenseMatcher):
         from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf
 
         try:
-            session = onnxruntime.InferenceSession(str(path), providers=list(providers))
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads or 0
+            session = onnxruntime.InferenceSession(str(path), options, providers=list(providers))
         except (Fail, InvalidGraph, InvalidProtobuf) as err:
             raise ValueError(f"ONNX model {path}: onnxruntime cannot load it ({str(err).splitlines()[0]})") from None
         meta = session.get_modelmeta().custom_metadata_map
