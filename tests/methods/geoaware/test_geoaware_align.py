@@ -6,7 +6,13 @@ from geocorr.backbones import tiny_config
 from geocorr.datasets.base import ImageAnnotation, Pair, PairDataset
 from geocorr.evaluation.metrics import compute_metrics
 from geocorr.evaluation.protocols import get_protocol
-from geocorr.methods.geoaware.align import choose_pose, evaluate_aligned, match_aligned, posed_features
+from geocorr.methods.geoaware.align import (
+    choose_pose,
+    evaluate_aligned,
+    match_aligned,
+    posed_features,
+    predict_image_pose,
+)
 from geocorr.methods.geoaware.augmentation import hflip_keypoints
 
 FLIP = [1, 0, 3, 2, 4]  # two left/right pairs and a middle keypoint
@@ -66,6 +72,15 @@ def test_rotation_pose_keeps_ids(model):
     assert aligned.pose == "rot90"
     expected = torch.stack([kps[:, 1], 111 - kps[:, 0]], dim=1)
     assert (aligned.points - expected).norm(dim=1).max() < 3.0
+
+
+def test_global_pose_prediction_from_template_sets(model):
+    facing, _, _, _ = scene(seed=5)
+    other, _, _, _ = scene(seed=6)
+    sets = [{"left": facing, "right": facing.flip(-1)}, {"left": other, "right": other.flip(-1)}]
+    query = (facing + 0.02 * torch.randn(facing.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    assert predict_image_pose(model, query, sets) == "left"
+    assert predict_image_pose(model, query.flip(-1), sets) == "right"
 
 
 def test_evaluate_aligned_on_a_dataset(model, tmp_path):

@@ -20,7 +20,7 @@ from ...datasets.base import ImageAnnotation, PairDataset, keypoint_bbox
 from ...images import ImageLike, load_image
 from ..base import Features
 from .augmentation import flip_permutation
-from .pose import POSES, apply_pose, imd_features, instance_matching_distance, pose_points
+from .pose import POSES, apply_pose, imd_features, instance_matching_distance, pose_points, predict_pose
 
 PUBLISHED_POSES = ("identity", "hflip")
 
@@ -98,6 +98,23 @@ def match_aligned(model, source: ImageLike, target: ImageLike, keypoints, flip: 
             matches = model.match_features(feats[name], tgt_feats, pts)
             points[ids], scores[ids] = matches.points.float().cpu(), matches.scores.float().cpu()
     return AlignedMatches(points, scores, pose, distances)
+
+
+def predict_image_pose(model, image: ImageLike, template_sets: Sequence[Mapping[str, ImageLike]],
+                       imd_size: int | None = 64) -> str:
+    """Global pose label of ``image`` by IMD votes over template sets (see :func:`.pose.predict_pose`).
+
+    template_sets: each maps pose labels ("left", "right", "front", ...) to a template image.
+    """
+    labels = [(i, label) for i, templates in enumerate(template_sets) for label in templates]
+    images = [load_image(image, "image")] + [load_image(template_sets[i][label], f"template {label!r}")
+                                             for i, label in labels]
+    feats = model.features(images)
+    prepared = [imd_features(_content(feats[k]), imd_size) for k in range(len(images))]
+    sets: list[dict[str, torch.Tensor]] = [{} for _ in template_sets]
+    for (i, label), feat in zip(labels, prepared[1:]):
+        sets[i][label] = feat
+    return predict_pose(prepared[0], sets)
 
 
 def _box(ann: ImageAnnotation) -> np.ndarray:
