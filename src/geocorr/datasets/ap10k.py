@@ -102,15 +102,30 @@ def split_images(images: list[ImageAnnotation]) -> dict[str, list[ImageAnnotatio
     return out
 
 
-def _valid(a: ImageAnnotation, b: ImageAnnotation) -> bool:
-    return int((a.visible & b.visible).sum()) >= MIN_VISIBLE
+def _valid_pairs(first: list[ImageAnnotation], second: list[ImageAnnotation], *, within: bool = False,
+                 cross_species: bool = False) -> np.ndarray:
+    """(n, 2) index pairs (i into ``first``, j into ``second``) with ≥ 3 mutually visible keypoints.
+
+    within: ``first is second``, keep i < j. cross_species: keep pairs of different species.
+    Row-major order (the order of ``itertools.combinations``/``product``).
+    """
+    if not first or not second:
+        return np.zeros((0, 2), dtype=int)
+    vis_a = np.stack([a.visible for a in first]).astype(np.int64)
+    vis_b = np.stack([b.visible for b in second]).astype(np.int64)
+    ok = vis_a @ vis_b.T >= MIN_VISIBLE
+    if within:
+        ok = np.triu(ok, k=1)
+    if cross_species:
+        ok &= np.array([a.category for a in first])[:, None] != np.array([b.category for b in second])[None, :]
+    return np.argwhere(ok)
 
 
-def _sample(candidates: list[tuple[ImageAnnotation, ImageAnnotation]], count: int, rng) -> list:
-    valid = [c for c in candidates if _valid(*c)]
-    if len(valid) <= count:
+def _sample(valid: np.ndarray, count: int | None, rng) -> np.ndarray:
+    """``count`` rows of ``valid`` without replacement, in their order (all when fewer or None)."""
+    if count is None or len(valid) <= count:
         return valid
-    return [valid[i] for i in sorted(rng.choice(len(valid), size=count, replace=False))]
+    return valid[np.sort(rng.choice(len(valid), size=count, replace=False))]
 
 
 def load_ap10k(root: str | Path, split: str = "test", setting: str = "intra-species", seed: int = 42) -> PairDataset:
@@ -130,21 +145,20 @@ def load_ap10k(root: str | Path, split: str = "test", setting: str = "intra-spec
     pairs: list[Pair] = []
     if setting == "intra-species":
         for species in sorted(groups):
-            candidates = list(itertools.combinations(groups[species], 2))
-            if split == "train":
-                chosen = _sample(candidates, TRAIN_PAIRS_PER_IMAGE * len(groups[species]), rng)
-            else:
-                chosen = [c for c in candidates if _valid(*c)]
-            pairs += [Pair(a, b, species) for a, b in chosen]
+            members = groups[species]
+            count = TRAIN_PAIRS_PER_IMAGE * len(members) if split == "train" else None
+            chosen = _sample(_valid_pairs(members, members, within=True), count, rng)
+            pairs += [Pair(members[i], members[j], species) for i, j in chosen]
     elif setting == "cross-species":
         for family in sorted(groups):
             members = groups[family]
-            candidates = [(a, b) for a, b in itertools.combinations(members, 2) if a.category != b.category]
-            pairs += [Pair(a, b, family) for a, b in _sample(candidates, CROSS_SPECIES_PAIRS[split], rng)]
+            valid = _valid_pairs(members, members, within=True, cross_species=True)
+            pairs += [Pair(members[i], members[j], family) for i, j in _sample(valid, CROSS_SPECIES_PAIRS[split], rng)]
     else:
         for fam_a, fam_b in itertools.combinations(sorted(groups), 2):
-            candidates = list(itertools.product(groups[fam_a], groups[fam_b]))
-            pairs += [Pair(a, b, fam_a) for a, b in _sample(candidates, CROSS_FAMILY_PAIRS[split], rng)]
+            valid = _valid_pairs(groups[fam_a], groups[fam_b])
+            pairs += [Pair(groups[fam_a][i], groups[fam_b][j], fam_a)
+                      for i, j in _sample(valid, CROSS_FAMILY_PAIRS[split], rng)]
     table = symmetry_table("ap10k")
     used = sorted({p.category for p in pairs})
     return PairDataset(
