@@ -69,6 +69,13 @@ def test_released_architectures_have_the_published_sizes():
         architecture_config("vitx14")
 
 
+def test_random_architecture_by_name():
+    bb = build_backbone("random:vits14_reg", image_size=28)
+    assert (bb.dim, bb.num_layers, bb.num_prefix_tokens) == (384, 12, 5)
+    with pytest.raises(ValueError, match="unknown DINOv2 architecture"):
+        build_backbone("random:vitq14")
+
+
 def test_local_folder_round_trip(tmp_path):
     bb = build_backbone(tiny_config(), image_size=28)
     bb.model.save_pretrained(tmp_path / "tiny")

@@ -107,6 +107,10 @@ def _load_transformers_model(spec: BackboneSpec) -> nn.Module:
             raise ValueError(f"backbone config is a {spec.model_type!r} config, expected one of {DINOV2_TYPES}")
         return AutoModel.from_config(spec, attn_implementation="sdpa")
     spec = str(spec)
+    if spec.startswith("random:"):
+        arch = spec.removeprefix("random:")
+        return AutoModel.from_config(architecture_config(arch.removesuffix("_reg"), registers=arch.endswith("_reg")),
+                                     attn_implementation="sdpa")
     spec = HUB_IDS.get(spec, spec)
     local = Path(spec).expanduser()
     looks_local = local.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1
@@ -209,7 +213,8 @@ def build_backbone(spec: BackboneSpec = "facebook/dinov2-base", config: Backbone
     """Build a DINOv2 backbone from a hub id, a local folder, an architecture name or a config.
 
     spec: ``"facebook/dinov2-base"``-style hub id, a short name (``"vitb14"``, ``"vits14_reg"`` …), a
-        local folder in transformers format, or a transformers ``Dinov2Config`` (random weights).
+        local folder in transformers format, a transformers ``Dinov2Config`` (random weights), or
+        ``"random:<short name>"`` (that architecture with random weights: baselines, timing).
     overrides: fields of :class:`BackboneConfig` (``image_size=224``, ``resize="pad"`` …).
     """
     config = replace(config or BackboneConfig(), **overrides)
