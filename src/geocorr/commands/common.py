@@ -13,7 +13,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_method: str = "
                        help=f"method (default {default_method})")
     group.add_argument("--backbone", help="backbone: hub id (facebook/dinov2-base) or local folder")
     group.add_argument("--adapter", help="adapter: a released name ('geco') or a .pth/.safetensors file "
-                       "(geoaware: the trained post-processor .safetensors)")
+                       "(geoaware: the trained post-processor .safetensors; cyclecorr: the trained network .safetensors)")
     group.add_argument("--image-size", type=int, help="backbone input side in pixels (default: the method's)")
     group.add_argument("--device", default="cpu", help="torch device (default cpu)")
     group.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="compute dtype")
@@ -24,10 +24,10 @@ def load_model(args: argparse.Namespace, **extra):
     conf = {"backbone": args.backbone, "adapter": args.adapter, "image_size": args.image_size,
             "dtype": args.dtype, **extra}
     conf = {k: v for k, v in conf.items() if v is not None}
-    if "adapter" in conf and args.method == "geoaware":
-        conf["weights"] = conf.pop("adapter")  # GeoAware's trained post-processor (.safetensors)
+    if "adapter" in conf and args.method in ("geoaware", "cyclecorr"):
+        conf["weights"] = conf.pop("adapter")  # GeoAware's post-processor / the cyclecorr network (.safetensors)
     if "adapter" in conf and args.method != "geco":
-        raise ValueError(f"--adapter applies to --method geco or geoaware, not {args.method}")
+        raise ValueError(f"--adapter applies to --method geco, geoaware or cyclecorr, not {args.method}")
     return geocorr.load(args.method, device=args.device, **conf)
 
 

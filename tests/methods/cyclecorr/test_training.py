@@ -193,5 +193,10 @@ def test_train_command(pf_willow_root, tmp_path, capsys):
     assert main(common + ["--meshes", str(tmp_path / "meshes"), "--out", str(tmp_path / "run")]) == 0
     model = geocorr.load("cyclecorr", weights=tmp_path / "run" / WEIGHTS_FILE)
     assert model.image_size == 32
+    evaluation = ["eval", "--method", "cyclecorr", "--adapter", str(tmp_path / "run" / WEIGHTS_FILE),
+                  "--dataset", "pf-willow", "--root", str(pf_willow_root), "--max-pairs", "2", "--no-progress",
+                  "--out", str(tmp_path / "eval" / "results.json")]
+    assert main(evaluation) == 0
+    assert (tmp_path / "eval" / "results.json").is_file()
     assert main(common + ["--out", str(tmp_path / "run2")]) == 2
     assert "--meshes" in capsys.readouterr().err
