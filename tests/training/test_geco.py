@@ -1,6 +1,7 @@
 """GECO training on real PF-Willow pairs with a tiny random DINOv2 (hidden 32, 2 blocks)."""
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from transformers import AutoModel
 from geocorr.backbones import tiny_config
 from geocorr.cli import main
 from geocorr.datasets import load_dataset
-from geocorr.methods.geco.data import GecoPairs, collate, keypoint_hull_tokens
+from geocorr.methods.geco.data import GecoPairs, attach_masks, collate, keypoint_hull_tokens
 from geocorr.methods.geco.training import GecoTrainConfig, build_trainer
 from geocorr.training.augment import AugmentConfig, augment, crop_keypoints, flip_keypoints
 from geocorr.training.splits import split_by_images
@@ -77,7 +78,7 @@ def test_keypoint_hull_tokens():
 def test_samples_put_keypoints_on_their_tokens(willow):
     data = GecoPairs(_few(willow), 112, 14, PLAIN, per_category=None)
     sample = data.sample(0, torch.Generator().manual_seed(0))
-    pair = data.pairs[0]
+    pair, _ = data.pairs[0]
     w, h = pair.source.size
     x, y = pair.source.keypoints[0]
     col, row = int((x + 0.5) * 112 / w // 14), int((y + 0.5) * 112 / h // 14)
@@ -133,6 +134,8 @@ def test_cli_trains_validates_and_refuses_another_config(willow, pf_willow_root,
     assert {"adapter.safetensors", "checkpoint.pt", "log.jsonl"} <= {p.name for p in tmp_path.iterdir()}
     assert main(args + ["--resume", "--lr", "0.5"]) == 2
     assert "another config" in capsys.readouterr().err
+    assert main(args + ["--dataset", "pf-willow"]) == 2
+    assert "one --root" in capsys.readouterr().err
 
 
 def test_bad_datasets(willow, tmp_path):
@@ -146,3 +149,41 @@ def test_bad_datasets(willow, tmp_path):
         GecoPairs(replace(willow, pairs=[replace(willow[0], source=hidden, target=hidden)]), 112, 14, PLAIN)
     with pytest.raises(ValueError, match="multiple of the patch"):
         GecoPairs(willow, 100, 14, PLAIN)
+
+
+def test_masks_give_the_foreground(willow, pf_willow_root, tmp_path):
+    from PIL import Image
+
+    few = _few(willow, (0,))
+    for ann in (few[0].source, few[0].target):
+        w, h = ann.size
+        mask = np.zeros((h, w), np.uint8)
+        mask[: h // 2, : w // 2] = 255  # the top-left quarter
+        target = tmp_path / Path(ann.path).relative_to(pf_willow_root).with_suffix(".png")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mask).save(target)
+    sample = GecoPairs(attach_masks(few, pf_willow_root, tmp_path), 112, 14, PLAIN).sample(0, torch.Generator())
+    expected = torch.zeros(8, 8, dtype=torch.bool)
+    expected[:4, :4] = True
+    assert torch.equal(sample["source_foreground"].reshape(8, 8), expected)
+    with pytest.raises(FileNotFoundError, match="mask of"):
+        attach_masks(_few(willow, (0, 100)), pf_willow_root, tmp_path)
+
+
+def test_joint_datasets_keep_their_own_twins(willow):
+    a, b = _few(willow, (0, 1)), _few(willow, (90,))
+    b = replace(b, name="mirrored", symmetry={b[0].category: {"twin": [1, 0, 2, 3, 4, 5, 6, 7, 8, 9]}})
+    flip = AugmentConfig(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip=1.0, jitter_p=0.0, blur_p=0.0,
+                         solarize_p=0.0)
+    data = GecoPairs([a, b], 112, 14, flip, per_category=None)
+    assert len(data) == 3
+    plain = data.sample(0, torch.Generator().manual_seed(0))  # no table: no flip, no twins
+    assert plain["twin"].tolist() == list(range(10))
+    mirrored = data.sample(2, torch.Generator().manual_seed(0))
+    assert mirrored["twin"].tolist()[:3] == [1, 0, 2]
+    pair, _ = data.pairs[2]
+    w, h = pair.source.size
+    x, y = pair.source.keypoints[0]  # keypoint 0 becomes id 1 at the mirrored place
+    col = int((111 - ((x + 0.5) * 112 / w - 0.5) + 0.5) // 14)
+    row = int(((y + 0.5) * 112 / h) // 14)
+    assert mirrored["source_tokens"][1].item() == row * 8 + col

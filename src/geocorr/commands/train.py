@@ -17,10 +17,12 @@ from importlib import import_module
 from pathlib import Path
 
 from ..datasets import DATASETS, load_dataset
+from ..methods.geco.data import attach_masks
 from ..training.splits import split_by_images
 
 # method -> "module": the module defines a TrainConfig subclass ``CONFIG`` and
-# ``build_trainer(train_set, out_dir, conf, backbone=, adapter=, val_set=, val_pairs=, progress=)``.
+# ``build_trainer(train_set, out_dir, conf, backbone=, adapter=, val_set=, val_pairs=, progress=)``;
+# with ``JOINT_TRAINING = True`` train_set is a list of PairDatasets (--dataset repeated, --mask-dir).
 TRAINERS: dict[str, str] = {
     "geco": "geocorr.methods.geco.training",
     "geoaware": "geocorr.methods.geoaware.training",
@@ -35,13 +37,18 @@ _OVERRIDES = ("epochs", "max_steps", "batch_size", "lr", "image_size", "seed", "
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="geco", choices=sorted(TRAINERS), help="method (default geco)")
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="training benchmark")
-    data.add_argument("--root", required=True, type=Path, help="the dataset's folder (official layout)")
+    data.add_argument("--dataset", required=True, action="append", choices=sorted(DATASETS),
+                      help="training benchmark; GECO: repeat (with --root each) to train on several jointly")
+    data.add_argument("--root", required=True, action="append", type=Path,
+                      help="the dataset's folder (official layout), one per --dataset")
+    data.add_argument("--mask-dir", action="append", type=Path,
+                      help="GECO: precomputed object masks (<image path under root>.png), one per --dataset; "
+                           "default: the keypoints' convex hull")
     data.add_argument("--meshes", help="cyclecorr: folder of CAD models (OBJ/OFF/PLY/GLB/STL, searched recursively)")
     data.add_argument("--split", help="training split (default: the loader's)")
-    data.add_argument("--val-split", help="validation split of the same dataset")
+    data.add_argument("--val-split", help="validation split of the (first) dataset")
     data.add_argument("--val-fraction", type=float,
-                      help="hold out this share of each category's images for validation instead")
+                      help="hold out this share of each category's images of the (first) dataset instead")
     data.add_argument("--val-pairs", type=int, help="validate on the first N validation pairs only")
     model = parser.add_argument_group("model")
     model.add_argument("--backbone", default="facebook/dinov2-base", help="hub id or local folder")
@@ -70,10 +77,20 @@ def run(args: argparse.Namespace) -> int:
     method = import_module(TRAINERS[args.method])
     overrides = {k: getattr(args, k) for k in _OVERRIDES if getattr(args, k) is not None}
     conf = dataclasses.replace(method.CONFIG(), **overrides)
-    train_set = load_dataset(args.dataset, args.root, **({"split": args.split} if args.split else {}))
-    val_set = load_dataset(args.dataset, args.root, split=args.val_split) if args.val_split else None
+    if len(args.root) != len(args.dataset) or (args.mask_dir and len(args.mask_dir) != len(args.dataset)):
+        raise ValueError(f"give one --root (and one --mask-dir, if any) per --dataset: {len(args.dataset)} "
+                         f"datasets, {len(args.root)} roots, {len(args.mask_dir or [])} mask folders")
+    joint = getattr(method, "JOINT_TRAINING", False)
+    if (len(args.dataset) > 1 or args.mask_dir) and not joint:
+        raise ValueError(f"--method {args.method} trains on one --dataset without --mask-dir")
+    split = {"split": args.split} if args.split else {}
+    train_sets = [load_dataset(name, root, **split) for name, root in zip(args.dataset, args.root)]
+    if args.mask_dir:
+        train_sets = [attach_masks(d, root, masks) for d, root, masks in zip(train_sets, args.root, args.mask_dir)]
+    val_set = load_dataset(args.dataset[0], args.root[0], split=args.val_split) if args.val_split else None
     if args.val_fraction:
-        train_set, val_set = split_by_images(train_set, args.val_fraction, seed=conf.seed)
+        train_sets[0], val_set = split_by_images(train_sets[0], args.val_fraction, seed=conf.seed)
+    train_set = train_sets if joint else train_sets[0]
     trainer = method.build_trainer(train_set, args.out, conf, backbone=args.backbone, adapter=args.adapter,
                                    val_set=val_set, val_pairs=args.val_pairs, progress=not args.no_progress)
     try:

@@ -10,6 +10,7 @@ masks, e.g. PF-Willow).
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -59,6 +60,27 @@ def _mask_image(ann: ImageAnnotation) -> Image.Image | None:
     return Image.fromarray(mask.astype(np.uint8) * 255)
 
 
+def attach_masks(dataset: PairDataset, image_root: str | Path, mask_root: str | Path) -> PairDataset:
+    """The dataset with ``meta["mask"]`` set on every image: ``mask_root/<path under image_root>.png``
+    (precomputed object masks, e.g. SAM's as GECO used; white = object)."""
+    image_root, mask_root = Path(image_root), Path(mask_root)
+    if not mask_root.is_dir():
+        raise FileNotFoundError(f"mask folder: no such directory: {mask_root}")
+
+    def with_mask(ann: ImageAnnotation) -> ImageAnnotation:
+        try:
+            relative = Path(ann.path).resolve().relative_to(image_root.resolve())
+        except ValueError:
+            raise ValueError(f"image {ann.path} is not under the dataset root {image_root}") from None
+        mask = (mask_root / relative).with_suffix(".png")
+        if not mask.is_file():
+            raise FileNotFoundError(f"mask of {ann.path}: no such file: {mask}")
+        return replace(ann, meta={**ann.meta, "mask": mask})
+
+    pairs = [replace(p, source=with_mask(p.source), target=with_mask(p.target)) for p in dataset]
+    return replace(dataset, pairs=pairs)
+
+
 def sample_pairs(dataset: Sequence[Pair], per_category: int | None, seed: int) -> list[Pair]:
     """At most ``per_category`` pairs of each category (a seeded random subset), in dataset order."""
     by_category: dict[str, list[int]] = defaultdict(list)
@@ -78,43 +100,49 @@ def sample_pairs(dataset: Sequence[Pair], per_category: int | None, seed: int) -
 class GecoPairs:
     """Training pairs for GECO; :meth:`sample` draws the augmentations from the given generator.
 
-    dataset: a keypoint :class:`PairDataset`; its ``symmetry[category]["twin"]`` gives the M−
-        pairs and (as published) the flip permutation. Categories without a table get no
-        negatives and no flips (a flip without a permutation would mislabel left and right).
+    datasets: one keypoint :class:`PairDataset` or several trained jointly (GECO: AP-10K +
+        SPair-71k + PF-Pascal); each dataset's ``symmetry[category]["twin"]`` gives the M− pairs
+        and (as published) the flip permutation. Categories without a table get no negatives and
+        no flips (a flip without a permutation would mislabel left and right).
     image_size: side of the square training images; patch: the backbone's token size.
-    per_category: at most this many pairs per category (GECO: 800); seed picks them.
+    per_category: at most this many pairs per category of each dataset (GECO: 800); seed picks them.
     """
 
-    def __init__(self, dataset: PairDataset, image_size: int, patch: int, augment_conf: AugmentConfig,
-                 per_category: int | None = 800, seed: int = 0) -> None:
+    def __init__(self, datasets: PairDataset | Sequence[PairDataset], image_size: int, patch: int,
+                 augment_conf: AugmentConfig, per_category: int | None = 800, seed: int = 0) -> None:
         if image_size % patch:
             raise ValueError(f"image_size {image_size} must be a multiple of the patch size {patch}")
         self.image_size, self.patch, self.augment_conf = image_size, patch, augment_conf
-        self.twins = {c: np.asarray(t["twin"]) for c, t in dataset.symmetry.items() if "twin" in t}
+        self.pairs: list[tuple[Pair, np.ndarray | None]] = []
+        for dataset in [datasets] if isinstance(datasets, PairDataset) else datasets:
+            self.pairs += self._usable_pairs(dataset, per_category, seed)
+        side = image_size
+        self.grid = TokenGrid(image_hw=(side, side), content_hw=(side, side), input_hw=(side, side), patch=patch)
+
+    @staticmethod
+    def _usable_pairs(dataset: PairDataset, per_category: int | None, seed: int):
+        twins = {c: np.asarray(t["twin"]) for c, t in dataset.symmetry.items() if "twin" in t}
         pairs = []
         for pair in sample_pairs(dataset, per_category, seed):
             src, trg = pair.source, pair.target
             if src.num_keypoints != trg.num_keypoints:
                 raise ValueError(f"pair {src.path} -> {trg.path}: {src.num_keypoints} vs {trg.num_keypoints} keypoints")
-            twin = self.twins.get(pair.category)
+            twin = twins.get(pair.category)
             if twin is not None and len(twin) != src.num_keypoints:
-                raise ValueError(f"category {pair.category}: twin table has {len(twin)} entries for "
-                                 f"{src.num_keypoints} keypoints")
+                raise ValueError(f"{dataset.name} category {pair.category}: twin table has {len(twin)} entries "
+                                 f"for {src.num_keypoints} keypoints")
             if (src.visible | trg.visible).any():
-                pairs.append(pair)
+                pairs.append((pair, twin))
         if not pairs:
             raise ValueError(f"dataset {dataset.name} ({dataset.split}) has no pair with a visible keypoint")
-        self.pairs = pairs
-        side = image_size
-        self.grid = TokenGrid(image_hw=(side, side), content_hw=(side, side), input_hw=(side, side), patch=patch)
+        return pairs
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def sample(self, index: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """One augmented pair (see :func:`collate` for the keys)."""
-        pair = self.pairs[index]
-        twin = self.twins.get(pair.category)
+        pair, twin = self.pairs[index]
         src = self._view(pair.source, generator, twin)
         trg = self._view(pair.target, generator, twin)
         if not (src["visible"] | trg["visible"]).any():  # the crops cut every keypoint away: no crop

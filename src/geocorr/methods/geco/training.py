@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +47,7 @@ class GecoTrainConfig(TrainConfig):
 
 
 CONFIG = GecoTrainConfig  # the config class ``geocorr train`` builds
+JOINT_TRAINING = True  # ``geocorr train`` may pass several datasets (GECO trains on three jointly)
 
 
 class GecoTraining(nn.Module):
@@ -90,10 +92,12 @@ class GecoTraining(nn.Module):
         self.matcher.save_adapter(Path(out_dir) / ADAPTER_FILE)
 
 
-def build_trainer(train_set: PairDataset, out_dir: str | Path, conf: GecoTrainConfig = GecoTrainConfig(),
+def build_trainer(train_set: PairDataset | Sequence[PairDataset], out_dir: str | Path,
+                  conf: GecoTrainConfig = GecoTrainConfig(),
                   backbone: BackboneSpec = "facebook/dinov2-base", adapter: str | Path | None = None,
                   val_set: PairDataset | None = None, val_pairs: int | None = None, progress: bool = True) -> Trainer:
-    """A :class:`Trainer` for GECO on ``train_set`` (validated on ``val_set`` if given).
+    """A :class:`Trainer` for GECO on ``train_set`` — one dataset or several trained jointly —
+    validated on ``val_set`` if given.
 
     backbone: hub id, local folder or transformers config; adapter: LoRA to start from (None: fresh).
     """
