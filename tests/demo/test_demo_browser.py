@@ -1,5 +1,4 @@
 """The demo page for real: a Gradio server on localhost driven by a headless Chromium (Playwright)."""
-import os
 import re
 import socket
 from pathlib import Path
@@ -8,10 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-import geocorr  # noqa: E402
-from geocorr.demo.app import PointMatcher, build_app, example_pairs  # noqa: E402
+import geocorr
+from geocorr.demo.app import PointMatcher, build_app, example_pairs
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium (CI installs it, see .ci/run)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -156,12 +156,12 @@ def build_app(model, title: str = "geocorr: semantic correspondence"):
     def check_target(image):
         read_upload(image, "Target")
 
-    with gr.Blocks(title=title) as app:
+    with gr.Blocks(title=title, analytics_enabled=False) as app:
         gr.Markdown(f"## {title}\nUpload or pick two images, then **click a point in the source**.")
         points = gr.State([])
         with gr.Row():
-            source = gr.Image(label="Source (click a point)", type="numpy", sources=["upload"], elem_id="source")
-            target = gr.Image(label="Target", type="numpy", sources=["upload"], elem_id="target")
+            source = gr.Image(label="Source (click a point)", sources=["upload"], elem_id="source")
+            target = gr.Image(label="Target", sources=["upload"], elem_id="target")
         with gr.Row():
             several = gr.Checkbox(label="several points", value=False, elem_id="several")
             twin = gr.Checkbox(label="show flipped twin (left/right awareness)", value=True, elem_id="twin")
@@ -179,5 +179,5 @@ def build_app(model, title: str = "geocorr: semantic correspondence"):
         source.upload(check_source, [source], None, preprocess=False)
         target.upload(check_target, [target], None, preprocess=False)
         for event in (source.change, target.change, reset.click):
-            event(clear, None, outputs)
+            event(clear, None, outputs, queue=False)  # at once, before any click that follows
     return app
