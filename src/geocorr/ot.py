@@ -170,8 +170,9 @@ def mask_marginals(foreground: torch.Tensor, num_visible: torch.Tensor, num_keyp
 class OTConfig:
     """GECO's OT layer; the defaults are the published setting."""
 
-    eps: float = 0.1  # entropy weight ε
-    rho: float = 10.0  # KL weight on both marginals (damping φ = ρ / (ρ + ε))
+    eps: float = 0.1  # entropy weight ε (λ in the paper)
+    rho_a: float = 10.0  # KL weight on the source marginal (α; damping φ = ρ / (ρ + ε))
+    rho_b: float = 10.0  # KL weight on the target marginal (β)
     iters: int = 10  # Sinkhorn iterations
     dustbin_score: float = 0.3  # score of every dustbin entry (initial value if learned)
     learn_dustbin: bool = False  # published: fixed
@@ -190,5 +191,5 @@ class OptimalTransport(nn.Module):
                 mask_a: torch.Tensor | None = None, mask_b: torch.Tensor | None = None) -> torch.Tensor:
         """scores (B, N, M), log_a (B, N+1), log_b (B, M+1) -> log P (B, N+1, M+1)."""
         c = self.conf
-        return log_optimal_transport(scores, log_a, log_b, self.dustbin, c.eps, c.rho, c.rho, c.iters,
+        return log_optimal_transport(scores, log_a, log_b, self.dustbin, c.eps, c.rho_a, c.rho_b, c.iters,
                                      mask_a=mask_a, mask_b=mask_b)
