@@ -51,6 +51,6 @@ def test_track_cli_bad_input(pan_video, pretrained_vits14, tmp_path, capsys):
     assert main(["track", str(junk), "--point", "1,1", "--csv", str(tmp_path / "t.csv"), *model]) == 2
     assert "cannot be decoded" in capsys.readouterr().err
     assert main(["track", str(pan_video), "--point", "500,10", "--csv", str(tmp_path / "t.csv"), *model]) == 2
-    assert "outside the 160×160 image" in capsys.readouterr().err
+    assert "points (of the first frame): [[500.0, 10.0]] lie outside the 160×160 image" in capsys.readouterr().err
     assert main(["track", str(pan_video), "--point", "5,10", *model]) == 2
     assert "nothing to write" in capsys.readouterr().err

@@ -46,7 +46,7 @@ def test_momentum_updates_the_query_with_the_matched_feature(colour_matcher, squ
 
 def test_tracker_bad_input(colour_matcher, square_frames):
     frame = square_frames[0]
-    with pytest.raises(ValueError, match=r"--point.*outside the 84×56 image"):
+    with pytest.raises(ValueError, match=r"points \(of the first frame\).*outside the 84×56 image"):
         PointTracker(colour_matcher, frame, [[100.0, 5.0]])
     with pytest.raises(ValueError, match="momentum"):
         PointTracker(colour_matcher, frame, [[1.0, 1.0]], momentum=2.0)

@@ -45,7 +45,7 @@ class PointTracker:
             raise ValueError(f"refine must be 'argmax' or 'soft', got {refine!r}")
         self.model = model
         self.first_frame = first_frame
-        self.points = check_points(points, first_frame.shape[:2], name="--point")
+        self.points = check_points(points, first_frame.shape[:2], name="points (of the first frame)")
         self.momentum, self.refine = momentum, refine
         self.window, self.temperature = window, temperature
         self.dense = hasattr(model, "features")
