@@ -84,6 +84,8 @@ def test_resume_is_bit_exact(tmp_path):
     trainer = Trainer(resumed, Noisy(), _conf(), tmp_path / "b", progress=False)
     trainer.fit(resume=True)
     assert resumed.calls == 6
+    steps = [json.loads(line)["step"] for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 13))  # the killed run's step 7 was dropped from the log
     for p, q in zip(straight.parameters(), resumed.parameters()):
         assert torch.equal(p, q)
     assert not torch.equal(straight.linear.weight, Regression().linear.weight)  # it did train
@@ -99,6 +101,8 @@ def test_resume_refuses_another_config(tmp_path):
     Trainer(Regression(), Noisy(), _conf(max_steps=3), tmp_path, progress=False).fit()
     with pytest.raises(ValueError, match="another config.*lr"):
         Trainer(Regression(), Noisy(), _conf(max_steps=3, lr=0.1), tmp_path, progress=False).fit(resume=True)
+    with pytest.raises(FileExistsError, match="resume it"):
+        Trainer(Regression(), Noisy(), _conf(max_steps=3), tmp_path, progress=False).fit()
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         Trainer(Regression(), Noisy(), _conf(), tmp_path / "none", progress=False).fit(resume=True)
 

@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     conf.add_argument("--val-every", type=int)
     conf.add_argument("--checkpoint-every", type=int)
     conf.add_argument("--num-workers", type=int)
-    conf.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"])
+    conf.add_argument("--mixed-precision", choices=["no", "bf16"])
     run = parser.add_argument_group("run")
     run.add_argument("--out", required=True, type=Path, help="output folder")
     run.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")

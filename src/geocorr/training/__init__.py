@@ -18,7 +18,7 @@ the trainer calls that (instead of ``dataset[index]``) with a ``torch.Generator`
 moved to the device before ``training_step``.
 
 Configuration: :class:`TrainConfig` holds what changes the result (lr, weight decay, epochs or
-max_steps, batch size, scheduler none|onecycle with warm-up share, grad clip, mixed precision,
+max_steps, batch size, scheduler none|onecycle with warm-up share, grad clip, mixed precision (bf16),
 validation/checkpoint/log periods, workers, seed). A method subclasses it as a dataclass whose
 defaults are its published setting, e.g. ``GecoTrainConfig(TrainConfig)`` in
 :mod:`geocorr.methods.geco.training`.
@@ -34,7 +34,8 @@ Running::
   (temp file, fsync, rename): trainable parameters by name, optimiser, scheduler, RNG states
   (python, numpy, torch, cuda), step (= data position: the sampler is a pure function of the
   seed and the step) and the config. ``fit(resume=True)`` continues bit-exactly and refuses a
-  checkpoint of another config, another process count or other parameters (ValueError).
+  checkpoint of another config, another process count or other parameters (ValueError); a fresh
+  ``fit()`` refuses a folder that already holds a checkpoint (FileExistsError).
 * A NaN/inf loss stops training with ``FloatingPointError`` naming the step (before the update).
 * Multi-GPU / multi-node: ``accelerate launch -m geocorr.cli train ...`` (or torchrun); the
   trainer averages gradients over processes itself and shards the sample order, so one CPU

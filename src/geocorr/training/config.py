@@ -22,7 +22,7 @@ class TrainConfig:
     scheduler: str = "none"  # none | onecycle
     warmup: float = 0.3  # one-cycle: share of the steps spent warming up
     grad_clip: float | None = None  # clip the gradient norm to this value
-    mixed_precision: str = "no"  # no | bf16 | fp16 (accelerate's autocast)
+    mixed_precision: str = "no"  # no | bf16 (accelerate's autocast)
     val_every: int = 1000  # validate every this many steps (and at the end); 0 = never
     checkpoint_every: int = 1000  # write the checkpoint every this many steps (and at the end)
     log_every: int = 10  # append a line to log.jsonl every this many steps
@@ -32,8 +32,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.scheduler not in ("none", "onecycle"):
             raise ValueError(f"scheduler must be 'none' or 'onecycle', got {self.scheduler!r}")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
+        if self.mixed_precision not in ("no", "bf16"):
+            raise ValueError(f"mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
         for name in ("lr", "batch_size", "epochs"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

@@ -129,7 +129,10 @@ class Trainer:
         if resume:
             self._load(self.checkpoint_path)
         else:
+            if self.checkpoint_path.exists():
+                raise FileExistsError(f"{self.checkpoint_path} exists: resume it or train into another folder")
             set_seed(conf.seed)
+        self._trim_log()
         self.sampler.start_step = self.step
         loader = DataLoader(_Keyed(self.dataset), batch_size=conf.batch_size, sampler=self.sampler,
                             collate_fn=self.collate_fn, num_workers=conf.num_workers,
@@ -204,6 +207,13 @@ class Trainer:
             self._log({"step": self.step, **metrics})
         self.accelerator.wait_for_everyone()
         return metrics
+
+    def _trim_log(self) -> None:
+        """Drop log lines of steps after the one we start from (a killed run's last steps)."""
+        path = self.out_dir / LOG
+        if self.accelerator.is_main_process and path.exists():
+            lines = path.read_text().splitlines()
+            path.write_text("".join(f"{line}\n" for line in lines if json.loads(line)["step"] <= self.step))
 
     def _log(self, record: dict) -> None:
         if self.accelerator.is_main_process:
