@@ -141,6 +141,13 @@ def _reconstruct(pixels: torch.Tensor, proj: torch.Tensor, sem: torch.Tensor, si
     return -(spatial * sem).amax(dim=2).mean(dim=1)
 
 
+def _background(target: AlignTarget, proj: torch.Tensor, sigma: float) -> torch.Tensor:
+    """L_background (Eq. 11): spatial likelihood of the class points at background pixels,
+    averaged over points and pixels. proj (B, M, 2) -> (B,)."""
+    dist = torch.cdist(target.background.expand(len(proj), -1, -1), proj)
+    return torch.exp(-dist.pow(2) / (2 * sigma**2)).mean(dim=(1, 2))
+
+
 def alignment_loss(sparse: torch.Tensor, log_focal: torch.Tensor, depth_target: torch.Tensor,
                    rep: ClassRepresentation, target: AlignTarget, conf: AlignConfig,
                    progress: float) -> dict[str, torch.Tensor]:
@@ -158,8 +165,7 @@ def alignment_loss(sparse: torch.Tensor, log_focal: torch.Tensor, depth_target: 
         "dense": _reconstruct(target.pixels, proj_dense, target.sem_dense, sigma_d),
         "sparse": _reconstruct(target.pixels, proj_sparse, target.sem_sparse, sigma_s),
         "geom": -rep.prior.likelihood(sparse),
-        "background": torch.exp(-torch.cdist(target.background.expand(len(sparse), -1, -1), proj_dense).pow(2)
-                                / (2 * sigma_d**2)).mean(dim=(1, 2)),
+        "background": _background(target, proj_dense, sigma_d),
         "depth": (depth_target - sparse[..., 2].mean(-1)).pow(2),
     }
     terms["total"] = (scheduled(conf.w_dense, progress) * terms["dense"]

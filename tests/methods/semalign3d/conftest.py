@@ -1,0 +1,46 @@
+"""The synthetic 3D world shared by the SemAlign3D tests: one class, training views, a representation."""
+import pytest
+import torch
+
+from geocorr.methods.semalign3d.dense import DenseConfig, TrainingView
+from geocorr.methods.semalign3d.focal import FocalConfig
+from geocorr.methods.semalign3d.representation import BuildConfig, build_representation
+from geocorr.methods.semalign3d.sparse import SparseConfig
+from geocorr.methods.semalign3d.synthetic import SyntheticWorld
+
+# Small but complete settings: the published ones take minutes per class.
+FAST_BUILD = BuildConfig(focal=FocalConfig(steps=200), sparse=SparseConfig(steps=300, lr=1e-2),
+                         dense=DenseConfig(points_per_image=300, clusters=150))
+
+
+def random_views(world: SyntheticWorld, count: int, generator: torch.Generator):
+    """Views of fresh instances from random azimuths, elevations 5-40° and focal lengths 1.2-4."""
+    views = []
+    for _ in range(count):
+        points, scale = world.instance(generator)
+        azimuth = torch.rand(1, generator=generator).item() * 360
+        elevation = 5 + torch.rand(1, generator=generator).item() * 35
+        focal = 1.2 + torch.rand(1, generator=generator).item() * 2.8
+        views.append(world.render(points, scale, azimuth, elevation, focal))
+    return views
+
+
+def training_view(view, exact_depth: bool = True) -> TrainingView:
+    return TrainingView(view.features, view.grid, view.depth, view.mask, view.keypoints, view.visible,
+                        keypoint_depth=view.world[:, 2] if exact_depth else None)
+
+
+@pytest.fixture(scope="session")
+def world() -> SyntheticWorld:
+    return SyntheticWorld(seed=0)
+
+
+@pytest.fixture(scope="session")
+def train_views(world):
+    return random_views(world, 12, torch.Generator().manual_seed(1))
+
+
+@pytest.fixture(scope="session")
+def representation(train_views):
+    return build_representation([training_view(v) for v in train_views], "synthetic",
+                                keypoint_names=[f"kp{i}" for i in range(8)], conf=FAST_BUILD)

@@ -1,0 +1,114 @@
+"""SemAlign3D behind geocorr.load, the depth model, saving/loading, the build command."""
+import pytest
+import torch
+
+import geocorr
+from geocorr.backbones import tiny_config
+from geocorr.cli import main
+from geocorr.methods.semalign3d import ClassRepresentation, DepthEstimator
+from geocorr.methods.semalign3d.depth import load_depth_file, tiny_depth_config
+
+from .conftest import FAST_BUILD, training_view
+
+
+def test_representation_round_trip(representation, tmp_path):
+    path = representation.save(tmp_path / "rep.safetensors")
+    loaded = ClassRepresentation.load(path)
+    assert loaded.category == "synthetic" and loaded.keypoint_names == representation.keypoint_names
+    for name in ("sparse", "dense", "dense_index", "dense_weights", "sparse_features", "front"):
+        assert torch.equal(getattr(loaded, name), getattr(representation, name))
+    assert torch.equal(loaded.prior.angle, representation.prior.angle)
+    assert loaded.meta["num_views"] == 12
+
+
+def test_representation_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="class representation not found"):
+        ClassRepresentation.load(tmp_path / "missing.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="not a safetensors class representation"):
+        ClassRepresentation.load(bad)
+
+
+def test_depth_estimator_tiny_random_model():
+    depth = DepthEstimator(tiny_depth_config(), input_size=56)
+    out = depth(torch.rand(3, 30, 45))
+    assert out.shape == (30, 45) and (out > 0).all() and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="image: expected shape"):
+        depth(torch.rand(30, 45))
+
+
+def test_depth_file_checks(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "d.npy", np.ones((4, 5), dtype=np.float32))
+    assert load_depth_file(tmp_path / "d.npy", (4, 5)).shape == (4, 5)
+    with pytest.raises(ValueError, match="does not match the image"):
+        load_depth_file(tmp_path / "d.npy", (5, 4))
+    with pytest.raises(FileNotFoundError, match="depth file not found"):
+        load_depth_file(tmp_path / "none.npy", (4, 5))
+
+
+@pytest.fixture(scope="module")
+def tiny_setup(world, train_views):
+    """A representation whose semantics come from a tiny random DINOv2 run on rendered feature images."""
+    features = geocorr.load("dinov2", backbone=tiny_config(), image_size=56)
+    views = []
+    for view in train_views:
+        image = view.features[:3].sigmoid()
+        feats = features.features(image)
+        views.append(training_view(view))
+        views[-1] = type(views[-1])(feats.dense[0], feats.grids[0], view.depth, view.mask, view.keypoints,
+                                    view.visible, keypoint_depth=view.world[:, 2])
+    from geocorr.methods.semalign3d import build_representation
+
+    return features, build_representation(views, "synthetic", conf=FAST_BUILD), train_views
+
+
+def test_load_and_match_through_the_registry(tiny_setup):
+    features, rep, views = tiny_setup
+    model = geocorr.load("semalign3d", representation=rep, features=features,
+                         depth=DepthEstimator(tiny_depth_config(), input_size=56),
+                         align={"steps": 3, "samples_per_focal": 1, "pixels": 32, "background_pixels": 32})
+    img0, img1 = views[0].features[:3].sigmoid(), views[1].features[:3].sigmoid()
+    query = views[0].keypoints[views[0].visible][:3]
+    matches = model.match(img0, img1, query, mask0=views[0].mask, mask1=views[1].mask)
+    assert matches.points.shape == (3, 2) and matches.scores.shape == (3,)
+    assert ((matches.points >= 0) & (matches.points <= 47)).all()
+    assert matches.similarity.shape[0] == 3
+    with pytest.raises(ValueError, match="outside"):
+        model.match(img0, img1, [[100.0, 0.0]], mask0=views[0].mask, mask1=views[1].mask)
+
+
+def test_load_rejects_unknown_options_and_other_features(tiny_setup, representation):
+    features, rep, _ = tiny_setup
+    with pytest.raises(ValueError, match="unknown option"):
+        geocorr.load("semalign3d", representation=rep, features=features, depth=None, steps=3)
+    with pytest.raises(ValueError, match="unknown alignment option"):
+        geocorr.load("semalign3d", representation=rep, features=features, depth=None, align={"step": 3})
+    model = geocorr.load("semalign3d", representation=representation, features=features, depth=None)
+    image = torch.rand(3, 48, 48)
+    with pytest.raises(ValueError, match="channels"):
+        model.align_image(image, mask=torch.ones(48, 48, dtype=torch.bool))
+
+
+def test_cli_build_on_pf_willow(pf_willow_root, pretrained_vits14, tmp_path, capsys):
+    from transformers import DepthAnythingForDepthEstimation
+
+    DepthAnythingForDepthEstimation(tiny_depth_config()).save_pretrained(tmp_path / "depth")
+    out = tmp_path / "duck.safetensors"
+    code = main(["semalign3d", "build", "--dataset", "pf-willow", "--root", str(pf_willow_root), "--split", "test",
+                 "--category", "duck(S)", "--output", str(out), "--depth", str(tmp_path / "depth"),
+                 "--max-images", "4", "--sparse-steps", "20", "--clusters", "40", "--method", "dinov2",
+                 "--backbone", str(pretrained_vits14), "--image-size", "112"])
+    assert code == 0, capsys.readouterr().err
+    rep = ClassRepresentation.load(out)
+    assert rep.category == "duck(S)" and rep.num_keypoints == 10 and rep.sparse_features.shape[1] == 384
+    assert rep.meta["features"] == "dinov2" and len(rep.meta["focals"]) == 4
+
+
+def test_cli_build_unknown_category(pf_willow_root, tmp_path, capsys):
+    code = main(["semalign3d", "build", "--dataset", "pf-willow", "--root", str(pf_willow_root), "--split", "test",
+                 "--category", "plane", "--output", str(tmp_path / "x.safetensors"), "--depth-dir", str(tmp_path)])
+    assert code == 2
+    assert "--category 'plane'" in capsys.readouterr().err
