@@ -93,5 +93,9 @@ def test_track_video_max_frames_and_bad_video(colour_matcher, square_video, tmp_
     junk.write_bytes(b"\x00" * 1000)
     with pytest.raises(ValueError, match="cannot be decoded"):
         track_video(colour_matcher, junk, [[1.0, 1.0]], progress=False)
+    with pytest.raises(ValueError, match="cannot write H.264 video to 'out.webm'"):
+        track_video(colour_matcher, square_video, [[1.0, 1.0]], out=tmp_path / "out.webm",
+                    csv_path=tmp_path / "t.csv", progress=False)
+    assert not (tmp_path / "t.csv").exists()  # refused before any work
     with pytest.raises(ValueError, match="batch_size"):
         track_video(colour_matcher, square_video, [[1.0, 1.0]], batch_size=0, progress=False)

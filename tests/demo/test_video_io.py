@@ -36,6 +36,10 @@ def test_writer_rejects_bad_frames(tmp_path):
         VideoWriter(tmp_path / "missing" / "a.mp4")
     with pytest.raises(ValueError, match="fps"):
         VideoWriter(tmp_path / "b.mp4", fps=0)
+    with pytest.raises(ValueError, match=r"cannot write H.264 video to 'b.webm'; use one of .mp4, .mkv"):
+        VideoWriter(tmp_path / "b.webm")
+    with pytest.raises(ValueError, match="crf"):
+        VideoWriter(tmp_path / "b.mkv", crf=60)
 
 
 def test_reading_bad_files(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -126,30 +127,33 @@ def track_video(model, video: str | Path, points, out: str | Path | None = None,
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"max_frames must be >= 1, got {max_frames}")
     fps = frame_rate(video)
-    frames = read_frames(video)
-    first = next(frames, None)
-    if first is None:
-        raise ValueError(f"video: {video} contains no frames")
+    writer = VideoWriter(out, fps) if out is not None else None  # checks the file name before any work
+    with ExitStack() as stack:
+        frames = read_frames(video)
+        stack.callback(frames.close)
+        first = next(frames, None)
+        if first is None:
+            raise ValueError(f"video: {video} contains no frames")
 
-    def stream() -> Iterator[np.ndarray]:
-        yield first
-        for i, frame in enumerate(frames, start=1):
-            if max_frames is not None and i >= max_frames:
-                return
-            yield frame
+        def stream() -> Iterator[np.ndarray]:
+            yield first
+            for i, frame in enumerate(frames, start=1):
+                if max_frames is not None and i >= max_frames:
+                    return
+                yield frame
 
-    start = time.perf_counter()
-    tracker = PointTracker(model, first, points, **tracker_conf)
-    colors = point_colors(len(tracker.points))
-    history: list[np.ndarray] = []
-    writer = VideoWriter(out, fps) if out is not None else None
-    table = open(csv_path, "w", newline="") if csv_path is not None else None
-    rows = csv.writer(table) if table is not None else None
-    if rows is not None:
-        rows.writerow(["frame", "time_s", "point", "x", "y", "score"])
-    count, model_seconds = 0, 0.0
-    bar = tqdm(total=None, unit="frame", desc="tracking", disable=not progress)
-    try:
+        start = time.perf_counter()
+        tracker = PointTracker(model, first, points, **tracker_conf)
+        colors = point_colors(len(tracker.points))
+        if writer is not None:
+            stack.enter_context(writer)
+        rows = None
+        if csv_path is not None:
+            rows = csv.writer(stack.enter_context(open(csv_path, "w", newline="")))
+            rows.writerow(["frame", "time_s", "point", "x", "y", "score"])
+        bar = stack.enter_context(tqdm(total=None, unit="frame", desc="tracking", disable=not progress))
+        history: list[np.ndarray] = []
+        count, model_seconds = 0, 0.0
         for batch in _batches(stream(), batch_size):
             t0 = time.perf_counter()
             pts, scores = tracker(batch)
@@ -164,11 +168,4 @@ def track_video(model, video: str | Path, points, out: str | Path | None = None,
                     writer.write(draw_points(frame, p, colors, radius=max(3, frame.shape[0] // 80), trails=trails))
                 count += 1
             bar.update(len(batch))
-    finally:
-        bar.close()
-        frames.close()
-        if writer is not None:
-            writer.close()
-        if table is not None:
-            table.close()
     return TrackingSummary(count, time.perf_counter() - start, model_seconds)

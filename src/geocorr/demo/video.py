@@ -11,9 +11,10 @@ from typing import Iterator
 import av
 import numpy as np
 
-__all__ = ["VideoWriter", "frame_rate", "read_frames"]
+__all__ = ["SUFFIXES", "VideoWriter", "frame_rate", "read_frames"]
 
 DEFAULT_FPS = 25
+SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")  # containers that hold H.264
 
 
 def _open(path: str | Path) -> av.container.InputContainer:
@@ -58,20 +59,24 @@ def read_frames(path: str | Path) -> Iterator[np.ndarray]:
 
 
 class VideoWriter:
-    """Write RGB frames to a video file (H.264 in .mp4 by default), one frame at a time.
+    """Write RGB frames to an H.264 video file (.mp4, .mkv, .mov or .avi), one frame at a time.
 
     Use as a context manager; odd frame sizes are padded by one black pixel (H.264 needs even sizes).
+    crf: x264 quality (0 lossless … 51 worst; 23 is x264's default).
     """
 
-    def __init__(self, path: str | Path, fps: float | Fraction = DEFAULT_FPS, codec: str = "libx264",
-                 crf: int = 23):
+    def __init__(self, path: str | Path, fps: float | Fraction = DEFAULT_FPS, crf: int = 23):
         self.path = Path(path)
+        if self.path.suffix.lower() not in SUFFIXES:
+            raise ValueError(f"out: cannot write H.264 video to {self.path.name!r}; "
+                             f"use one of {', '.join(SUFFIXES)}")
         if not self.path.parent.is_dir():
             raise FileNotFoundError(f"out: the folder {self.path.parent} does not exist")
         if fps <= 0:
             raise ValueError(f"fps must be > 0, got {fps}")
+        if not 0 <= crf <= 51:
+            raise ValueError(f"crf must lie in 0..51, got {crf}")
         self.fps = Fraction(fps).limit_denominator(1001)
-        self.codec = codec
         self.crf = crf
         self._container = None
         self._stream = None
@@ -85,8 +90,7 @@ class VideoWriter:
 
     def _start(self, height: int, width: int) -> None:
         self._container = av.open(str(self.path), mode="w")
-        options = {"crf": str(self.crf)} if self.codec == "libx264" else {}
-        self._stream = self._container.add_stream(self.codec, rate=self.fps, options=options)
+        self._stream = self._container.add_stream("libx264", rate=self.fps, options={"crf": str(self.crf)})
         self._stream.width, self._stream.height = width + width % 2, height + height % 2
         self._stream.pix_fmt = "yuv420p"
         self._size = (height, width)
