@@ -11,7 +11,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", type=Path, help="input video (anything FFmpeg decodes)")
     parser.add_argument("--point", action="append", type=parse_point, required=True,
                         help="point x,y in pixels of the first frame (repeatable)")
-    parser.add_argument("--out", type=Path, help="annotated output video (.mp4)")
+    parser.add_argument("--out", type=Path, help="annotated output video (.mp4, .mkv, .mov or .avi)")
     parser.add_argument("--csv", type=Path, help="tracks as CSV: frame, time_s, point, x, y, score")
     parser.add_argument("--batch-size", type=int, default=8, help="frames per forward pass (default 8)")
     parser.add_argument("--momentum", type=float, default=0.0,
