@@ -187,3 +187,35 @@ def test_joint_datasets_keep_their_own_twins(willow):
     col = int((111 - ((x + 0.5) * 112 / w - 0.5) + 0.5) // 14)
     row = int(((y + 0.5) * 112 / h) // 14)
     assert mirrored["source_tokens"][1].item() == row * 8 + col
+
+
+def _tiny_sam_config():
+    from transformers import SamConfig
+    from transformers.models.sam.configuration_sam import SamMaskDecoderConfig, SamPromptEncoderConfig, SamVisionConfig
+
+    vision = SamVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, output_channels=32,
+                             global_attn_indexes=[0], mlp_dim=64, num_pos_feats=16)
+    decoder = SamMaskDecoderConfig(hidden_size=32, mlp_dim=64, num_hidden_layers=2, iou_head_hidden_dim=32)
+    return SamConfig(vision_config=vision.to_dict(), prompt_encoder_config=SamPromptEncoderConfig(hidden_size=32).to_dict(),
+                     mask_decoder_config=decoder.to_dict())
+
+
+def test_sam_masks_are_written_once_in_the_mask_layout(willow, pf_willow_root, tmp_path):
+    from PIL import Image
+
+    from geocorr.training.sam_masks import sam_masks
+
+    few = _few(willow, (0,))
+    torch.manual_seed(0)
+    assert sam_masks(few, pf_willow_root, tmp_path, _tiny_sam_config(), progress=False) == 2
+    for ann in (few[0].source, few[0].target):
+        mask = np.asarray(Image.open(tmp_path / Path(ann.path).relative_to(pf_willow_root).with_suffix(".png")))
+        assert mask.shape == (ann.size[1], ann.size[0]) and set(np.unique(mask)) <= {0, 255}
+    assert sam_masks(few, pf_willow_root, tmp_path, _tiny_sam_config(), progress=False) == 0
+    assert attach_masks(few, pf_willow_root, tmp_path)[0].source.meta["mask"].is_file()
+
+
+def test_cli_sam_needs_a_mask_dir(pf_willow_root, tmp_path, capsys):
+    assert main(["train", "--dataset", "pf-willow", "--root", str(pf_willow_root), "--out", str(tmp_path),
+                 "--sam", "facebook/sam-vit-huge"]) == 2
+    assert "--sam needs --mask-dir" in capsys.readouterr().err

@@ -16,8 +16,11 @@ import sys
 from importlib import import_module
 from pathlib import Path
 
+import torch
+
 from ..datasets import DATASETS, load_dataset
 from ..methods.geco.data import attach_masks
+from ..training.sam_masks import sam_masks
 from ..training.splits import split_by_images
 
 # method -> "module": the module defines a TrainConfig subclass ``CONFIG`` and
@@ -45,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="GECO: precomputed object masks (<image path under root>.png), one per --dataset; "
                            "default: the keypoints' convex hull")
     data.add_argument("--meshes", help="cyclecorr: folder of CAD models (OBJ/OFF/PLY/GLB/STL, searched recursively)")
+    data.add_argument("--sam", metavar="MODEL",
+                      help="GECO: first write SAM masks (hub id or folder, e.g. facebook/sam-vit-huge) "
+                           "into --mask-dir for the images that have none")
     data.add_argument("--split", help="training split (default: the loader's)")
     data.add_argument("--val-split", help="validation split of the (first) dataset")
     data.add_argument("--val-fraction", type=float,
@@ -85,6 +91,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--method {args.method} trains on one --dataset without --mask-dir")
     split = {"split": args.split} if args.split else {}
     train_sets = [load_dataset(name, root, **split) for name, root in zip(args.dataset, args.root)]
+    if args.sam and not args.mask_dir:
+        raise ValueError("--sam needs --mask-dir (where the masks are written)")
+    if args.sam:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        for dataset, root, masks in zip(train_sets, args.root, args.mask_dir):
+            masks.mkdir(parents=True, exist_ok=True)
+            sam_masks(dataset, root, masks, args.sam, device=device, progress=not args.no_progress)
     if args.mask_dir:
         train_sets = [attach_masks(d, root, masks) for d, root, masks in zip(train_sets, args.root, args.mask_dir)]
     val_set = load_dataset(args.dataset[0], args.root[0], split=args.val_split) if args.val_split else None

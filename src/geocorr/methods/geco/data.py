@@ -3,9 +3,10 @@
 A sample holds both images at the training resolution plus, per keypoint of the category, its
 token in each image, its visibility and its symmetric twin, and each image's foreground tokens
 for the OT marginals and the fg×bg loss term. Foreground comes from an object mask where the
-dataset has one (``ImageAnnotation.meta["mask"]``: a file path or an (H, W) array; GECO used SAM
-masks), else from the convex hull of the visible keypoints (the fallback for datasets without
-masks, e.g. PF-Willow).
+dataset has one (``ImageAnnotation.meta["mask"]``: a file path or an (H, W) array, see
+:func:`attach_masks`; GECO used SAM masks, :mod:`geocorr.training.sam_masks` makes them), else
+from the convex hull of the visible keypoints (the fallback for datasets without masks, e.g.
+PF-Willow).
 """
 from __future__ import annotations
 
