@@ -40,6 +40,12 @@ Running::
 * Multi-GPU / multi-node: ``accelerate launch -m geocorr.cli train ...`` (or torchrun); the
   trainer averages gradients over processes itself and shards the sample order, so one CPU
   process runs the very same code path.
+
+Helpers: :mod:`.augment` (random resized crop, flip with a keypoint permutation, colour jitter,
+blur, solarize — keypoints and masks carried along, every draw from a generator),
+:mod:`.splits` (``split_by_images``: image-disjoint train/validation split),
+:mod:`.validation` (``pck_validator(dataset)``: a ``validate`` giving PCK with the evaluation
+runner), :mod:`.sam_masks` (object masks from SAM prompted by keypoints).
 """
 from .checkpoint import load_checkpoint, save_atomic
 from .config import TrainConfig
