@@ -39,7 +39,7 @@ Running::
 * A NaN/inf loss stops training with ``FloatingPointError`` naming the step (before the update).
 * Multi-GPU / multi-node: ``accelerate launch -m geocorr.cli train ...`` (or torchrun); the
   trainer averages gradients over processes itself and shards the sample order, so one CPU
-  process runs the very same code path.
+  process runs the very same code path (several CPU processes: ``ACCELERATE_USE_CPU=true``).
 
 Helpers: :mod:`.augment` (random resized crop, flip with a keypoint permutation, colour jitter,
 blur, solarize — keypoints and masks carried along, every draw from a generator),
