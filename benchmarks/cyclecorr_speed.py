@@ -23,7 +23,17 @@ import time
 
 import torch
 
-from geocorr.methods.cyclecorr import Camera, CycleCorrNet, Mesh, NetworkConfig, Viewpoint, box, ground_truth_flow, render, toy_car
+from geocorr.methods.cyclecorr import (
+    Camera,
+    CycleCorrNet,
+    Mesh,
+    NetworkConfig,
+    Viewpoint,
+    box,
+    ground_truth_flow,
+    render,
+    toy_car,
+)
 from geocorr.methods.cyclecorr.objectives import CycleObjective, InitializationObjective
 from geocorr.methods.cyclecorr.training import CycleTrainConfig
 
@@ -93,7 +103,8 @@ def main() -> None:
         return ground_truth_flow(s1, s2)
 
     item_s = timed(quartet_item, args.runs, args.warmup, device)
-    print(f"quartet item (2 renders + gt flow): {item_s * 1e3:.1f} ms; a batch of {args.batch}: {args.batch * item_s:.2f} s")
+    print(f"quartet item (2 renders + gt flow): {item_s * 1e3:.1f} ms; "
+          f"a batch of {args.batch}: {args.batch * item_s:.2f} s")
 
     net = CycleCorrNet(NetworkConfig(image_size=size)).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)

@@ -39,7 +39,8 @@ def annotation(tmp_path, name, size, keypoints):
     path = tmp_path / f"{name}.png"
     Image.fromarray(np.zeros((size, size, 3), np.uint8)).save(path)
     kps = np.asarray(keypoints, dtype=np.float64)
-    return ImageAnnotation(path, kps, np.ones(len(kps), bool), (size, size), "car", np.array([0.0, 0.0, size - 1, size - 1]))
+    box = np.array([0.0, 0.0, size - 1, size - 1])
+    return ImageAnnotation(path, kps, np.ones(len(kps), bool), (size, size), "car", box)
 
 
 def test_keypoint_transfer_pck_on_crops(tmp_path, identity_model):

@@ -1,7 +1,6 @@
 import dataclasses
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,7 +18,13 @@ from geocorr.methods.cyclecorr.objectives import (
     classical_flow,
 )
 from geocorr.methods.cyclecorr.quartets import QuartetDataset
-from geocorr.methods.cyclecorr.training import WEIGHTS_FILE, CycleTrainConfig, InitTrainConfig, build_trainer, make_trainer
+from geocorr.methods.cyclecorr.training import (
+    WEIGHTS_FILE,
+    CycleTrainConfig,
+    InitTrainConfig,
+    build_trainer,
+    make_trainer,
+)
 
 SIZE = 64
 # wider than the conftest's tiny network: learns visibly within 30 steps
@@ -81,14 +86,16 @@ def test_initialization_objective_is_zero_at_its_own_prediction(tiny_network):
         target, _ = model.net(a, b)
     out = InitializationObjective()(model.net, {"a": a, "b": b, "flow": target})
     assert out["loss"].item() < 1e-8
-    shifted = InitializationObjective()(model.net, {"a": a, "b": b, "flow": target + torch.tensor([3.0, 4.0]).view(1, 2, 1, 1)})
+    offset = torch.tensor([3.0, 4.0]).view(1, 2, 1, 1)
+    shifted = InitializationObjective()(model.net, {"a": a, "b": b, "flow": target + offset})
     assert shifted["loss"].item() == pytest.approx(25.0, rel=1e-4)
     assert shifted["flow_epe"].item() == pytest.approx(5.0, rel=1e-4)
 
 
 def test_published_training_settings():
     cycle, init = CycleTrainConfig(), InitTrainConfig()
-    assert (cycle.lr, cycle.betas, cycle.lr_step, cycle.lr_gamma, cycle.max_steps) == (1e-3, (0.9, 0.999), 50_000, 0.5, 200_000)
+    assert (cycle.lr, cycle.betas, cycle.lr_step, cycle.lr_gamma) == (1e-3, (0.9, 0.999), 50_000, 0.5)
+    assert cycle.max_steps == 200_000 and cycle.stage == "cycle" and init.stage == "init"
     assert (cycle.batch_size, init.batch_size, cycle.threshold) == (10, 40, 15.0)
     with pytest.raises(ValueError, match="lr_gamma"):
         CycleTrainConfig(lr_gamma=0.0)

@@ -55,7 +55,8 @@ class Crop:
         if image.ndim != 3:
             raise ValueError(f"image must have shape 3×H×W, got {tuple(image.shape)}")
         patch = image[:, self.iy0 : self.iy1 + 1, self.ix0 : self.ix1 + 1].unsqueeze(0).float()
-        resized = F.interpolate(patch, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
+        resized = F.interpolate(patch, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                                antialias=True)
         return resized[0].clamp(0, 1)
 
     def apply_labels(self, labels: Tensor) -> Tensor:

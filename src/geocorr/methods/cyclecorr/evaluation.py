@@ -42,7 +42,8 @@ def _crop(model: CycleCorr, ann: ImageAnnotation) -> tuple[Tensor, Crop]:
     return model.crop(load_image(ann.path, str(ann.path)), box)
 
 
-def keypoint_transfer_pck(model: CycleCorr, pairs: Iterable[Pair], alphas: Sequence[float] = (0.05, 0.1)) -> dict[str, float]:
+def keypoint_transfer_pck(model: CycleCorr, pairs: Iterable[Pair],
+                          alphas: Sequence[float] = (0.05, 0.1)) -> dict[str, float]:
     """PCK at ``α · S`` on S×S box crops over the keypoints visible in both images of every pair.
 
     Returns {"pck@α": fraction for each α, "points": number of transferred keypoints}.
@@ -81,7 +82,8 @@ def average_precision(scores: Tensor, labels: Tensor) -> float:
     """
     scores, labels = scores.flatten().double(), labels.flatten().bool()
     if scores.shape != labels.shape:
-        raise ValueError(f"scores and labels must have the same number of elements, got {scores.numel()} and {labels.numel()}")
+        raise ValueError(f"scores and labels must have the same number of elements, "
+                         f"got {scores.numel()} and {labels.numel()}")
     if not labels.any():
         raise ValueError("average precision needs at least one positive label")
     order = np.lexsort((labels.numpy(), -scores.numpy()))

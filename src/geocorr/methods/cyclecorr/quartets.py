@@ -54,7 +54,8 @@ def hog_descriptor(image: Tensor, cell: int = 8) -> np.ndarray:
     return hog(gray.cpu().numpy(), orientations=9, pixels_per_cell=(cell, cell), cells_per_block=(2, 2))
 
 
-def viewpoint_grid(azimuths: int = 12, elevations: Sequence[float] = (0.0, 15.0, 30.0), distance: float = 1.5) -> list[Viewpoint]:
+def viewpoint_grid(azimuths: int = 12, elevations: Sequence[float] = (0.0, 15.0, 30.0),
+                   distance: float = 1.5) -> list[Viewpoint]:
     """Candidate viewpoints: ``azimuths`` evenly spaced azimuths × the given elevations."""
     return [Viewpoint(360.0 * i / azimuths, e, distance) for e in elevations for i in range(azimuths)]
 
@@ -129,14 +130,16 @@ class QuartetDataset(Dataset):
     "matchable": 1×S×S float ground truth M̃_{s1,s2}}.
     """
 
-    def __init__(self, images: Tensor, viewpoints: Sequence[Viewpoint], meshes: Sequence[Mesh], quartets: Sequence[Quartet]):
+    def __init__(self, images: Tensor, viewpoints: Sequence[Viewpoint], meshes: Sequence[Mesh],
+                 quartets: Sequence[Quartet]):
         if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
             raise ValueError(f"images must have shape N×3×S×S, got {tuple(images.shape)}")
         if len(viewpoints) != len(images):
             raise ValueError(f"need one viewpoint per image: {len(images)} images, {len(viewpoints)} viewpoints")
         if not quartets:
             raise ValueError("no quartets: no two real images share a nearest CAD model (raise k?)")
-        self.images, self.viewpoints, self.meshes, self.quartets = images, list(viewpoints), list(meshes), list(quartets)
+        self.images, self.viewpoints = images, list(viewpoints)
+        self.meshes, self.quartets = list(meshes), list(quartets)
 
     @classmethod
     def from_images(

@@ -63,7 +63,8 @@ class CycleTrainConfig(TrainConfig):
         if self.lr_step < 1 or not 0 < self.lr_gamma <= 1:
             raise ValueError(f"need lr_step >= 1 and 0 < lr_gamma <= 1, got {self.lr_step}, {self.lr_gamma}")
         if self.scheduler != "none":
-            raise ValueError(f"cyclecorr uses its own step decay (lr_step, lr_gamma); scheduler must be 'none', got {self.scheduler!r}")
+            raise ValueError("cyclecorr uses its own step decay (lr_step, lr_gamma); "
+                             f"scheduler must be 'none', got {self.scheduler!r}")
 
 
 @dataclass
@@ -83,9 +84,10 @@ class CycleTraining(nn.Module):
     def __init__(self, model: CycleCorr, conf: CycleTrainConfig):
         super().__init__()
         self.model = model
-        self.objective = (
-            InitializationObjective() if conf.stage == "init" else CycleObjective(conf.threshold, conf.matchability_weight)
-        )
+        if conf.stage == "init":
+            self.objective = InitializationObjective()
+        else:
+            self.objective = CycleObjective(conf.threshold, conf.matchability_weight)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return list(self.model.net.parameters())
