@@ -130,12 +130,16 @@ def build_trainer(train_set: PairDataset, out_dir: str | Path, conf: CycleTrainC
                   val_set: PairDataset | None = None, val_pairs: int | None = None, progress: bool = True) -> Trainer:
     """The trainer behind ``geocorr train --method cyclecorr --meshes DIR``.
 
-    The real images are ``train_set``'s images cut to their boxes (paired within their category;
-    give CAD models of the dataset's categories); each gets the HOG-nearest
-    candidate viewpoint and its ``conf.k`` nearest CAD models from ``conf.meshes`` (all of them when
-    the folder holds fewer). ``adapter``:
-    start from these network weights (e.g. the "init" stage's export). ``backbone`` is unused
-    (the network has its own encoder). Validation: keypoint-transfer PCK on ``val_set``'s pairs.
+    The real images are ``train_set``'s images cut to their boxes, paired within their category
+    (give CAD models of the dataset's categories); each gets the HOG-nearest candidate viewpoint
+    and its ``conf.k`` nearest CAD models from ``conf.meshes`` (all of them when the folder holds
+    fewer). ``adapter``: start from these network weights (e.g. the "init" stage's export).
+    ``backbone`` is unused (the network has its own encoder). Validation: keypoint-transfer PCK
+    on ``val_set``'s pairs. Both stages from Python::
+
+        build_trainer(train, "runs/init", InitTrainConfig(meshes="cars")).fit()
+        build_trainer(train, "runs/cycle", CycleTrainConfig(meshes="cars"),
+                      adapter="runs/init/cyclecorr.safetensors").fit()
     """
     del backbone
     if conf.meshes is None:
