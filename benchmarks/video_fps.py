@@ -54,7 +54,8 @@ def main() -> None:
     parser.add_argument("--method", default="dinov2", help="geocorr method (GECO's merged LoRA costs nothing extra)")
     parser.add_argument("--image-size", type=int, default=518)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"],
+                        choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--compile", choices=["no", "yes", "both"], default="no", help="torch.compile the backbone")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--frames", type=int, default=16, help="timed frames (a multiple of --batch-size)")
@@ -72,7 +73,8 @@ def main() -> None:
     specs = {args.backbone: args.backbone} if args.backbone else {a: architecture_config(a) for a in args.archs}
     compiles = {"no": [False], "yes": [True], "both": [False, True]}[args.compile]
 
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
+    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"device {device} ({hardware}), "
           f"input {args.image_size}², {args.points} points, batch {args.batch_size}, "
           f"{args.video or f'{args.frames} frames {args.width}×{args.height}'}")
     print(f"{'backbone':<28}{'params':>8}{'dtype':>10}{'compile':>9}{'fps':>9}{'ms/frame':>10}")

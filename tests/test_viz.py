@@ -99,7 +99,8 @@ def test_heatmap_overlay_bilinear_known_values():
 
 def test_heatmap_overlay_on_padded_grid_uses_only_content_tokens():
     grid = TokenGrid(image_hw=(14, 14), content_hw=(14, 14), input_hw=(14, 28), patch=14)
-    out = heatmap_overlay(np.zeros((14, 14, 3), np.uint8), torch.tensor([[0.0, 1.0]]), grid=grid, alpha=1.0, cmap="gray")
+    black = np.zeros((14, 14, 3), np.uint8)
+    out = heatmap_overlay(black, torch.tensor([[0.0, 1.0]]), grid=grid, alpha=1.0, cmap="gray")
     # the right-most pixel centre x = 13 is grid x = 13.5 / 14 - 0.5 = 0.464 -> 0.464 of the way to 1
     assert out[0, 0, 0] == pytest.approx(0, abs=1)
     assert out[0, 13, 0] == pytest.approx(0.4643 * 255, abs=1.5)

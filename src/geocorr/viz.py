@@ -322,7 +322,8 @@ def heatmap_overlay(
         cells = grid.image_to_grid(pix)
     norm = (cells + 0.5) / torch.tensor([heat.shape[1], heat.shape[0]], dtype=torch.float64) * 2 - 1
     t = torch.from_numpy(heat)[None, None]
-    sampled = torch.nn.functional.grid_sample(t, norm[None], mode="bilinear", padding_mode="border", align_corners=False)
+    sampled = torch.nn.functional.grid_sample(t, norm[None], mode="bilinear", padding_mode="border",
+                                              align_corners=False)
     span = heat.max() - heat.min()
     v = (sampled[0, 0].numpy() - heat.min()) / span if span > 0 else np.zeros((h, w))
     colored = colormaps[cmap](v)[..., :3]

@@ -13,7 +13,8 @@ from geocorr.demo.app import PointMatcher, build_app, example_pairs
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium (CI installs it, see .ci/run)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-REPORT = re.compile(r"#(\d) \((\d+), (\d+)\) -> \(([\d.]+), ([\d.]+)\)  score ([\d.-]+)  twin -> \(([\d.]+), ([\d.]+)\)")
+REPORT = re.compile(r"#(\d) \((\d+), (\d+)\) -> \(([\d.]+), ([\d.]+)\)  score ([\d.-]+)"
+                    r"  twin -> \(([\d.]+), ([\d.]+)\)")
 TIMEOUT_MS = 90_000  # every wait is bounded; the machine may be busy
 
 

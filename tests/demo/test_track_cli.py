@@ -44,7 +44,8 @@ def test_track_follows_a_panning_shot(pan_video, pretrained_vits14, tmp_path, ca
 
 def test_track_cli_bad_input(pan_video, pretrained_vits14, tmp_path, capsys):
     model = ["--method", "dinov2", "--backbone", str(pretrained_vits14), "--image-size", "56", "--no-progress"]
-    assert main(["track", str(tmp_path / "missing.mp4"), "--point", "1,1", "--csv", str(tmp_path / "t.csv"), *model]) == 2
+    missing = tmp_path / "missing.mp4"
+    assert main(["track", str(missing), "--point", "1,1", "--csv", str(tmp_path / "t.csv"), *model]) == 2
     assert "no such file" in capsys.readouterr().err
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a video")

@@ -66,7 +66,8 @@ class PointTracker:
         """Track in a batch of consecutive frames: -> points (T, N, 2) in pixels, scores (T, N)."""
         if not self.dense:
             out = [self.model.match(self.first_frame, f, self.points) for f in frames]
-            return torch.stack([m.points.float().cpu() for m in out]), torch.stack([m.scores.float().cpu() for m in out])
+            points = torch.stack([m.points.float().cpu() for m in out])
+            return points, torch.stack([m.scores.float().cpu() for m in out])
         feats = self.model.features(list(frames))
         points, scores = [], []
         for dense, grid in zip(feats.dense, feats.grids):
