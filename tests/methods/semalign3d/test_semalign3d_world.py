@@ -85,7 +85,7 @@ def aligned_pair(world, representation):
     """An unseen instance seen from the front-left and another one from behind-right."""
     gen = torch.Generator().manual_seed(7)
     out = []
-    for azimuth, focal in ((30, 2.5), (210, 2.0)):
+    for azimuth, focal in ((60, 2.5), (240, 2.0)):
         points, scale = world.instance(gen)
         view = world.render(points, scale, azimuth, 35, focal)
         target = prepare_target(representation, view.features, view.grid, view.mask, view.depth, FAST_ALIGN, gen)
@@ -99,7 +99,7 @@ def test_alignment_recovers_projected_keypoints_of_unseen_instances(aligned_pair
         proj = normalised_to_pixels(project(a.sparse[None], torch.tensor([a.focal]))[0], (48, 48))
         err = (proj - view.keypoints).norm(dim=1)[view.visible]
         assert (err < THRESHOLD).float().mean() >= 0.8, err
-        assert err.median() < 2.0, err
+        assert err.median() < THRESHOLD / 2, err
 
 
 def test_reverse_traversal_finds_twins_seen_from_behind(representation, aligned_pair):
@@ -108,7 +108,8 @@ def test_reverse_traversal_finds_twins_seen_from_behind(representation, aligned_
     twins = torch.tensor([LEFT_RIGHT[i] != i for i in range(8)]) & both
     assert twins.sum() >= 2  # the test pair shows left/right keypoints in both images
     query = view0.keypoints[both]
-    points, scores, ids, sim = transfer(representation, aligned0, aligned1, query, sigma=1.0)
+    # a precise class (like the paper's chair or TV) trusts the alignment: small inference σ
+    points, scores, ids, sim = transfer(representation, aligned0, aligned1, query, sigma=0.05)
     err = (points - view1.keypoints[both]).norm(dim=1)
     assert (err < THRESHOLD).all(), err
     assert sim.shape == (int(both.sum()), 48, 48) and (scores > 0).all()
