@@ -9,6 +9,12 @@ and kAP.
     python examples/train_pf_willow.py                      # ViT-S/14 from ../shared/data, 224 px, CPU
     python examples/train_pf_willow.py --steps 400 --lr 5e-4
 
+With the defaults (150 steps, batch 2, lr 1e-3, 224 px; 25 min on a busy 2-core CPU with
+OMP_NUM_THREADS=1) it printed, on the 60 held-out pairs of 30 held-out images::
+
+     zero-shot: PCK@0.05/0.10/0.15 28.8 / 51.3 / 64.5   (bbox threshold @0.10: 38.2, kAP@0.10 33.0)
+       trained: PCK@0.05/0.10/0.15 48.7 / 77.7 / 89.7   (bbox threshold @0.10: 61.8, kAP@0.10 66.5)
+
 The backbone defaults to the real pretrained ViT-S/14 in ``../shared/data/dinov2-small-imgfocus``
 (probably not Meta's original weights, see its PROVENANCE.md).
 """
@@ -46,8 +52,8 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=SHARED / "PF-dataset-WILLOW")
     parser.add_argument("--backbone", default=str(SHARED / "dinov2-small-imgfocus"))
     parser.add_argument("--out", type=Path, default=Path("runs/geco_pf_willow"))
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--seed", type=int, default=0)
