@@ -1,0 +1,160 @@
+"""Pure geometry, priors and cloud helpers of SemAlign3D on tiny known answers."""
+import math
+
+import pytest
+import torch
+
+from geocorr.methods.semalign3d.alignment import (random_rotations, scheduled, semantic_likelihood,
+                                                  zorder_disagreement)
+from geocorr.methods.semalign3d.dense import apply_barycentric, barycentric
+from geocorr.methods.semalign3d.focal import estimate_focals
+from geocorr.methods.semalign3d.geometry import (backproject, edge_pair_table, geometric_features,
+                                                 normalised_to_pixels, pixels_to_normalised, project,
+                                                 similarity_residual, similarity_transform)
+from geocorr.methods.semalign3d.priors import ShapePrior, beta_likelihood, beta_log_prob, fit_beta
+from geocorr.methods.semalign3d.sparse import build_sparse_cloud, fix_handedness
+
+
+def test_pixels_and_normalised_coordinates():
+    pts = torch.tensor([[19.5, 9.5], [0.0, 0.0]])  # 40 x 20 image: centre (19.5, 9.5), unit 20 px
+    norm = pixels_to_normalised(pts, (20, 40))
+    assert torch.allclose(norm, torch.tensor([[0.0, 0.0], [-0.975, -0.475]]))
+    assert torch.allclose(normalised_to_pixels(norm, (20, 40)), pts)
+
+
+def test_backproject_and_project_are_inverse():
+    pts = torch.tensor([[[0.5, 0.0], [-0.2, 0.4]]])
+    world = backproject(pts, torch.tensor([[2.0, 4.0]]), torch.tensor([1.0]))
+    assert torch.allclose(world[0, 0], torch.tensor([1.0, 0.0, 2.0]))
+    assert torch.allclose(project(world, torch.tensor([1.0])), pts)
+    with pytest.raises(ValueError, match="focal: expected shape"):
+        project(world, torch.tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match="points: expected a tensor of shape"):
+        project(torch.zeros(1, 2, 2), torch.tensor([1.0]))
+
+
+def test_edge_pair_table():
+    assert edge_pair_table(4).shape == (15, 4)  # 6 edges -> 15 pairs
+    with_two = edge_pair_table(4, must_include=2)
+    assert (with_two == 2).any(1).all() and len(with_two) == 12  # pairs avoiding 2 use only edges 01, 03, 13
+    assert edge_pair_table(5, among=[0, 3, 4]).unique().tolist() == [0, 3, 4]
+    assert len(edge_pair_table(6, max_count=7, generator=torch.Generator().manual_seed(0))) == 7
+    with pytest.raises(ValueError, match="among"):
+        edge_pair_table(3, among=[0, 5])
+
+
+def test_geometric_features_known_values_and_invariance():
+    pts = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 2, 0]], dtype=torch.float64)
+    table = torch.tensor([[0, 1, 0, 2], [0, 1, 1, 2]])
+    angles, ratios = geometric_features(pts, table)
+    assert torch.allclose(angles, torch.tensor([0.5, 1 - math.atan2(2, 1) / math.pi], dtype=torch.float64))
+    assert torch.allclose(ratios, torch.tensor([1 / 3, 1 / (1 + math.sqrt(5))], dtype=torch.float64))
+    rot = random_rotations(1, torch.Generator().manual_seed(0))[0].double()
+    moved = 3.0 * pts @ rot.T + 5.0
+    mirrored = pts * torch.tensor([-1.0, 1, 1], dtype=torch.float64)
+    for other in (moved, mirrored):
+        a2, r2 = geometric_features(other, table)
+        assert torch.allclose(a2, angles) and torch.allclose(r2, ratios)
+
+
+def test_geometric_features_gradcheck():
+    pts = torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True)
+    table = edge_pair_table(4)
+    assert torch.autograd.gradcheck(lambda p: geometric_features(p, table), (pts,))
+
+
+def test_similarity_transform_recovers_a_known_similarity():
+    src = torch.randn(6, 3, dtype=torch.float64)
+    rot = random_rotations(1, torch.Generator().manual_seed(1))[0].double()
+    dst = 2.5 * src @ rot.T + torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
+    scale, r, t = similarity_transform(src, dst)
+    assert torch.allclose(scale, torch.tensor(2.5, dtype=torch.float64)) and torch.allclose(r, rot)
+    assert similarity_residual(src, dst) < 1e-6  # the rotation was drawn in float32
+    mirrored = src * torch.tensor([-1.0, 1, 1], dtype=torch.float64)
+    assert similarity_residual(mirrored, dst) > 0.1  # a rotation cannot undo a mirror ...
+    assert similarity_residual(mirrored, dst, allow_reflection=True) < 1e-6  # ... a reflection can
+    with pytest.raises(ValueError, match="N >= 3"):
+        similarity_transform(src[:2], dst[:2])
+
+
+def test_fit_beta_recovers_parameters_and_normalised_likelihood_peaks_at_one():
+    samples = torch.distributions.Beta(2.0, 5.0).sample((20000, 1)).double()
+    params = fit_beta(samples, torch.ones_like(samples, dtype=torch.bool))
+    assert torch.allclose(params[0], torch.tensor([2.0, 5.0], dtype=torch.float64), rtol=0.05)
+    known = torch.tensor([[2.0, 5.0]], dtype=torch.float64)
+    x = torch.tensor([[0.1], [0.3]], dtype=torch.float64)
+    expected = torch.distributions.Beta(2.0, 5.0).log_prob(x.float()).double()
+    assert torch.allclose(beta_log_prob(x, known), expected, atol=1e-5)
+    assert torch.allclose(beta_likelihood(torch.tensor([[0.2]], dtype=torch.float64), known),
+                          torch.ones(1, 1, dtype=torch.float64))  # mode (a-1)/(a+b-2) = 0.2
+    # too few valid samples: uniform
+    one = fit_beta(samples[:3], torch.tensor([[True], [False], [False]]))
+    assert torch.equal(one, torch.ones(1, 2, dtype=torch.float64))
+
+
+def test_shape_prior_prefers_the_training_shape_and_has_gradients():
+    base = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=torch.float64)
+    clouds = base + 0.02 * torch.randn(30, 4, 3, dtype=torch.float64)
+    prior = ShapePrior.fit(clouds, torch.ones(30, 4, dtype=torch.bool), edge_pair_table(4))
+    squashed = base * torch.tensor([1.0, 1.0, 0.3], dtype=torch.float64)
+    assert prior.likelihood(base) > 0.5 > prior.likelihood(squashed)
+    pts = squashed.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(prior.likelihood, (pts,))
+
+
+def test_focal_estimation_input_checks():
+    table = edge_pair_table(4)
+    with pytest.raises(ValueError, match="at least 2 images"):
+        estimate_focals(torch.zeros(1, 4, 2), torch.ones(1, 4), torch.ones(1, 4, dtype=torch.bool), table)
+    with pytest.raises(ValueError, match="positive depth"):
+        estimate_focals(torch.zeros(2, 4, 2), -torch.ones(2, 4), torch.ones(2, 4, dtype=torch.bool), table)
+    with pytest.raises(ValueError, match="depth"):
+        estimate_focals(torch.zeros(2, 4, 2), torch.ones(2, 3), torch.ones(2, 4, dtype=torch.bool), table)
+
+
+def test_sparse_cloud_needs_each_keypoint_twice():
+    visible = torch.ones(3, 4, dtype=torch.bool)
+    visible[1:, 3] = False
+    with pytest.raises(ValueError, match=r"keypoints \[3\]"):
+        build_sparse_cloud(torch.zeros(3, 4, 2), torch.ones(3, 4), torch.ones(3), visible)
+
+
+def test_fix_handedness_mirrors_a_mirrored_cloud():
+    base = torch.randn(6, 3, dtype=torch.float64)
+    clouds = base[None].expand(3, -1, -1)
+    mirrored = base * torch.tensor([-1.0, 1, 1], dtype=torch.float64)
+    assert torch.equal(fix_handedness(base, clouds, torch.ones(3, 6, dtype=torch.bool)), base)
+    assert similarity_residual(fix_handedness(mirrored, clouds, torch.ones(3, 6, dtype=torch.bool)), base) < 1e-10
+
+
+def test_barycentric_coordinates_reproduce_points_and_follow_affine_maps():
+    kps = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [2, 2, 2]], dtype=torch.float64)
+    pts = torch.tensor([[0.2, 0.2, 0.2], [0.1, 0.5, 0.3]], dtype=torch.float64)
+    index, weights = barycentric(pts, kps, torch.tensor([True, True, True, True, False]))
+    assert (index < 4).all() and torch.allclose(weights.sum(1), torch.ones(2, dtype=torch.float64))
+    assert torch.allclose(apply_barycentric(index, weights, kps), pts)
+    affine = torch.tensor([[2.0, 0.3, 0], [0, 1, 0.5], [0.1, 0, 3]], dtype=torch.float64)
+    moved = kps @ affine.T + 1.0
+    assert torch.allclose(apply_barycentric(index, weights, moved), pts @ affine.T + 1.0)
+    with pytest.raises(ValueError, match=">= 2 valid keypoints"):
+        barycentric(pts, kps, torch.tensor([True, False, False, False, False]))
+
+
+def test_schedule_and_semantic_likelihood():
+    sched = ((0.0, 0.5, 1.0), (1.0, 0.1, 0.0))
+    assert scheduled(sched, 0.25) == pytest.approx(0.55) and scheduled(2.0, 0.7) == 2.0
+    like = semantic_likelihood(torch.tensor([0.9, 0.7, 0.5]), torch.tensor(0.7), torch.tensor(0.1))
+    assert torch.allclose(like, torch.tensor([1.0, 1.0, math.exp(-2.0)]))
+
+
+def test_zorder_disagreement_sees_a_depth_flip():
+    ys, xs = torch.meshgrid(torch.arange(24.0), torch.arange(24.0), indexing="ij")
+    depth = 5.0 + xs / 24  # the right side is farther
+    mask = torch.ones(24, 24, dtype=torch.bool)
+    pix = torch.stack([xs.flatten(), ys.flatten()], 1)
+    norm = pixels_to_normalised(pix, (24, 24))
+    z = depth.flatten()
+    points = torch.cat([norm * z[:, None] / 2.0, z[:, None]], 1)  # focal 2
+    flipped = torch.cat([norm * (10.5 - z)[:, None] / 2.0, (10.5 - z)[:, None]], 1)
+    assert zorder_disagreement(points, 2.0, depth, mask, cells=6) < 0.05
+    assert zorder_disagreement(flipped, 2.0, depth, mask, cells=6) > 0.95
