@@ -11,7 +11,11 @@ from PIL import Image
 from ..datasets import DATASETS, keypoint_bbox, load_dataset
 from ..images import load_image
 from ..methods.semalign3d.dense import DenseConfig, TrainingView
-from ..methods.semalign3d.depth import DEFAULT_DEPTH_MODEL, DepthEstimator, load_depth_file
+from ..methods.semalign3d.depth import (
+    DEFAULT_DEPTH_MODEL,
+    DepthEstimator,
+    load_depth_file,
+)
 from ..methods.semalign3d.representation import BuildConfig, build_representation
 from ..methods.semalign3d.sparse import SparseConfig
 from .common import add_model_arguments, load_model

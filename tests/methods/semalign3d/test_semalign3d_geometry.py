@@ -4,14 +4,31 @@ import math
 import pytest
 import torch
 
-from geocorr.methods.semalign3d.alignment import (random_rotations, scheduled, semantic_likelihood,
-                                                  zorder_disagreement)
+from geocorr.methods.semalign3d.alignment import (
+    faces_camera,
+    random_rotations,
+    scheduled,
+    semantic_likelihood,
+    zorder_disagreement,
+)
 from geocorr.methods.semalign3d.dense import apply_barycentric, barycentric
 from geocorr.methods.semalign3d.focal import estimate_focals
-from geocorr.methods.semalign3d.geometry import (backproject, edge_pair_table, geometric_features,
-                                                 normalised_to_pixels, pixels_to_normalised, project,
-                                                 similarity_residual, similarity_transform)
-from geocorr.methods.semalign3d.priors import ShapePrior, beta_likelihood, beta_log_prob, fit_beta
+from geocorr.methods.semalign3d.geometry import (
+    backproject,
+    edge_pair_table,
+    geometric_features,
+    normalised_to_pixels,
+    pixels_to_normalised,
+    project,
+    similarity_residual,
+    similarity_transform,
+)
+from geocorr.methods.semalign3d.priors import (
+    ShapePrior,
+    beta_likelihood,
+    beta_log_prob,
+    fit_beta,
+)
 from geocorr.methods.semalign3d.sparse import build_sparse_cloud, fix_handedness
 
 
@@ -67,8 +84,9 @@ def test_similarity_transform_recovers_a_known_similarity():
     src = torch.randn(6, 3, dtype=torch.float64)
     rot = random_rotations(1, torch.Generator().manual_seed(1))[0].double()
     dst = 2.5 * src @ rot.T + torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
-    scale, r, t = similarity_transform(src, dst)
+    scale, r, shift = similarity_transform(src, dst)
     assert torch.allclose(scale, torch.tensor(2.5, dtype=torch.float64)) and torch.allclose(r, rot)
+    assert torch.allclose(shift, torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64))
     assert similarity_residual(src, dst) < 1e-6  # the rotation was drawn in float32
     mirrored = src * torch.tensor([-1.0, 1, 1], dtype=torch.float64)
     assert similarity_residual(mirrored, dst) > 0.1  # a rotation cannot undo a mirror ...
@@ -145,6 +163,13 @@ def test_schedule_and_semantic_likelihood():
     assert scheduled(sched, 0.25) == pytest.approx(0.55) and scheduled(2.0, 0.7) == 2.0
     like = semantic_likelihood(torch.tensor([0.9, 0.7, 0.5]), torch.tensor(0.7), torch.tensor(0.1))
     assert torch.allclose(like, torch.tensor([1.0, 1.0, math.exp(-2.0)]))
+
+
+def test_normal_check_of_flat_classes():
+    tri = torch.tensor([[0.0, 0, 5], [1, 0, 5], [0, 1, 5]])  # normal (0, 0, 1): away from the camera
+    assert not faces_camera(tri, torch.tensor([0, 1, 2, 1]))
+    assert faces_camera(tri, torch.tensor([0, 1, 2, -1]))
+    assert faces_camera(tri[[0, 2, 1]], torch.tensor([0, 1, 2, 1]))  # seen from the other side
 
 
 def test_zorder_disagreement_sees_a_depth_flip():

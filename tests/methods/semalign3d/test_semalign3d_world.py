@@ -7,8 +7,14 @@ from geocorr.matching import argmax_match
 from geocorr.methods.semalign3d.alignment import AlignConfig, align, prepare_target
 from geocorr.methods.semalign3d.correspondence import AlignedImage, transfer
 from geocorr.methods.semalign3d.focal import FocalConfig, estimate_focals
-from geocorr.methods.semalign3d.geometry import (edge_pair_table, normalised_to_pixels, pixels_to_normalised,
-                                                 project, similarity_residual, similarity_transform)
+from geocorr.methods.semalign3d.geometry import (
+    edge_pair_table,
+    normalised_to_pixels,
+    pixels_to_normalised,
+    project,
+    similarity_residual,
+    similarity_transform,
+)
 from geocorr.methods.semalign3d.sparse import SparseConfig, build_sparse_cloud
 from geocorr.methods.semalign3d.synthetic import LEFT_RIGHT, SyntheticWorld
 
@@ -109,7 +115,7 @@ def test_reverse_traversal_finds_twins_seen_from_behind(representation, aligned_
     assert twins.sum() >= 2  # the test pair shows left/right keypoints in both images
     query = view0.keypoints[both]
     # a precise class (like the paper's chair or TV) trusts the alignment: small inference σ
-    points, scores, ids, sim = transfer(representation, aligned0, aligned1, query, sigma=0.05)
+    points, scores, _, sim = transfer(representation, aligned0, aligned1, query, sigma=0.05)
     err = (points - view1.keypoints[both]).norm(dim=1)
     assert (err < THRESHOLD).all(), err
     assert sim.shape == (int(both.sum()), 48, 48) and (scores > 0).all()

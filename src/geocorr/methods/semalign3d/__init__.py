@@ -35,7 +35,20 @@ def load(representation: str | Path | ClassRepresentation, features: str | nn.Mo
 
 
 __all__ = [
-    "AlignConfig", "AlignedImage", "Alignment", "BuildConfig", "CATEGORY_PRESETS", "ClassRepresentation",
-    "DEFAULT_DEPTH_MODEL", "DepthEstimator", "SemAlign3D", "TrainingView", "align", "align_config",
-    "build_representation", "load", "prepare_target", "transfer",
+    "CATEGORY_PRESETS",
+    "DEFAULT_DEPTH_MODEL",
+    "AlignConfig",
+    "AlignedImage",
+    "Alignment",
+    "BuildConfig",
+    "ClassRepresentation",
+    "DepthEstimator",
+    "SemAlign3D",
+    "TrainingView",
+    "align",
+    "align_config",
+    "build_representation",
+    "load",
+    "prepare_target",
+    "transfer",
 ]

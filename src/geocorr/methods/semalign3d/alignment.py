@@ -213,7 +213,10 @@ def zorder_disagreement(points: torch.Tensor, focal: float, depth: torch.Tensor,
     ok = mask[pix[:, 1], pix[:, 0]]
     pix, z = pix[ok], z[ok]
     ncx = int(np.ceil(hw[1] / size))
-    cell_of = lambda xy: (xy[:, 1] / size).long() * ncx + (xy[:, 0] / size).long()  # noqa: E731
+
+    def cell_of(xy: torch.Tensor) -> torch.Tensor:
+        return (xy[:, 1] / size).long() * ncx + (xy[:, 0] / size).long()
+
     n_cells = int(np.ceil(hw[0] / size)) * ncx
     near = torch.full((n_cells,), float("inf")).scatter_reduce(0, cell_of(pix), z.float(), "amin")
     obj = torch.nonzero(mask).flip(1)

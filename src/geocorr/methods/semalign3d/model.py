@@ -1,7 +1,8 @@
 """SemAlign3D as a geocorr method: features from another geocorr model, depth, alignment, traversal."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +26,7 @@ class SemAlign3D(nn.Module):
     depth: a module mapping an image (3, H, W) to depth (H, W) (the z-order check), or None.
     """
 
-    default_conf = {
+    default_conf: ClassVar[dict] = {
         "category": None,  # hyper-parameter preset (None: the representation's category)
         "align": {},  # AlignConfig overrides, e.g. {"steps": 200}
         "mask_threshold": 0.5,  # attention mask: best class-point semantic likelihood above this

@@ -61,7 +61,7 @@ class ShapePrior:
     ratio: torch.Tensor
 
     @classmethod
-    def fit(cls, points: torch.Tensor, visible: torch.Tensor, table: torch.Tensor) -> "ShapePrior":
+    def fit(cls, points: torch.Tensor, visible: torch.Tensor, table: torch.Tensor) -> ShapePrior:
         """points: (S, L, 3) keypoint world coordinates, visible: (S, L) bool, table: (P, 4)."""
         angles, ratios = geometric_features(points, table)
         valid = visible[:, table].all(dim=-1)

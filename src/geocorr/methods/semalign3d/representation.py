@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from .dense import DenseConfig, TrainingView, build_dense_cloud, keypoint_semantics
 from .focal import FocalConfig, estimate_focals
@@ -65,7 +65,7 @@ class ClassRepresentation:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "ClassRepresentation":
+    def load(cls, path: str | Path) -> ClassRepresentation:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"class representation not found: {path}")
