@@ -94,7 +94,7 @@ def main() -> None:
     print(f"{'N x M':>12} {'ms':>10}")
     for n in args.sizes:
         scores, log_a = ot_inputs(args.batch, n, device)
-        seconds = timed(lambda: ot_step(layer, scores, log_a), device, args.repeats)
+        seconds = timed(lambda s=scores, a=log_a: ot_step(layer, s, a), device, args.repeats)
         print(f"{f'{n} x {n}':>12} {1000 * seconds:>10.2f}")
     step, n = training_step_seconds(args, device)
     scores, log_a = ot_inputs(args.batch, n, device)

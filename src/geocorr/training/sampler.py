@@ -1,7 +1,7 @@
 """Which sample each process sees at each step: seeded, resumable, sharded over processes."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch.utils.data import Sampler

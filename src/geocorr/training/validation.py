@@ -1,7 +1,7 @@
 """Validation during training: PCK of the model being trained on a held-out pair set."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -14,7 +14,9 @@ PHAT = torch.tensor([[0.7, 0.2, 0.1],
 
 
 def _call(src_tok, tgt_tok, src_vis, tgt_vis, twin, conf=PAPER, phat=PHAT, **kw):
-    t = lambda v, dt=torch.long: torch.tensor([v], dtype=dt)  # noqa: E731
+    def t(v, dt=torch.long):
+        return torch.tensor([v], dtype=dt)
+
     mask = torch.ones(1, len(src_tok), dtype=torch.bool)
     return geco_loss(phat.log()[None], t(src_tok), t(tgt_tok), t(src_vis, torch.bool), t(tgt_vis, torch.bool),
                      t(twin), mask, conf=conf, **kw)

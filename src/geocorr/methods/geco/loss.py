@@ -60,7 +60,7 @@ def geco_loss(
     keypoint_mask: torch.Tensor,
     source_foreground: torch.Tensor | None = None,
     target_foreground: torch.Tensor | None = None,
-    conf: GecoLossConfig = GecoLossConfig(),
+    conf: GecoLossConfig | None = None,
 ) -> dict[str, torch.Tensor]:
     """GECO's loss for a batch of B pairs with (up to) K keypoints each.
 
@@ -71,9 +71,11 @@ def geco_loss(
     twin: (B, K) long, each keypoint's symmetric counterpart (itself if none).
     keypoint_mask: (B, K) bool, False for padding (pairs of categories with fewer keypoints).
     source_foreground: (B, N) bool, target_foreground: (B, M) bool — needed if fgbg_weight > 0.
+    conf: the term weights (default: the published :class:`GecoLossConfig`).
     Returns {"loss": scalar, "loss_pos", "loss_bin", "loss_neg", "loss_fgbg": weighted terms
     (batch means), "num_pos", "num_bin", "num_neg": counts per pair (means)}.
     """
+    conf = conf or GecoLossConfig()
     if log_phat.ndim != 3:
         raise ValueError(f"log_phat must have shape (B, N+1, M+1), got {tuple(log_phat.shape)}")
     bsz, n1, m1 = log_phat.shape

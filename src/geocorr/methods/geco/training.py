@@ -6,9 +6,9 @@ iterations / dustbin 0.3 / mass 0.9, loss weights 1 / 1 / 10 / 10, validation ev
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -56,8 +56,9 @@ class GecoTraining(nn.Module):
     matcher: a :class:`Geco` built with ``merge=False`` (its LoRA is trained, the rest frozen).
     """
 
-    def __init__(self, matcher: Geco, conf: GecoTrainConfig = GecoTrainConfig()) -> None:
+    def __init__(self, matcher: Geco, conf: GecoTrainConfig | None = None) -> None:
         super().__init__()
+        conf = conf or GecoTrainConfig()
         self.matcher, self.conf = matcher, conf
         self.ot = OptimalTransport(conf.ot)
 
@@ -93,16 +94,18 @@ class GecoTraining(nn.Module):
 
 
 def build_trainer(train_set: PairDataset | Sequence[PairDataset], out_dir: str | Path,
-                  conf: GecoTrainConfig = GecoTrainConfig(),
+                  conf: GecoTrainConfig | None = None,
                   backbone: BackboneSpec = "facebook/dinov2-base", adapter: str | Path | None = None,
                   val_set: PairDataset | None = None, val_pairs: int | None = None, progress: bool = True) -> Trainer:
     """A :class:`Trainer` for GECO on ``train_set`` — one dataset or several trained jointly —
     validated on ``val_set`` if given.
 
+    conf: default the published :class:`GecoTrainConfig`.
     backbone: hub id, local folder or transformers config; adapter: LoRA to start from (None: fresh).
     """
     from . import load
 
+    conf = conf or GecoTrainConfig()
     matcher = load(backbone=backbone, adapter=adapter, image_size=conf.image_size, merge=False, rank=conf.rank)
     model = GecoTraining(matcher, conf)
     data = GecoPairs(train_set, conf.image_size, matcher.backbone.patch, conf.augment, conf.per_category, conf.seed)
