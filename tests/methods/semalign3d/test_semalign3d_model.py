@@ -78,6 +78,9 @@ def test_load_and_match_through_the_registry(tiny_setup):
     assert matches.similarity.shape[0] == 3
     with pytest.raises(ValueError, match="outside"):
         model.match(img0, img1, [[100.0, 0.0]], mask0=views[0].mask, mask1=views[1].mask)
+    # without given masks: attention mask, and each image is aligned once
+    first = model.align_image(img0)
+    assert model.align_image(img0.clone()) is first and model.align_image(img1) is not first
 
 
 def test_load_rejects_unknown_options_and_other_features(tiny_setup, representation):

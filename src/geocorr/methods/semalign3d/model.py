@@ -1,6 +1,8 @@
 """SemAlign3D as a geocorr method: features from another geocorr model, depth, alignment, traversal."""
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -31,6 +33,7 @@ class SemAlign3D(nn.Module):
         "align": {},  # AlignConfig overrides, e.g. {"steps": 200}
         "mask_threshold": 0.5,  # attention mask: best class-point semantic likelihood above this
         "seed": 0,  # initial guesses and pixel samples
+        "cache_size": 64,  # alignments kept per image content (an image recurs in many benchmark pairs)
     }
 
     def __init__(self, representation: ClassRepresentation, feature_model: nn.Module,
@@ -44,6 +47,7 @@ class SemAlign3D(nn.Module):
         self.feature_model = feature_model
         self.depth = depth
         self.align_conf = align_config(self.conf["category"] or representation.category, **self.conf["align"])
+        self._cache: OrderedDict[str, AlignedImage] = OrderedDict()
 
     def features(self, images: ImageLike | Sequence[ImageLike]) -> Features:
         """Dense semantic features of the feature model (see :meth:`DenseMatcher.features`)."""
@@ -59,8 +63,17 @@ class SemAlign3D(nn.Module):
 
     def align_image(self, image: ImageLike, mask: torch.Tensor | None = None,
                     depth: torch.Tensor | None = None) -> AlignedImage:
-        """Align the class to one image. mask, depth: (H, W) or None (attention mask / depth model)."""
+        """Align the class to one image. mask, depth: (H, W) or None (attention mask / depth model).
+
+        Without a given mask and depth, the result is cached by image content (``cache_size``).
+        """
         img = load_image(image)
+        key = None
+        if mask is None and depth is None and self.conf["cache_size"] > 0:
+            key = hashlib.sha1(img.numpy().tobytes() + str(tuple(img.shape)).encode()).hexdigest()
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
         feats = self.features(img)
         grid = feats.grids[0]
         h, w = grid.grid_hw
@@ -72,7 +85,12 @@ class SemAlign3D(nn.Module):
         gen = torch.Generator().manual_seed(self.conf["seed"])
         target = prepare_target(self.representation, dense, grid, torch.as_tensor(mask, dtype=torch.bool), depth,
                                 self.align_conf, gen)
-        return AlignedImage(dense, grid, align(self.representation, target, self.align_conf, gen))
+        result = AlignedImage(dense, grid, align(self.representation, target, self.align_conf, gen))
+        if key is not None:
+            self._cache[key] = result
+            if len(self._cache) > self.conf["cache_size"]:
+                self._cache.popitem(last=False)
+        return result
 
     def match(self, img0: ImageLike, img1: ImageLike, points, mask0: torch.Tensor | None = None,
               mask1: torch.Tensor | None = None, depth0: torch.Tensor | None = None,
