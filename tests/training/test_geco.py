@@ -219,3 +219,19 @@ def test_cli_sam_needs_a_mask_dir(pf_willow_root, tmp_path, capsys):
     assert main(["train", "--dataset", "pf-willow", "--root", str(pf_willow_root), "--out", str(tmp_path),
                  "--sam", "facebook/sam-vit-huge"]) == 2
     assert "--sam needs --mask-dir" in capsys.readouterr().err
+
+
+def test_twin_table_gives_negatives_in_the_training_step(willow):
+    from geocorr.methods.geco import load
+    from geocorr.methods.geco.training import GecoTraining
+
+    pairs = _few(willow, (90, 91))
+    twin = [1, 0, 3, 2, 4, 5, 6, 7, 8, 9]  # keypoints 0 <-> 1 and 2 <-> 3 are symmetric
+    pairs = replace(pairs, symmetry={pairs[0].category: {"twin": twin}})
+    data = GecoPairs(pairs, 112, 14, PLAIN, per_category=None)
+    batch = collate([data.sample(i, torch.Generator().manual_seed(i)) for i in range(2)])
+    model = GecoTraining(load(backbone=tiny_config(), adapter=None, image_size=112, merge=False))
+    out = model.training_step(batch)
+    assert out["num_neg"].item() > 0 and out["loss_neg"].item() > 0 and torch.isfinite(out["loss"])
+    out["loss"].backward()
+    assert all(p.grad is not None for p in model.trainable_parameters())
