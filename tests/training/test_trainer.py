@@ -97,6 +97,20 @@ def test_nan_loss_names_the_step(tmp_path):
         Trainer(model, Noisy(), _conf(), tmp_path, progress=False).fit()
 
 
+def test_nan_gradient_names_the_step(tmp_path):
+    class NanGrad(Regression):
+        def training_step(self, batch):
+            out = super().training_step(batch)
+            if self.calls == 3:  # sqrt at 0: finite loss, infinite gradient
+                out["loss"] = out["loss"] + (self.linear.weight - self.linear.weight.detach()).sum().sqrt()
+            return out
+
+    model = NanGrad()
+    with pytest.raises(FloatingPointError, match="step 3: non-finite gradient of linear"):
+        Trainer(model, Noisy(), _conf(), tmp_path, progress=False).fit()
+    assert torch.isfinite(model.linear.weight).all()
+
+
 def test_resume_refuses_another_config(tmp_path):
     Trainer(Regression(), Noisy(), _conf(max_steps=3), tmp_path, progress=False).fit()
     with pytest.raises(ValueError, match="another config.*lr"):

@@ -36,7 +36,8 @@ Running::
   seed and the step) and the config. ``fit(resume=True)`` continues bit-exactly and refuses a
   checkpoint of another config, another process count or other parameters (ValueError); a fresh
   ``fit()`` refuses a folder that already holds a checkpoint (FileExistsError).
-* A NaN/inf loss stops training with ``FloatingPointError`` naming the step (before the update).
+* A NaN/inf loss or gradient stops training with ``FloatingPointError`` naming the step (before
+  the update, so neither the weights nor the checkpoint are spoiled).
 * Multi-GPU / multi-node: ``accelerate launch -m geocorr.cli train ...`` (or torchrun); the
   trainer averages gradients over processes itself and shards the sample order, so one CPU
   process runs the very same code path (several CPU processes: ``ACCELERATE_USE_CPU=true``).

@@ -123,7 +123,7 @@ class Trainer:
         """Train to ``total_steps`` (continuing from ``out_dir/checkpoint.pt`` if ``resume``).
 
         Returns the last step's loss and the last validation metrics. Raises FloatingPointError,
-        naming the step, as soon as a loss is NaN or infinite.
+        naming the step, as soon as a loss or a gradient is NaN or infinite (before the update).
         """
         acc, conf = self.accelerator, self.conf
         self.model.to(acc.device)
@@ -161,6 +161,11 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             acc.backward(loss)
             self._sync_gradients()
+            bad = [name for name, p in self.param_names.items() if p.grad is not None and not p.grad.isfinite().all()]
+            if bad:
+                bar.close()
+                raise FloatingPointError(f"training stopped at step {self.step + 1}: non-finite gradient of "
+                                         f"{bad[0]} (and {len(bad) - 1} more); the weights were not updated")
             if conf.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(self.params, conf.grad_clip)
             self.optimizer.step()
