@@ -41,19 +41,22 @@ def test_training_on_pf_willow_beats_the_untrained_post_processor(willow_split, 
     train, test = willow_split
     model = geocorr.load("geoaware", backbone=tiny_config(), zero_shot=False, image_size=112,
                          post_processor=dict(bottleneck_channels=32, out_channels=32, num_groups=8), window=5)
-    protocol = get_protocol("geoaware", "pf-willow")  # keypoint box, alpha 0.05 / 0.10 / 0.15
+    # an 8×8 token grid on ~300-px images: a token spans ~0.2 of the keypoint box, so PCK is read at
+    # α = 0.1 / 0.2 / 0.3 of the box (the published α levels are below this grid's resolution)
+    protocol = get_protocol("geoaware", "pf-willow", alphas=(0.1, 0.2, 0.3))
 
     def pck(m):
         return compute_metrics(evaluate(m, test, progress=False), protocol)["pck"]["all"]
 
     before = pck(model)
-    conf = GeoAwareTrainConfig(max_steps=40, lr=5e-3, val_every=0, checkpoint_every=0)
+    conf = GeoAwareTrainConfig(max_steps=40, lr=1e-2, val_every=0, checkpoint_every=0)
     result = Trainer(model, PoseVariantPairs(train, probabilities={}), conf, tmp_path, collate_fn=list,
                      progress=False).fit()
     after = pck(model.eval())
     assert torch.isfinite(torch.tensor(result["loss"]))
     assert (tmp_path / "geoaware_postprocessor.safetensors").is_file()  # the trainer's export
-    assert after[2] > before[2] + 2.0, (before, after)  # PCK@0.15 on held-out pairs, in points
+    # held-out pairs (images never trained on), 400 keypoints; measured: +4.25 and +5.25 points
+    assert after[1] > before[1] + 2.0 and after[2] > before[2] + 2.0, (before, after)
 
 
 def test_pose_variant_pairs_expand_and_flip(willow_split):
