@@ -20,7 +20,6 @@ import torch
 
 from ..datasets import DATASETS, load_dataset
 from ..methods.geco.data import attach_masks
-from ..training.sam_masks import sam_masks
 from ..training.splits import split_by_images
 
 # method -> "module": the module defines a TrainConfig subclass ``CONFIG`` and
@@ -94,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     if args.sam and not args.mask_dir:
         raise ValueError("--sam needs --mask-dir (where the masks are written)")
     if args.sam:
+        from ..training.sam_masks import sam_masks  # transformers' SAM only when asked for
+
         device = "cuda" if torch.cuda.is_available() else "cpu"
         for dataset, root, masks in zip(train_sets, args.root, args.mask_dir):
             masks.mkdir(parents=True, exist_ok=True)

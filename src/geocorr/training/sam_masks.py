@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
-from transformers import PretrainedConfig, SamImageProcessor, SamModel, SamProcessor
+from transformers import PretrainedConfig, SamImageProcessorPil, SamModel, SamProcessor
 
 from ..datasets.base import ImageAnnotation, PairDataset
 
@@ -22,7 +22,7 @@ SAM_HUB_ID = "facebook/sam-vit-huge"
 def load_sam(spec: str | Path | PretrainedConfig = SAM_HUB_ID) -> tuple[SamModel, SamProcessor]:
     """SAM and its processor from a hub id, a local folder or a ``SamConfig`` (random weights)."""
     if isinstance(spec, PretrainedConfig):
-        return SamModel(spec).eval(), SamProcessor(SamImageProcessor())
+        return SamModel(spec).eval(), SamProcessor(SamImageProcessorPil())
     try:
         return SamModel.from_pretrained(str(spec)).eval(), SamProcessor.from_pretrained(str(spec))
     except OSError as err:

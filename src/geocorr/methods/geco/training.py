@@ -3,6 +3,10 @@
 ``GecoTrainConfig`` defaults are the published setting (AdamW lr 1e-4, no weight decay, 8 epochs,
 batch 6, no scheduler, 518 px, ≤ 800 pairs per category, LoRA rank 10, OT ε 0.1 / KL 10 / 10
 iterations / dustbin 0.3 / mass 0.9, loss weights 1 / 1 / 10 / 10, validation every 1000 steps).
+
+Two simplifications, both documented choices: the random crop is resized straight to
+``image_size`` (published: a 400 px crop that the model then resizes to 518 px), and the ≤ 800
+pairs per category are drawn once (seeded) rather than afresh every epoch.
 """
 from __future__ import annotations
 
