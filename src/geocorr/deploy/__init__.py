@@ -2,6 +2,8 @@
 
 The ONNX parts import ``onnx`` / ``onnxruntime`` only when used (``pip install geocorr[export]``).
 """
+from .batch import BatchFeatures, features_per_item
+from .onnx import OnnxMatcher, export_onnx
 from .precision import check_dtype
 
-__all__ = ["check_dtype"]
+__all__ = ["BatchFeatures", "OnnxMatcher", "check_dtype", "export_onnx", "features_per_item"]
