@@ -30,17 +30,26 @@ def training_view(view, exact_depth: bool = True) -> TrainingView:
                         keypoint_depth=view.world[:, 2] if exact_depth else None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(autouse=True, scope="package")
+def _single_thread():
+    """Thousands of tiny optimisation steps: threads only add overhead (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="package")
 def world() -> SyntheticWorld:
     return SyntheticWorld(seed=0)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def train_views(world):
     return random_views(world, 12, torch.Generator().manual_seed(1))
 
 
-@pytest.fixture(scope="session")
-def representation(train_views):
+@pytest.fixture(scope="package")
+def representation(train_views, _single_thread):
     return build_representation([training_view(v) for v in train_views], "synthetic",
                                 keypoint_names=[f"kp{i}" for i in range(8)], conf=FAST_BUILD)
