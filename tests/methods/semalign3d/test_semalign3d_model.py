@@ -1,4 +1,6 @@
 """SemAlign3D behind geocorr.load, the depth model, saving/loading, the build command."""
+import math
+
 import pytest
 import torch
 
@@ -78,6 +80,9 @@ def test_load_and_match_through_the_registry(tiny_setup):
     assert matches.similarity.shape[0] == 3
     with pytest.raises(ValueError, match="outside"):
         model.match(img0, img1, [[100.0, 0.0]], mask0=views[0].mask, mask1=views[1].mask)
+    # a mask covering the whole image leaves no background pixel: still a finite alignment
+    full = model.align_image(img0, mask=torch.ones(48, 48, dtype=torch.bool))
+    assert torch.isfinite(full.alignment.sparse).all() and math.isfinite(full.alignment.loss)
     # without given masks: attention mask, and each image is aligned once
     first = model.align_image(img0)
     assert model.align_image(img0.clone()) is first and model.align_image(img1) is not first

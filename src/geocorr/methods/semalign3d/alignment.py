@@ -143,7 +143,9 @@ def _reconstruct(pixels: torch.Tensor, proj: torch.Tensor, sem: torch.Tensor, si
 
 def _background(target: AlignTarget, proj: torch.Tensor, sigma: float) -> torch.Tensor:
     """L_background (Eq. 11): spatial likelihood of the class points at background pixels,
-    averaged over points and pixels. proj (B, M, 2) -> (B,)."""
+    averaged over points and pixels (0 when the mask covers the image). proj (B, M, 2) -> (B,)."""
+    if len(target.background) == 0:
+        return proj.new_zeros(len(proj))
     dist = torch.cdist(target.background.expand(len(proj), -1, -1), proj)
     return torch.exp(-dist.pow(2) / (2 * sigma**2)).mean(dim=(1, 2))
 
@@ -248,7 +250,8 @@ def align(rep: ClassRepresentation, target: AlignTarget, conf: AlignConfig | Non
     opt = torch.optim.AdamW([sparse, log_focal], lr=conf.lr, weight_decay=0.0)
     for step in range(conf.steps):
         opt.zero_grad()
-        alignment_loss(sparse, log_focal, depth_target, rep, target, conf, step / max(conf.steps - 1, 1))["total"].sum().backward()
+        progress = step / max(conf.steps - 1, 1)
+        alignment_loss(sparse, log_focal, depth_target, rep, target, conf, progress)["total"].sum().backward()
         opt.step()
     with torch.no_grad():
         loss = alignment_loss(sparse, log_focal, depth_target, rep, target, conf, 1.0)["total"]
