@@ -91,7 +91,7 @@ def scores(model, test, protocol, cache) -> dict:
 
 def format_row(name: str, row: dict | None, width: int) -> str:
     if row is None:
-        return f"{name:<{width}}  n/a (the dataset has no left/right flip tables)"
+        return f"{name:<{width}}  n/a (no left/right flip tables: the rows below train without it)"
     cells = [f"{v:6.1f}" for v in row["std"]]
     cells += [f"{v:6.1f}" for v in row["geo"]] if row["geo"] is not None else []
     return f"{name:<{width}}  " + " ".join(cells)
