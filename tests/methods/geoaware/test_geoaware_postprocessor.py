@@ -1,7 +1,11 @@
 import pytest
 import torch
 
-from geocorr.methods.geoaware.postprocessor import Bottleneck, PostProcessor, PostProcessorConfig
+from geocorr.methods.geoaware.postprocessor import (
+    Bottleneck,
+    PostProcessor,
+    PostProcessorConfig,
+)
 
 
 def num_params(module: torch.nn.Module) -> int:

@@ -4,7 +4,11 @@ import torch
 
 import geocorr
 from geocorr.backbones import tiny_config
-from geocorr.methods.geoaware import SDConfig, StableDiffusionFeatures, load_stable_diffusion
+from geocorr.methods.geoaware import (
+    SDConfig,
+    StableDiffusionFeatures,
+    load_stable_diffusion,
+)
 from geocorr.methods.geoaware.data import PairSample
 
 diffusers = pytest.importorskip("diffusers")  # the optional extra: geocorr[sd]

@@ -64,12 +64,12 @@ def load(backbone: BackboneSpec = "facebook/dinov2-base", weights: str | Path | 
 
 __all__ = [
     "POSE_VARIANTS",
+    "SD15_HUB_ID",
     "GeoAware",
     "GeoAwareTrainConfig",
     "PoseVariantPairs",
     "PostProcessor",
     "PostProcessorConfig",
-    "SD15_HUB_ID",
     "SDConfig",
     "StableDiffusionFeatures",
     "dense_loss",

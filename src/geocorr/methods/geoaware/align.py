@@ -9,8 +9,8 @@ fall back to the unposed source.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -20,7 +20,14 @@ from ...datasets.base import ImageAnnotation, PairDataset, keypoint_bbox
 from ...images import ImageLike, load_image
 from ..base import Features
 from .augmentation import flip_permutation
-from .pose import POSES, apply_pose, imd_features, instance_matching_distance, pose_points, predict_pose
+from .pose import (
+    POSES,
+    apply_pose,
+    imd_features,
+    instance_matching_distance,
+    pose_points,
+    predict_pose,
+)
 
 PUBLISHED_POSES = ("identity", "hflip")
 

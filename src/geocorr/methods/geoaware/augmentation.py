@@ -7,8 +7,8 @@ augmented pairs teach the features an object's orientation.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Mapping, Sequence
 
 import torch
 

@@ -71,7 +71,7 @@ class GeoAware(DenseMatcher):
         """Channels of each frozen feature source, in post-processor order (SD levels, then DINOv2)."""
         return (*(self.sd.channels if self.sd is not None else ()), self.backbone.dim)
 
-    def train(self, mode: bool = True) -> "GeoAware":
+    def train(self, mode: bool = True) -> GeoAware:
         """Only the post-processor ever trains; the frozen feature extractors stay in eval mode."""
         super().train(mode)
         self.backbone.eval()
@@ -214,7 +214,7 @@ def save_post_processor(post_processor: PostProcessor, path: str | Path) -> None
 
 def load_post_processor(path: str | Path) -> PostProcessor:
     """A post-processor saved by :func:`save_post_processor` (strict: every weight must match)."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     path = Path(path).expanduser()
     if not path.is_file():
@@ -222,7 +222,7 @@ def load_post_processor(path: str | Path) -> PostProcessor:
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
-    except Exception as err:  # safetensors raises its own error types for non-safetensors files
+    except (SafetensorError, OSError) as err:
         raise ValueError(f"weights: {path} is not a safetensors file ({err})") from None
     if "in_channels" not in meta:
         raise ValueError(f"weights: {path} has no GeoAware post-processor metadata (in_channels, ...)")

@@ -8,7 +8,7 @@ comparable). It is 0 for identical images and small when the two instances have 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F

@@ -8,9 +8,9 @@ or ``geocorr train --method geoaware --dataset spair --root DIR --out DIR``.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import torch
 
