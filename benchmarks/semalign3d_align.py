@@ -6,6 +6,19 @@ Builds a class from ``--views`` rendered training views, aligns ``--instances`` 
 (random azimuth, elevation 5-40°, focal 1.2-4), and prints the time per image and PCK of the
 aligned keypoints' projections; then matches front-left views to views from behind and compares
 the reverse traversal with plain feature argmax on the left/right twin keypoints.
+
+Figures on the shared 2-core CPU machine (heavily loaded, 1 thread), 48 px images, seed 0:
+
+    --steps 200 --instances 6 --pairs 4 --sparse-steps 500
+    build: 11.4 s for 12 views, 296 dense points; focal ratio error max 0.112; sparse cloud vs skeleton 0.056
+    alignment (200 steps, 16 starts): 21.7 ± 8.2 s per image
+    aligned keypoints of 6 unseen instances: PCK@0.05 0.912  PCK@0.10 1.000  median error 0.78 px
+    front -> behind, 9 left/right keypoints: PCK@0.10 reverse traversal 0.889 vs feature argmax 0.222
+
+    --steps 1000 --instances 3 --pairs 2 (published step count)
+    alignment (1000 steps, 16 starts): 72.4 ± 20.3 s per image
+    aligned keypoints of 3 unseen instances: PCK@0.05 0.833  PCK@0.10 0.833  median error 1.33 px
+    front -> behind, 4 left/right keypoints: PCK@0.10 reverse traversal 0.500 vs feature argmax 0.250
 """
 from __future__ import annotations
 
