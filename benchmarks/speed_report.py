@@ -49,6 +49,10 @@ COLUMNS = [("arch", "<7"), ("size", ">5"), ("dtype", "<9"), ("mode", "<9"), ("de
            ("peak_mem_mib", ">13.0f"), ("setup_s", ">8.1f")]  # (key, format spec)
 
 
+def no_sync() -> None:
+    """Nothing to wait for: CPU work (and onnxruntime) is synchronous."""
+
+
 def timed(fn, runs: int, warmup: int, sync) -> float:
     """Median seconds of fn() over ``runs`` calls after ``warmup`` calls, the device synchronised."""
     for _ in range(warmup):
@@ -74,7 +78,7 @@ def measure(conf: dict) -> dict:
         torch.set_num_threads(conf["threads"])
     device = torch.device(conf["device"])
     cuda = device.type == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sync = torch.cuda.synchronize if cuda else no_sync
     runs, warmup = conf["runs"], conf["warmup"]
     adapter = str(ADAPTER) if conf["arch"] == "vitb14" and ADAPTER.is_file() else None
     torch.manual_seed(0)
@@ -94,11 +98,10 @@ def measure(conf: dict) -> dict:
         model = exported
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    cpu = lambda: None  # noqa: E731
     row = {k: conf[k] for k in ("arch", "size", "dtype", "mode")}
-    row["decode_ms"] = 1e3 * timed(lambda: load_image(PAIR[0]), runs, warmup, cpu)
+    row["decode_ms"] = 1e3 * timed(lambda: load_image(PAIR[0]), runs, warmup, no_sync)
     image = load_image(PAIR[0])
-    row["resize_ms"] = 1e3 * timed(lambda: model.backbone.preprocess(image), runs, warmup, cpu)
+    row["resize_ms"] = 1e3 * timed(lambda: model.backbone.preprocess(image), runs, warmup, no_sync)
     x, _ = model.backbone.preprocess(image)
     net = model._feature_net()
     ips = {}
@@ -110,7 +113,7 @@ def measure(conf: dict) -> dict:
                 net(xb)
                 sync()
                 setup += time.perf_counter() - start
-            seconds = timed(lambda: net(xb), runs, warmup, sync)
+            seconds = timed(lambda xb=xb: net(xb), runs, warmup, sync)
             ips[batch] = batch / seconds
             if batch == 1:
                 row["backbone_ms"] = 1e3 * seconds
@@ -177,9 +180,9 @@ def configurations(args) -> list[dict]:
                         continue  # the export is float32; half precision belongs to the ONNX runtime
                     if args.quick and mode != "eager" and dtype != "float32":
                         continue
-                    out.append(dict(arch=arch, size=size, dtype=dtype, mode=mode, device=args.device,
-                                    batches=args.batches, runs=args.runs, warmup=args.warmup,
-                                    threads=args.threads))
+                    out.append({"arch": arch, "size": size, "dtype": dtype, "mode": mode, "device": args.device,
+                                "batches": args.batches, "runs": args.runs, "warmup": args.warmup,
+                                "threads": args.threads})
     return out
 
 
@@ -226,7 +229,8 @@ def main() -> None:
     print(" ".join(format(name, spec.split(".")[0]) for name, spec in COLUMNS))
     rows = []
     for conf in configurations(args):
-        done = subprocess.run([sys.executable, __file__, "--one", json.dumps(conf)], capture_output=True, text=True)
+        done = subprocess.run([sys.executable, __file__, "--one", json.dumps(conf)], capture_output=True, text=True,
+                              check=False)
         try:
             row = json.loads(done.stdout.strip().splitlines()[-1])
         except (IndexError, json.JSONDecodeError):

@@ -23,7 +23,7 @@ def _geco(resize: str, **conf):
 @pytest.fixture(scope="module")
 def images(pf_willow_root):
     """Real PF-Willow photos of different sizes plus synthetic ones of very different aspect."""
-    photos = [sorted((pf_willow_root / c).glob("*.png"))[0] for c in ("car(G)", "duck(S)", "winebottle(M)")]
+    photos = [min((pf_willow_root / c).glob("*.png")) for c in ("car(G)", "duck(S)", "winebottle(M)")]
     g = torch.Generator().manual_seed(0)
     return [*photos, torch.rand(3, 40, 90, generator=g), torch.rand(3, 90, 40, generator=g),
             torch.rand(3, 64, 64, generator=g), torch.rand(3, 41, 89, generator=g)]

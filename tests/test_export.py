@@ -11,10 +11,10 @@ from transformers import AutoModel
 pytest.importorskip("onnxruntime")  # the `export` extra
 pytest.importorskip("onnxscript")
 
-import geocorr  # noqa: E402
-from geocorr.backbones import tiny_config  # noqa: E402
-from geocorr.cli import main  # noqa: E402
-from geocorr.deploy.onnx import OnnxMatcher, export_onnx  # noqa: E402
+import geocorr
+from geocorr.backbones import tiny_config
+from geocorr.cli import main
+from geocorr.deploy.onnx import OnnxMatcher, export_onnx
 
 PAIRS = [("car(G)", 0, 1), ("duck(S)", 0, 1), ("motorbike(M)", 2, 3)]
 RTOL = 1e-4  # max |Δ| / max |f| between onnxruntime and PyTorch (fp32; observed ~1e-6)
@@ -156,6 +156,8 @@ def test_cli_names_the_missing_package(monkeypatch, tmp_path, capsys):
 
 
 def test_export_refusals(backbone_dir, tmp_path):
+    with pytest.raises(TypeError, match="only dense-feature matchers can be exported, got Linear"):
+        export_onnx(torch.nn.Linear(2, 2), tmp_path / "linear.onnx")
     unmerged = geocorr.load("geco", backbone=backbone_dir, adapter=None, merge=False, image_size=224)
     with pytest.raises(ValueError, match="merge the LoRA"):
         export_onnx(unmerged, tmp_path / "a.onnx")

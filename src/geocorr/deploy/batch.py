@@ -1,8 +1,8 @@
 """Features of a batch in which some members may be unreadable: the others are not lost."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ..images import ImageLike, load_image
 from ..methods.base import DenseMatcher, Features

@@ -56,7 +56,7 @@ def export_onnx(model: DenseMatcher, path: str | Path, dynamic: bool = False, me
     """
     require("onnx", "onnxscript", "onnxruntime")
     if not isinstance(model, DenseMatcher):
-        raise ValueError(f"model: only dense-feature matchers can be exported, got {type(model).__name__}")
+        raise TypeError(f"model: only dense-feature matchers can be exported, got {type(model).__name__}")
     if getattr(model, "merged", True) is False:
         raise ValueError("model: merge the LoRA into the weights before export (geocorr.load(..., merge=True))")
     dtypes = {p.dtype for p in model.parameters()}
@@ -131,14 +131,17 @@ class OnnxMatcher(DenseMatcher):
                  threads: int | None = None, **conf):
         require("onnxruntime")
         import onnxruntime
+        from onnxruntime.capi.onnxruntime_pybind11_state import (
+            Fail,
+            InvalidGraph,
+            InvalidProtobuf,
+        )
 
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"ONNX model: no such file: {path}")
         if conf.get("compile") is not None:
             raise ValueError("compile: an ONNX model runs in onnxruntime; torch.compile does not apply")
-        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf
-
         try:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = threads or 0

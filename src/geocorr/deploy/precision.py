@@ -1,7 +1,7 @@
 """Compute dtypes: which ones a device can run, refused with a clear message otherwise."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -31,10 +31,10 @@ def check_dtype(dtype: str, device: str | torch.device = "cpu") -> torch.dtype:
     return DTYPES[dtype]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _probe(dtype: str, device: str) -> str:
     """'' if the ViT operations run in ``dtype`` on ``device``, else what failed."""
-    kw = dict(dtype=DTYPES[dtype], device=device)
+    kw = {"dtype": DTYPES[dtype], "device": device}
     x = torch.rand(1, 3, 4, 4, **kw)
     try:
         tokens = F.conv2d(x, torch.rand(8, 3, 2, 2, **kw), stride=2).flatten(2).transpose(1, 2)  # (1, 4, 8)
