@@ -9,7 +9,7 @@ where the predicted flow ``F_{r,s}`` sends it; scored by mean IoU over the label
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
