@@ -7,8 +7,8 @@ and are snapped outwards to whole pixels; the crop then covers the continuous ex
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F

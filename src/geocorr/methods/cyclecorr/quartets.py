@@ -11,8 +11,8 @@ nearest render (over all models) is closest in HOG space.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch

@@ -9,9 +9,9 @@ configuration in the metadata) which ``geocorr.load("cyclecorr", weights=...)`` 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from collections.abc import Sequence
 
 import torch
 from torch import nn
