@@ -28,3 +28,10 @@ def test_match_bad_input_is_one_clear_line(pair, tmp_path, capsys):
     assert rc == 2
     with pytest.raises(SystemExit):
         main(["match", *pair, "--point", "1;2"])
+
+
+def test_match_with_a_method_without_reusable_features(pair, tmp_path, capsys):
+    out = tmp_path / "flow.png"
+    rc = main(["match", *pair, "--point", "47.9,98.2", "--method", "cyclecorr", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.startswith("(47.9, 98.2) -> (") and out.stat().st_size > 10_000

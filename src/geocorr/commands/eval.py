@@ -18,17 +18,9 @@ from ..evaluation.predictions import Predictions
 from ..evaluation.protocols import PRESETS, get_protocol
 from ..evaluation.report import format_table, write_csv, write_json, write_plot
 from ..evaluation.runner import evaluate_sharded
-from .common import add_model_arguments, load_model
+from .common import add_model_arguments, load_model, parse_option
 
 PART_DATASET = "pascal-parts"
-
-
-def parse_option(text: str) -> tuple[str, object]:
-    """'key=value' -> (key, value), value as int when it is one; argparse type."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, int(value) if value.lstrip("-").isdigit() else value
 
 
 def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--dataset-option", action="append", default=[], type=parse_option, metavar="KEY=VALUE",
                       help="loader option, e.g. setting=cross-species (ap10k), layout=small (spair), "
                            "num_pairs=1000 (cub) — repeatable")
+    data.add_argument("--category", action="append", dest="categories", metavar="NAME",
+                      help="evaluate only this category (repeatable)")
     data.add_argument("--max-pairs-per-category", type=int,
                       help="keep the first N pairs of each category (GECO caps at 10000)")
     data.add_argument("--max-pairs", type=int, help="evaluate only the first N pairs (quick checks)")
@@ -87,8 +81,8 @@ def run_config(args: argparse.Namespace) -> dict:
     return {"method": args.method, "backbone": args.backbone, "adapter": args.adapter,
             "image_size": args.image_size, "dtype": args.dtype, "dataset": args.dataset,
             "root": str(args.root.resolve()), "split": args.split, "max_pairs": args.max_pairs,
-            "max_pairs_per_category": args.max_pairs_per_category,
-            "dataset_options": dict(args.dataset_option)}
+            "max_pairs_per_category": args.max_pairs_per_category, "categories": args.categories,
+            "dataset_options": dict(args.dataset_option), "method_options": dict(args.option)}
 
 
 def first_per_category(pairs: list, limit: int) -> list:
@@ -171,6 +165,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"reusing predictions of the same config from {args.save_predictions}")
     else:
         dataset = load_dataset(args.dataset, args.root, split=args.split, **dict(args.dataset_option))
+        if args.categories:
+            unknown = sorted(set(args.categories) - set(dataset.categories))
+            if unknown:
+                raise ValueError(f"--category {', '.join(unknown)}: not in {args.dataset} "
+                                 f"(categories: {', '.join(dataset.categories)})")
+            dataset.pairs = [p for p in dataset.pairs if p.category in args.categories]
         if args.max_pairs_per_category is not None:
             dataset.pairs = first_per_category(dataset.pairs, args.max_pairs_per_category)
         if args.max_pairs is not None:

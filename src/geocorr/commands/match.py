@@ -20,16 +20,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     source, target = load_image(args.source, "source"), load_image(args.target, "target")
     model = load_model(args)
-    feats = model.features([source, target])
-    matches = model.match_features(feats[0], feats[1], args.point)
+    if hasattr(model, "match_features"):
+        feats = model.features([source, target])
+        matches = model.match_features(feats[0], feats[1], args.point)
+        target_grid = feats.grids[1]
+    else:  # a method without reusable features (cyclecorr, semalign3d)
+        matches, target_grid = model.match(source, target, args.point), None
     for (qx, qy), (x, y), s in zip(args.point, matches.points.tolist(), matches.scores.tolist()):
         print(f"({qx:g}, {qy:g}) -> ({x:.1f}, {y:.1f})  score {s:.4f}")
     if args.out is not None:
-        from ..viz import plot_similarity
+        from ..viz import plot_matches, plot_similarity
 
-        fig = plot_similarity(target, matches.similarity[0], matches.points[:1], grid=feats.grids[1],
-                              source=source, source_point=[args.point[0]],
-                              title=f"match, score {matches.scores[0]:.3f}")
+        if matches.similarity is not None and target_grid is not None:
+            fig = plot_similarity(target, matches.similarity[0], matches.points[:1], grid=target_grid,
+                                  source=source, source_point=[args.point[0]],
+                                  title=f"match, score {matches.scores[0]:.3f}")
+        else:  # no token-level heat map from this method: draw the matches
+            fig = plot_matches(source, target, args.point, matches.points)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(args.out, dpi=120)
         print(f"wrote {args.out}")

@@ -6,13 +6,15 @@ image's whole batch goes through ``model.features`` once. A feature is therefore
 in the same batch, whatever the shard or cache state — sharded runs give results identical to a
 single process. Pairs are then matched one by one with ``model.match_features``; a method without
 reusable features (no ``features``/``match_features``) is called as ``model.match(img0, img1,
-points)`` per pair instead.
+points)`` per pair instead, with ``category=`` the pair's category when its ``match`` takes one
+(per-class methods such as SemAlign3D).
 
 Queries: every keypoint visible in the source image, clipped into the image (annotations on the
 last pixel's far edge occur in SPair-71k).
 """
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Sequence
 
@@ -113,6 +115,7 @@ def evaluate(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     indices = range(len(dataset)) if pair_indices is None else list(pair_indices)
     reusable = hasattr(model, "features") and hasattr(model, "match_features")
+    takes_category = "category" in inspect.signature(model.match).parameters
     source = _FeatureSource(model, dataset.images(), batch_size, cache if cache is not None else FeatureCache())
     records = []
     tic = time.perf_counter()
@@ -122,8 +125,9 @@ def evaluate(
         if reusable:
             matches = model.match_features(source(str(pair.source.path)), source(str(pair.target.path)), points)
         else:
+            by_category = {"category": pair.category} if takes_category else {}
             matches = model.match(load_image(pair.source.path, str(pair.source.path)),
-                                  load_image(pair.target.path, str(pair.target.path)), points)
+                                  load_image(pair.target.path, str(pair.target.path)), points, **by_category)
         records.append(_record(pair, index, matches))
     seconds = time.perf_counter() - tic
     stats = {"pairs": len(records), "images_forwarded": source.forwards,

@@ -1,4 +1,5 @@
 """SemAlign3D behind geocorr.load, the depth model, saving/loading, the build command."""
+import json
 import math
 
 import pytest
@@ -113,6 +114,18 @@ def test_cli_build_on_pf_willow(pf_willow_root, pretrained_vits14, tmp_path, cap
     rep = ClassRepresentation.load(out)
     assert rep.category == "duck(S)" and rep.num_keypoints == 10 and rep.sparse_features.shape[1] == 384
     assert rep.meta["features"] == "dinov2" and len(rep.meta["focals"]) == 4
+
+    # The class folder evaluates through `geocorr eval` like every method (category routed per pair).
+    features_conf = json.dumps({"backbone": str(pretrained_vits14), "image_size": 112})
+    code = main(["eval", "--method", "semalign3d", "--dataset", "pf-willow", "--root", str(pf_willow_root),
+                 "--category", "duck(S)", "--max-pairs", "2", "--no-progress",
+                 "--option", f"representation={tmp_path}", "--option", "features=dinov2",
+                 "--option", f"features_conf={features_conf}", "--option", f"depth={tmp_path / 'depth'}",
+                 "--option", 'align={"steps": 20}', "--out", str(tmp_path / "eval.json")])
+    assert code == 0, capsys.readouterr().err
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["config"]["method_options"]["representation"] == str(tmp_path)
+    assert result["stats"]["pairs"] == 2
 
 
 def test_cli_build_unknown_category(pf_willow_root, tmp_path, capsys):

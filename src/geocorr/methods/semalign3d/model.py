@@ -94,11 +94,15 @@ class SemAlign3D(nn.Module):
 
     def match(self, img0: ImageLike, img1: ImageLike, points, mask0: torch.Tensor | None = None,
               mask1: torch.Tensor | None = None, depth0: torch.Tensor | None = None,
-              depth1: torch.Tensor | None = None) -> Matches:
+              depth1: torch.Tensor | None = None, category: str | None = None) -> Matches:
         """Where do ``points`` (N, 2) of img0, in (x, y) pixels, go in img1? -> Matches.
 
+        category: the images' class, checked against the representation's when given.
         similarity: (N, h, w) cosine similarity of each query's class point to img1's tokens.
         """
+        if category is not None and category != self.representation.category:
+            raise ValueError(f"category {category!r}: this SemAlign3D model holds the class "
+                             f"{self.representation.category!r}")
         source = self.align_image(img0, mask0, depth0)
         pts = check_points(points, source.grid.image_hw)
         target = self.align_image(img1, mask1, depth1)
@@ -107,3 +111,29 @@ class SemAlign3D(nn.Module):
             return Matches(pts.new_zeros(0, 2), pts.new_zeros(0), pts.new_zeros(0, h, w))
         best, scores, _, sim = transfer(self.representation, source, target, pts, self.align_conf.sigma_inference)
         return Matches(best, scores, sim)
+
+
+class SemAlign3DClasses(nn.Module):
+    """One :class:`SemAlign3D` per category (e.g. a folder of class files), sharing the feature and
+    depth models; :meth:`match` picks the class by ``category``."""
+
+    def __init__(self, models: dict[str, SemAlign3D]) -> None:
+        super().__init__()
+        if not models:
+            raise ValueError("SemAlign3DClasses needs at least one class")
+        self.models = nn.ModuleDict(models)
+
+    @property
+    def categories(self) -> list[str]:
+        return sorted(self.models)
+
+    def features(self, images: ImageLike | Sequence[ImageLike]) -> Features:
+        return next(iter(self.models.values())).features(images)
+
+    def match(self, img0: ImageLike, img1: ImageLike, points, category: str | None = None, **kwargs) -> Matches:
+        """:meth:`SemAlign3D.match` with the class of ``category`` (required with several classes)."""
+        if category is None and len(self.models) == 1:
+            category = self.categories[0]
+        if category not in self.models:
+            raise ValueError(f"category {category!r}: no SemAlign3D class for it (have: {', '.join(self.categories)})")
+        return self.models[category].match(img0, img1, points, category=category, **kwargs)
