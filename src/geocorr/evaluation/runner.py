@@ -115,7 +115,7 @@ def evaluate(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     indices = range(len(dataset)) if pair_indices is None else list(pair_indices)
     reusable = hasattr(model, "features") and hasattr(model, "match_features")
-    takes_category = "category" in inspect.signature(model.match).parameters
+    takes_category = not reusable and "category" in inspect.signature(model.match).parameters
     source = _FeatureSource(model, dataset.images(), batch_size, cache if cache is not None else FeatureCache())
     records = []
     tic = time.perf_counter()
