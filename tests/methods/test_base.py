@@ -63,6 +63,11 @@ def test_features_batch_of_mixed_sizes_and_inputs(model, pf_willow_root):
     assert [g.image_hw for g in feats.grids][1:] == [(17, 90), (5, 5)]
 
 
+def test_empty_image_list_is_refused(model):
+    with pytest.raises(ValueError, match="images: got an empty list"):
+        model.features([])
+
+
 def test_unknown_option_is_refused():
     with pytest.raises(ValueError, match="unknown option"):
         geocorr.load("dinov2", backbone=tiny_config(), upsampling="none")

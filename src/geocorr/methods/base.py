@@ -113,6 +113,8 @@ class DenseMatcher(nn.Module):
         """
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)
+        if not items:
+            raise ValueError("images: got an empty list")
         inputs, grids = [], []
         for i, img in enumerate(items):
             x, grid = self.backbone.preprocess(load_image(img, f"images[{i}]" if not single else "image"))
