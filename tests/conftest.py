@@ -31,6 +31,20 @@ def pretrained_vits14(shared_data) -> Path:
     return shared_data / "dinov2-small-imgfocus"
 
 
+@pytest.fixture(scope="session")
+def tiny_backbone_dir(tmp_path_factory) -> Path:
+    """A tiny random DINOv2 (``tiny_config()``, seed 0) saved in transformers format: a user's
+    ``--backbone DIR`` folder."""
+    from transformers import AutoModel
+
+    from geocorr.backbones import tiny_config
+
+    folder = tmp_path_factory.mktemp("tiny-dinov2")
+    torch.manual_seed(0)
+    AutoModel.from_config(tiny_config()).save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -6,13 +6,11 @@ from contextlib import redirect_stderr, redirect_stdout
 import pytest
 import scipy.io
 import torch
-from transformers import AutoModel
 
 pytest.importorskip("onnxruntime")  # the `export` extra
 pytest.importorskip("onnxscript")
 
 import geocorr
-from geocorr.backbones import tiny_config
 from geocorr.cli import main
 from geocorr.deploy.onnx import OnnxMatcher, export_onnx
 
@@ -21,19 +19,10 @@ RTOL = 1e-4  # max |Δ| / max |f| between onnxruntime and PyTorch (fp32; observe
 
 
 @pytest.fixture(scope="module")
-def backbone_dir(tmp_path_factory):
-    """A tiny random DINOv2 saved in transformers format, as a user's --backbone folder."""
-    folder = tmp_path_factory.mktemp("tiny-dinov2")
-    torch.manual_seed(0)
-    AutoModel.from_config(tiny_config()).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def adapter_file(backbone_dir, tmp_path_factory):
+def adapter_file(tiny_backbone_dir, tmp_path_factory):
     """A GECO LoRA with non-zero random factors (a fresh one would not change the features)."""
     torch.manual_seed(1)
-    model = geocorr.load("geco", backbone=backbone_dir, adapter=None, merge=False, image_size=224)
+    model = geocorr.load("geco", backbone=tiny_backbone_dir, adapter=None, merge=False, image_size=224)
     for name, p in model.named_parameters():
         if "lora_B" in name:
             torch.nn.init.normal_(p, std=0.3)
@@ -43,8 +32,8 @@ def adapter_file(backbone_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def geco(backbone_dir, adapter_file):
-    return geocorr.load("geco", backbone=backbone_dir, adapter=adapter_file, image_size=224)
+def geco(tiny_backbone_dir, adapter_file):
+    return geocorr.load("geco", backbone=tiny_backbone_dir, adapter=adapter_file, image_size=224)
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +42,14 @@ def dynamic_onnx(geco, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cli_export(backbone_dir, adapter_file, pf_willow_root, tmp_path_factory):
+def cli_export(tiny_backbone_dir, adapter_file, pf_willow_root, tmp_path_factory):
     """`geocorr export` with a fixed input size, checked on two real images and one corrupt file."""
     folder = tmp_path_factory.mktemp("cli")
     corrupt = folder / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG but truncated")
     images = sorted((pf_willow_root / "car(G)").glob("*.png"))[:2]
     out = folder / "geco.onnx"
-    argv = ["export", "--method", "geco", "--format", "onnx", "--out", str(out), "--backbone", str(backbone_dir),
+    argv = ["export", "--method", "geco", "--format", "onnx", "--out", str(out), "--backbone", str(tiny_backbone_dir),
             "--adapter", str(adapter_file), "--image-size", "224", "--check", str(images[0]), str(corrupt),
             str(images[1])]
     stdout, stderr = io.StringIO(), io.StringIO()
@@ -96,9 +85,9 @@ def test_onnx_gives_pytorch_features_and_matches_on_pf_willow(geco, dynamic_onnx
     geco.conf["upsample"] = "features"
 
 
-def test_export_contains_the_merged_lora(geco, dynamic_onnx, backbone_dir):
+def test_export_contains_the_merged_lora(geco, dynamic_onnx, tiny_backbone_dir):
     image = torch.rand(1, 3, 224, 224)
-    bare = geocorr.load("dinov2", backbone=backbone_dir, image_size=224)
+    bare = geocorr.load("dinov2", backbone=tiny_backbone_dir, image_size=224)
     with torch.no_grad():
         adapted, plain = geco.backbone(image), bare.backbone(image)
     onnx = OnnxMatcher(dynamic_onnx).backbone(image)
@@ -155,16 +144,16 @@ def test_cli_names_the_missing_package(monkeypatch, tmp_path, capsys):
     assert "needs the 'onnxscript' package: pip install 'geocorr[export]'" in capsys.readouterr().err
 
 
-def test_export_refusals(backbone_dir, tmp_path):
+def test_export_refusals(tiny_backbone_dir, tmp_path):
     with pytest.raises(TypeError, match="only dense-feature matchers can be exported, got Linear"):
         export_onnx(torch.nn.Linear(2, 2), tmp_path / "linear.onnx")
-    unmerged = geocorr.load("geco", backbone=backbone_dir, adapter=None, merge=False, image_size=224)
+    unmerged = geocorr.load("geco", backbone=tiny_backbone_dir, adapter=None, merge=False, image_size=224)
     with pytest.raises(ValueError, match="merge the LoRA"):
         export_onnx(unmerged, tmp_path / "a.onnx")
-    half = geocorr.load("dinov2", backbone=backbone_dir, image_size=224, dtype="bfloat16")
+    half = geocorr.load("dinov2", backbone=tiny_backbone_dir, image_size=224, dtype="bfloat16")
     with pytest.raises(ValueError, match="ONNX export is float32"):
         export_onnx(half, tmp_path / "b.onnx")
-    aspect = geocorr.load("dinov2", backbone=backbone_dir, image_size=224, resize="keep_aspect")
+    aspect = geocorr.load("dinov2", backbone=tiny_backbone_dir, image_size=224, resize="keep_aspect")
     with pytest.raises(ValueError, match="keep_aspect.*dynamic=True"):
         export_onnx(aspect, tmp_path / "c.onnx")
     with pytest.raises(FileNotFoundError, match="ONNX model: no such file"):

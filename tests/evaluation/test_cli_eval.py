@@ -3,19 +3,7 @@ import shutil
 
 import pytest
 
-from geocorr.backbones import tiny_config
 from geocorr.cli import main
-
-
-@pytest.fixture(scope="module")
-def tiny_backbone_dir(tmp_path_factory):
-    import torch
-    from transformers import Dinov2Model
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-dinov2")
-    Dinov2Model(tiny_config()).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -7,21 +7,9 @@ import pytest
 from PIL import Image
 from scipy.io import savemat
 
-from geocorr.backbones import tiny_config
 from geocorr.cli import main
 
 W, H = 32, 24
-
-
-@pytest.fixture(scope="module")
-def tiny_backbone(tmp_path_factory):
-    import torch
-    from transformers import Dinov2Model
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-dinov2")
-    Dinov2Model(tiny_config()).save_pretrained(folder)
-    return folder
 
 
 def _image(path, seed=0):
@@ -111,12 +99,12 @@ BUILDERS = {"spair": _spair, "pf-pascal": _pf_pascal, "ap10k": _ap10k, "cub": _c
 
 
 @pytest.mark.parametrize("dataset", [*BUILDERS, "pf-willow"])
-def test_eval_runs_on_official_layout(dataset, tmp_path, capsys, tiny_backbone, pf_willow_root):
+def test_eval_runs_on_official_layout(dataset, tmp_path, capsys, tiny_backbone_dir, pf_willow_root):
     root = tmp_path / "data"
     root.mkdir()
     extra = _pf_willow(root, pf_willow_root) if dataset == "pf-willow" else BUILDERS[dataset](root)
     out = tmp_path / "result.json"
-    code = main(["eval", "--method", "dinov2", "--backbone", str(tiny_backbone), "--image-size", "28",
+    code = main(["eval", "--method", "dinov2", "--backbone", str(tiny_backbone_dir), "--image-size", "28",
                  "--dataset", dataset, "--root", str(root), "--no-progress", "--out", str(out), *extra])
     printed = capsys.readouterr()
     assert code == 0, printed.err

@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModel
 
 from geocorr.backbones import tiny_config
 from geocorr.cli import main
@@ -22,14 +21,6 @@ PLAIN = AugmentConfig(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip=0.0, ji
 @pytest.fixture(scope="module")
 def willow(pf_willow_root):
     return load_dataset("pf-willow", pf_willow_root)
-
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny_dinov2")
-    torch.manual_seed(0)
-    AutoModel.from_config(tiny_config()).save_pretrained(folder)
-    return folder
 
 
 def _few(dataset, indices=(0, 1, 90, 91)):
@@ -125,9 +116,9 @@ def test_resume_is_bit_exact_with_augmentations(willow, tmp_path):
     assert not torch.equal(lora(straight), lora(first))
 
 
-def test_cli_trains_validates_and_refuses_another_config(willow, pf_willow_root, tiny_folder, tmp_path, capsys):
+def test_cli_trains_validates_and_refuses_another_config(willow, pf_willow_root, tiny_backbone_dir, tmp_path, capsys):
     args = ["train", "--dataset", "pf-willow", "--root", str(pf_willow_root), "--out", str(tmp_path),
-            "--backbone", str(tiny_folder), "--image-size", "56", "--batch-size", "2", "--max-steps", "2",
+            "--backbone", str(tiny_backbone_dir), "--image-size", "56", "--batch-size", "2", "--max-steps", "2",
             "--per-category", "2", "--val-fraction", "0.2", "--val-pairs", "4", "--no-progress"]
     assert main(args) == 0
     assert "val_pck@0.10=" in capsys.readouterr().out

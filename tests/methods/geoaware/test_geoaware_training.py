@@ -85,28 +85,18 @@ def test_pose_variant_pairs_need_a_flip_table(willow_split):
         PoseVariantPairs(PairDataset("empty", "trn", []), probabilities={})
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    from transformers import AutoModel
-
-    folder = tmp_path_factory.mktemp("tiny_dinov2_geoaware")
-    torch.manual_seed(0)
-    AutoModel.from_config(tiny_config()).save_pretrained(folder)
-    return folder
-
-
-def test_cli_train_then_eval_the_trained_post_processor(pf_willow_root, tiny_folder, tmp_path, capsys):
+def test_cli_train_then_eval_the_trained_post_processor(pf_willow_root, tiny_backbone_dir, tmp_path, capsys):
     from geocorr.cli import main
 
     args = ["train", "--method", "geoaware", "--dataset", "pf-willow", "--root", str(pf_willow_root),
-            "--out", str(tmp_path), "--backbone", str(tiny_folder), "--image-size", "56", "--max-steps", "2",
+            "--out", str(tmp_path), "--backbone", str(tiny_backbone_dir), "--image-size", "56", "--max-steps", "2",
             "--per-category", "2", "--val-fraction", "0.2", "--val-pairs", "4", "--no-progress"]
     with pytest.warns(UserWarning, match="without pose-variant augmentation"):
         assert main(args) == 0
     assert "val_pck@0.10=" in capsys.readouterr().out
     weights = tmp_path / "geoaware_postprocessor.safetensors"
     assert weights.is_file()
-    assert main(["eval", "--method", "geoaware", "--adapter", str(weights), "--backbone", str(tiny_folder),
+    assert main(["eval", "--method", "geoaware", "--adapter", str(weights), "--backbone", str(tiny_backbone_dir),
                  "--image-size", "56", "--dataset", "pf-willow", "--root", str(pf_willow_root),
                  "--max-pairs", "3", "--protocol", "geoaware", "--no-progress"]) == 0
     out = capsys.readouterr().out
