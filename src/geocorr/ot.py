@@ -13,21 +13,19 @@ is found by generalised Sinkhorn iterations on the log scalings (Chizat et al. 2
     log P = Z / ε + log u + log v
 
 ρ = ∞ gives φ = 1, the balanced Sinkhorn whose marginals are exactly a and b. Everything runs in
-at least float32 (bf16/fp16 inputs are up-cast), so no score range produces NaN or inf.
+at least float32 (bf16/fp16 inputs are up-cast; float64 where scores / ε would overflow float32),
+so no range of finite scores produces NaN or inf; non-finite scores are refused (ValueError).
 
-GECO's published setting (``OTConfig`` defaults): ε = 0.1, ρ_a = ρ_b = 10, 10 iterations,
-dustbin score 0.3 (fixed), marginals from object masks with object mass 0.9 (see
-:func:`mask_marginals`).
+Pure tensor functions; GECO's OT layer (a module holding the dustbin score, with the published
+ε = 0.1, ρ_a = ρ_b = 10, 10 iterations, dustbin 0.3, mass 0.9) is
+:class:`geocorr.methods.geco.transport.OptimalTransport`.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import torch
-from torch import nn
 
-__all__ = ["OTConfig", "OptimalTransport", "assignment_log_probs", "log_optimal_transport", "mask_marginals"]
+__all__ = ["log_optimal_transport", "mask_marginals"]
 
 _MASKED = -1e9  # log-weight of masked rows/columns inside the iterations: exp() is exactly 0
 
@@ -79,7 +77,17 @@ def log_optimal_transport(
     mask_a = _check_mask(mask_a, (b, n), "mask_a")
     mask_b = _check_mask(mask_b, (b, m), "mask_b")
 
+    if not torch.isfinite(scores).all():
+        bad = int((~torch.isfinite(scores)).sum())
+        raise ValueError(f"scores: {bad} of {scores.numel()} entries are NaN or infinite; optimal transport "
+                         f"needs finite scores")
+    if torch.isnan(log_a).any() or torch.isnan(log_b).any() or (log_a == math.inf).any() or (log_b == math.inf).any():
+        raise ValueError("log_a and log_b must not hold NaN or +inf (log of marginals; -inf marks a zero weight)")
+    if not math.isfinite(float(dustbin)):
+        raise ValueError(f"the dustbin score must be finite, got {float(dustbin)}")
     dtype = torch.promote_types(scores.dtype, torch.float32)
+    if dtype == torch.float32 and scores.numel() and float(scores.detach().abs().amax()) / eps > 1e36:
+        dtype = torch.float64  # scores / eps would overflow float32 (max 3.4e38) inside the iterations
     scores, log_a, log_b = scores.to(dtype), log_a.to(dtype), log_b.to(dtype)
     dustbin = torch.as_tensor(dustbin, dtype=dtype, device=scores.device)
     z = torch.cat([scores, dustbin.expand(b, n, 1)], 2)
@@ -111,25 +119,6 @@ def log_optimal_transport(
     return log_p.masked_fill(~valid, -math.inf)
 
 
-def assignment_log_probs(log_p: torch.Tensor) -> torch.Tensor:
-    """Log of GECO's assignment probabilities P̂ from a dustbin-padded log plan.
-
-    Each real source row is normalised over the target tokens and the dustbin (the probability
-    that source token i goes to target token j, or to the dustbin); the dustbin row is normalised
-    per column instead (the probability that target token j has no match in the source). So every
-    P̂ entry lies in [0, 1]. The dustbin/dustbin corner is set to -inf (never supervised).
-
-    log_p: (B, N+1, M+1) from :func:`log_optimal_transport`. Returns (B, N+1, M+1).
-    """
-    if log_p.ndim != 3:
-        raise ValueError(f"log_p must have shape (B, N+1, M+1), got {tuple(log_p.shape)}")
-    rows = log_p[:, :-1] - torch.logsumexp(log_p[:, :-1], 2, keepdim=True)
-    cols = log_p[:, :, :-1] - torch.logsumexp(log_p[:, :, :-1], 1, keepdim=True)
-    corner = torch.full_like(log_p[:, -1:, -1:], -math.inf)
-    last = torch.cat([cols[:, -1:], corner], 2)
-    return torch.cat([rows, last], 1).nan_to_num(nan=-math.inf)
-
-
 def mask_marginals(foreground: torch.Tensor, num_visible: torch.Tensor, num_keypoints: torch.Tensor,
                    mass: float = 0.9) -> torch.Tensor:
     """GECO's token marginals of one image from its object mask, with the dustbin last.
@@ -137,8 +126,11 @@ def mask_marginals(foreground: torch.Tensor, num_visible: torch.Tensor, num_keyp
     The object (its foreground tokens plus the dustbin) holds ``mass``, the background tokens
     ``1 - mass``. Of the object's share the foreground tokens get ``(n_visible + 1) / (n_keypoints + 1)``
     and the dustbin the rest (the keypoints with no match have to go somewhere). Shares are
-    spread uniformly over the tokens of each kind; an image with no background token gives the
-    background share to the foreground, one with no foreground token gives it to the background.
+    spread uniformly over the tokens of each kind. An image with no background token gives the
+    background share to the dustbin (as the official ``get_partial_distributions_input_marginals``,
+    reginehartwig/geco src/matcher/ot_matcher.py); one with no foreground token (the official code
+    skips such pairs) gives the foreground share to the background. GECO's ``n_keypoints`` is the
+    dataset's padded count (SPair-71k 30, PF-Pascal 20, AP-10K 17), not the category's.
 
     foreground: (B, N) bool token mask. num_visible, num_keypoints: (B,) integer counts.
     Returns (B, N+1) marginals summing to 1.
@@ -160,36 +152,7 @@ def mask_marginals(foreground: torch.Tensor, num_visible: torch.Tensor, num_keyp
     fg_share = mass * (num_visible + 1).float() / (num_keypoints + 1).float()
     bin_share = mass - fg_share
     bg_share = torch.full_like(fg_share, 1 - mass)
-    fg_share, bg_share = fg_share + torch.where(n_bg == 0, bg_share, 0), torch.where(n_bg == 0, 0, bg_share)
+    bin_share, bg_share = bin_share + torch.where(n_bg == 0, bg_share, 0), torch.where(n_bg == 0, 0, bg_share)
     bg_share, fg_share = bg_share + torch.where(n_fg == 0, fg_share, 0), torch.where(n_fg == 0, 0, fg_share)
     tokens = fg * (fg_share / n_fg.clamp_min(1))[:, None] + (1 - fg) * (bg_share / n_bg.clamp_min(1))[:, None]
     return torch.cat([tokens, bin_share[:, None]], 1)
-
-
-@dataclass
-class OTConfig:
-    """GECO's OT layer; the defaults are the published setting."""
-
-    eps: float = 0.1  # entropy weight ε (λ in the paper)
-    rho_a: float = 10.0  # KL weight on the source marginal (α; damping φ = ρ / (ρ + ε))
-    rho_b: float = 10.0  # KL weight on the target marginal (β)
-    iters: int = 10  # Sinkhorn iterations
-    dustbin_score: float = 0.3  # score of every dustbin entry (initial value if learned)
-    learn_dustbin: bool = False  # published: fixed
-    mass: float = 0.9  # object (foreground + dustbin) share of the marginals
-
-
-class OptimalTransport(nn.Module):
-    """The OT layer as a module: holds the dustbin score (a parameter, learnable if configured)."""
-
-    def __init__(self, conf: OTConfig | None = None) -> None:
-        super().__init__()
-        self.conf = conf or OTConfig()
-        self.dustbin = nn.Parameter(torch.tensor(self.conf.dustbin_score), requires_grad=self.conf.learn_dustbin)
-
-    def forward(self, scores: torch.Tensor, log_a: torch.Tensor, log_b: torch.Tensor,
-                mask_a: torch.Tensor | None = None, mask_b: torch.Tensor | None = None) -> torch.Tensor:
-        """scores (B, N, M), log_a (B, N+1), log_b (B, M+1) -> log P (B, N+1, M+1)."""
-        c = self.conf
-        return log_optimal_transport(scores, log_a, log_b, self.dustbin, c.eps, c.rho_a, c.rho_b, c.iters,
-                                     mask_a=mask_a, mask_b=mask_b)

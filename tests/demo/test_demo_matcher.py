@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from geocorr.demo.app import PointMatcher, example_pairs, read_upload, render, summary
-from geocorr.methods.base import Matches
+from geocorr.methods.base import DenseMatcherProtocol, Matches
 
 
 def test_matcher_finds_the_square_and_its_flipped_twin(colour_matcher, square_frames):
@@ -22,7 +22,7 @@ def test_matcher_finds_the_square_and_its_flipped_twin(colour_matcher, square_fr
 def test_matcher_caches_features(colour_matcher, square_frames):
     calls = []
 
-    class Counting:
+    class Counting(DenseMatcherProtocol):
         def features(self, images):
             calls.append(len(images))
             return colour_matcher.features(images)
@@ -39,7 +39,7 @@ def test_matcher_caches_features(colour_matcher, square_frames):
 class ShiftMatcher:
     """A method without dense features (no heat map): every point 3 px to the right."""
 
-    def match(self, img0, img1, points):
+    def match(self, img0, img1, points, context=None):
         pts = np.asarray(points, dtype=np.float32) + [3.0, 0.0]
         return Matches(torch.from_numpy(pts), torch.ones(len(pts)))
 

@@ -57,7 +57,7 @@ def test_tracker_bad_input(colour_matcher, square_frames):
 class ShiftMatcher:
     """A method without dense features: predicts every point 3 px to the right."""
 
-    def match(self, img0, img1, points):
+    def match(self, img0, img1, points, context=None):
         pts = torch.as_tensor(points, dtype=torch.float32) + torch.tensor([3.0, 0.0])
         return Matches(pts, torch.ones(len(pts)))
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from geocorr.training import ResumableSampler, TrainConfig, Trainer, load_checkpoint, save_atomic
+from geocorr.training import ResumableSampler, TrainConfig, Trainer, list_checkpoints, load_checkpoint, save_checkpoint
 
 
 class Regression(nn.Module):
@@ -79,7 +79,8 @@ def test_resume_is_bit_exact(tmp_path):
     killed = Regression(fail_at=8)  # checkpoint at step 6, killed during step 8
     with pytest.raises(KeyboardInterrupt):
         Trainer(killed, Noisy(), _conf(), tmp_path / "b", progress=False).fit()
-    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 6
+    assert [step for step, _ in list_checkpoints(tmp_path / "b")] == [6, 3]
+    assert load_checkpoint(tmp_path / "b" / "checkpoint-00000006.safetensors")["step"] == 6
     resumed = Regression()
     trainer = Trainer(resumed, Noisy(), _conf(), tmp_path / "b", progress=False)
     trainer.fit(resume=True)
@@ -134,24 +135,29 @@ def test_validation_runs_periodically_in_eval_mode(tmp_path):
 
 
 def test_interrupted_write_keeps_the_last_checkpoint(tmp_path, monkeypatch):
-    path = tmp_path / "checkpoint.pt"
-    save_atomic({"step": 1, "config": {}}, path)
+    import os
 
-    def broken_save(obj, f):
-        f.write(b"partial")
-        raise OSError("disk full")
+    import geocorr.files
 
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
-        save_atomic({"step": 2, "config": {}}, path)
+    path = tmp_path / "checkpoint-00000001.safetensors"
+    save_checkpoint({"step": 1, "config": {}}, path)
+
+    def broken_write(fd, data):
+        os.write(fd, data[:10])
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(geocorr.files, "_write_all", broken_write)
+    with pytest.raises(OSError, match="checkpoint: cannot write"):
+        save_checkpoint({"step": 2, "config": {}}, path)
     monkeypatch.undo()
     assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
 
 
 def test_corrupt_checkpoint_is_reported(tmp_path):
-    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable checkpoint"):
-        load_checkpoint(tmp_path / "checkpoint.pt")
+    (tmp_path / "checkpoint-00000001.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable safetensors checkpoint"):
+        load_checkpoint(tmp_path / "checkpoint-00000001.safetensors")
 
 
 def test_sampler_shards_and_resumes():

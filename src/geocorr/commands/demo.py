@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_model_arguments, load_model
+from .common import add_context_arguments, add_model_arguments, context_from_args, load_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    add_context_arguments(parser, boxes=False)
     add_model_arguments(parser)
 
 
@@ -21,6 +22,6 @@ def run(args: argparse.Namespace) -> int:
         raise ImportError(f"geocorr demo needs the 'demo' extra: pip install 'geocorr[demo]' ({err})") from None
     model = load_model(args)
     print(f"serving {args.method} on http://{args.host}:{args.port} (Ctrl+C to stop)")
-    build_app(model, title=f"geocorr demo: {args.method}").launch(
+    build_app(model, title=f"geocorr demo: {args.method}", context=context_from_args(args)).launch(
         server_name=args.host, server_port=args.port, show_error=True, quiet=True)
     return 0

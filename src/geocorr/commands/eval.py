@@ -12,10 +12,12 @@ import argparse
 from pathlib import Path
 
 from ..datasets import DATASETS, load_dataset
+from ..datasets.base import PairDataset, check_keypoints_in_image, with_coordinates
+from ..datasets.pair_list import read_pair_list, select_pairs, write_pair_list
 from ..evaluation.cache import FeatureCache, model_fingerprint
 from ..evaluation.metrics import compute_metrics
 from ..evaluation.predictions import Predictions
-from ..evaluation.protocols import PRESETS, get_protocol
+from ..evaluation.protocols import ARGMAX_METHODS, PRESETS, get_pipeline, get_protocol
 from ..evaluation.report import format_table, write_csv, write_json, write_plot
 from ..evaluation.runner import evaluate_sharded
 from .common import add_model_arguments, load_model, parse_option
@@ -27,7 +29,8 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     """--protocol and its overrides (shared with ``geocorr metrics``)."""
     group = parser.add_argument_group("protocol")
     group.add_argument("--protocol", default="geco", choices=PRESETS,
-                       help="evaluation preset (default geco; see geocorr.evaluation.protocols)")
+                       help="evaluation preset, the whole pipeline of a paper's evaluation code: geco, geoaware, "
+                            "or geocorr (our pixel-centre, bilinear conventions); default geco; table below")
     group.add_argument("--alpha", type=float, action="append", help="PCK level (repeatable; overrides the preset)")
     group.add_argument("--normalisation", choices=["image", "bbox"], help="threshold from the target image or bbox")
     group.add_argument("--averaging", choices=["point", "image"], help="pool points or average per image")
@@ -61,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--max-pairs-per-category", type=int,
                       help="keep the first N pairs of each category (GECO caps at 10000)")
     data.add_argument("--max-pairs", type=int, help="evaluate only the first N pairs (quick checks)")
+    data.add_argument("--pairs", type=Path, metavar="FILE",
+                      help="evaluate exactly these pairs, in this order: official test_pairs csv/json, SPair "
+                           "layout .txt, or the <out>_pairs.csv a run writes")
+    data.add_argument("--clip-keypoints", action="store_true",
+                      help="clip keypoints lying outside their image and report how many (default: refuse)")
     add_model_arguments(parser)
     add_protocol_arguments(parser)
     run_group = parser.add_argument_group("run")
@@ -78,11 +86,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_config(args: argparse.Namespace) -> dict:
     """Everything that changes the predictions (not the protocol: metrics are recomputed)."""
-    return {"method": args.method, "backbone": args.backbone, "adapter": args.adapter,
+    return {"method": args.method, "backbone": args.backbone, "weights": args.weights,
             "image_size": args.image_size, "dtype": args.dtype, "dataset": args.dataset,
             "root": str(args.root.resolve()), "split": args.split, "max_pairs": args.max_pairs,
             "max_pairs_per_category": args.max_pairs_per_category, "categories": args.categories,
-            "dataset_options": dict(args.dataset_option), "method_options": dict(args.option)}
+            "pairs": None if args.pairs is None else str(args.pairs.resolve()), "clip_keypoints": args.clip_keypoints,
+            "dataset_options": dict(args.dataset_option), "method_options": dict(args.option),
+            "pipeline": pipeline_config(args)}
+
+
+def pipeline_config(args: argparse.Namespace) -> dict:
+    """The parts of the ``--protocol`` preset's pipeline this run applies (they change predictions).
+
+    Matcher conventions apply to feature-argmax methods only, and an explicit ``--option`` wins.
+    """
+    pipeline = get_pipeline(args.protocol, args.dataset).to_dict()
+    out = {"preset": args.protocol, "coordinates": pipeline["coordinates"]}
+    if args.dataset == "spair":
+        out["spair_boxes"] = pipeline["spair_boxes"]
+    if args.method in ARGMAX_METHODS:
+        given = dict(args.option)
+        out.update({k: given.get(k, pipeline[k]) for k in ("query", "prediction", "upsample")})
+    return out
+
+
+def prepare_pairs(args: argparse.Namespace, dataset: PairDataset, pipeline: dict) -> tuple[PairDataset, int]:
+    """The pairs to evaluate, in the preset's coordinates, checked against their images.
+
+    Returns the dataset and the number of keypoints clipped (``--clip-keypoints``).
+    """
+    if args.pairs is not None:
+        dataset.pairs = select_pairs(dataset, read_pair_list(args.pairs), args.root)
+    if args.categories:
+        unknown = sorted(set(args.categories) - set(dataset.categories))
+        if unknown:
+            raise ValueError(f"--category {', '.join(unknown)}: not in {args.dataset} "
+                             f"(categories: {', '.join(dataset.categories)})")
+        dataset.pairs = [p for p in dataset.pairs if p.category in args.categories]
+    if args.max_pairs_per_category is not None:
+        dataset.pairs = first_per_category(dataset.pairs, args.max_pairs_per_category)
+    if args.max_pairs is not None:
+        dataset.pairs = dataset.pairs[: args.max_pairs]
+    if pipeline.get("spair_boxes") == "pair":
+        from ..datasets.spair import with_pair_boxes
+
+        dataset = with_pair_boxes(dataset)
+    dataset = with_coordinates(dataset, pipeline["coordinates"])
+    return check_keypoints_in_image(dataset, clip=args.clip_keypoints)
 
 
 def first_per_category(pairs: list, limit: int) -> list:
@@ -110,6 +160,10 @@ def _reusable(path: Path | None, config: dict, overwrite: bool) -> Predictions |
 def report(args: argparse.Namespace, predictions: Predictions, label: str) -> dict:
     """Compute, print and write the metrics of ``predictions``."""
     protocol = protocol_from_args(args, predictions.dataset)
+    made_with = predictions.config.get("pipeline", {}).get("preset")
+    if made_with is not None and made_with != protocol.name:
+        print(f"note: these predictions were made with the {made_with} pipeline (coordinates, matching); "
+              f"only the scoring is {protocol.name}'s")
     metrics = compute_metrics(predictions, protocol)
     print(format_table(metrics))
     if args.out is not None:
@@ -165,19 +219,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"reusing predictions of the same config from {args.save_predictions}")
     else:
         dataset = load_dataset(args.dataset, args.root, split=args.split, **dict(args.dataset_option))
-        if args.categories:
-            unknown = sorted(set(args.categories) - set(dataset.categories))
-            if unknown:
-                raise ValueError(f"--category {', '.join(unknown)}: not in {args.dataset} "
-                                 f"(categories: {', '.join(dataset.categories)})")
-            dataset.pairs = [p for p in dataset.pairs if p.category in args.categories]
-        if args.max_pairs_per_category is not None:
-            dataset.pairs = first_per_category(dataset.pairs, args.max_pairs_per_category)
-        if args.max_pairs is not None:
-            dataset.pairs = dataset.pairs[: args.max_pairs]
+        pipeline = config["pipeline"]
+        dataset, clipped = prepare_pairs(args, dataset, pipeline)
+        if clipped:
+            print(f"--clip-keypoints: clipped {clipped} keypoint annotation(s) lying outside their image")
+        if args.out is not None and state.is_main_process:
+            listed = write_pair_list(args.out.with_name(args.out.stem + "_pairs.csv"), dataset.pairs, args.root)
+            print(f"wrote the {len(dataset.pairs)} evaluated pairs to {listed} (--pairs reads it back)")
         device = str(state.device) if state.num_processes > 1 else args.device
         args.device = device
-        model = load_model(args)
+        matcher = {k: pipeline[k] for k in ("query", "prediction", "upsample") if k in pipeline}
+        model = load_model(args, **matcher)
         cache = FeatureCache(args.cache_mb << 20, args.cache_dir,
                              model_fingerprint(model, config) if args.cache_dir else "")
         predictions = evaluate_sharded(model, dataset, rank=state.process_index, world=state.num_processes,
@@ -185,6 +237,7 @@ def run(args: argparse.Namespace) -> int:
                                        progress=not args.no_progress and state.is_main_process)
         if not state.is_main_process:
             return 0
+        predictions.stats["clipped_keypoints"] = clipped
         stats = predictions.stats
         print(f"{stats['pairs']} pairs, {stats['images_forwarded']} images forwarded in "
               f"{stats['seconds']:.1f} s ({stats['pairs'] / max(stats['seconds'], 1e-9):.1f} pairs/s)")

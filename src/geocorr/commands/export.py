@@ -5,8 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch.nn.functional as F
-
+from ..methods import METHODS, get
 from .common import add_model_arguments, load_model
 
 FORMATS = {"onnx": ("onnx", "onnxscript", "onnxruntime")}  # format -> packages it needs
@@ -27,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..deploy.onnx import OnnxMatcher, export_onnx, require
 
+    entry = get(args.method)
+    if not entry.exportable:
+        exportable = ", ".join(n for n, e in METHODS.items() if e.exportable)
+        raise ValueError(f"--method {args.method}: has no dense feature network to export as ONNX "
+                         f"(exportable: {exportable})")
     if args.format not in FORMATS:
         raise ValueError(f"--format: unknown export format {args.format!r}; available: {', '.join(FORMATS)}")
     require(*FORMATS[args.format])
@@ -46,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _check(model, exported, images: list[str]) -> int:
     """Compare PyTorch and ONNX features image by image; report unreadable images on stderr."""
+    import torch.nn.functional as F
+
     from ..deploy.batch import features_per_item
 
     names = [f"--check[{i}]" for i in range(len(images))]

@@ -11,11 +11,8 @@ from PIL import Image
 from ..datasets import DATASETS, keypoint_bbox, load_dataset
 from ..images import load_image
 from ..methods.semalign3d.dense import DenseConfig, TrainingView
-from ..methods.semalign3d.depth import (
-    DEFAULT_DEPTH_MODEL,
-    DepthEstimator,
-    load_depth_file,
-)
+from ..methods.semalign3d.depth import DEFAULT_DEPTH_MODEL, DepthEstimator, DepthFiles
+from ..methods.semalign3d.progress import bar
 from ..methods.semalign3d.representation import BuildConfig, build_representation
 from ..methods.semalign3d.sparse import SparseConfig
 from .common import add_model_arguments, load_model
@@ -39,7 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"joint refinement steps of the keypoint cloud (default {SparseConfig.steps})")
     build.add_argument("--clusters", type=int, default=DenseConfig.clusters,
                        help=f"points of the dense cloud before density filtering (default {DenseConfig.clusters})")
+    build.add_argument("--no-flip", action="store_true",
+                       help="do not add the horizontally flipped training clouds (published: added, with the "
+                            "dataset's left/right keypoint permutation when it has one)")
     build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_model_arguments(build, default_method="geoaware")
 
 
@@ -57,13 +58,6 @@ def _mask(mask_dir: Path | None, stem: str, bbox: np.ndarray, hw: tuple[int, int
     return (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
 
 
-def _depth_file(depth_dir: Path, stem: str, hw: tuple[int, int]) -> torch.Tensor:
-    for suffix in (".npy", ".png"):
-        if (depth_dir / f"{stem}{suffix}").is_file():
-            return load_depth_file(depth_dir / f"{stem}{suffix}", hw)
-    raise FileNotFoundError(f"depth file not found: {depth_dir / stem}.npy (or .png)")
-
-
 def run(args: argparse.Namespace) -> int:
     if args.max_images is not None and args.max_images < 2:
         raise ValueError(f"--max-images must be >= 2, got {args.max_images}")
@@ -72,24 +66,25 @@ def run(args: argparse.Namespace) -> int:
     if len(anns) < 2:
         raise ValueError(f"--category {args.category!r}: {len(anns)} image(s) in {args.dataset} {args.split}; "
                          f"categories: {', '.join(dataset.categories)}")
+    depth = DepthFiles(args.depth_dir) if args.depth_dir is not None else DepthEstimator(args.depth)
     model = load_model(args)
-    depth_model = None if args.depth_dir is not None else DepthEstimator(args.depth)
+    progress = None if not args.no_progress else False
     views = []
-    for ann in anns:
+    for ann in bar(anns, progress, "features and depth", total=len(anns)):
         image = load_image(ann.path)
         hw = tuple(image.shape[1:])
         feats = model.features(image)
         h, w = feats.grids[0].grid_hw
-        depth = _depth_file(args.depth_dir, Path(ann.path).stem, hw) if depth_model is None else depth_model(image)
         bbox = ann.bbox if ann.bbox is not None else keypoint_bbox(ann.keypoints, ann.visible)
-        views.append(TrainingView(feats.dense[0, :, :h, :w].cpu(), feats.grids[0], depth,
+        views.append(TrainingView(feats.dense[0, :, :h, :w].float().cpu(), feats.grids[0], depth(image, Path(ann.path)),
                                   _mask(args.mask_dir, Path(ann.path).stem, bbox, hw),
                                   torch.as_tensor(ann.keypoints, dtype=torch.float32), torch.as_tensor(ann.visible)))
-        print(f"{ann.path}: {int(ann.visible.sum())} keypoints")
     conf = BuildConfig(sparse=SparseConfig(steps=args.sparse_steps), dense=DenseConfig(clusters=args.clusters),
                        seed=args.seed)
+    flip = None if args.no_flip else (dataset.symmetry.get(args.category) or {}).get("flip")
     rep = build_representation(views, args.category, dataset.keypoint_names.get(args.category), conf,
-                               meta={"features": args.method, "dataset": args.dataset, "split": args.split})
+                               meta={"features": args.method, "backbone": args.backbone, "dataset": args.dataset,
+                                     "split": args.split}, flip=flip, progress=progress)
     rep.save(args.output)
     print(f"wrote {args.output}: {rep.num_keypoints} keypoints, {rep.dense.shape[0]} dense points")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_model_arguments, load_model, parse_point
+from .common import add_context_arguments, add_model_arguments, context_from_args, load_model, parse_point
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="argmax over tokens (default) or window soft-argmax for sub-token positions")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_context_arguments(parser, boxes=False)
     add_model_arguments(parser)
 
 
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args)
     summary = track_video(model, args.video, args.point, out=args.out, csv_path=args.csv,
                           batch_size=args.batch_size, max_frames=args.max_frames, progress=not args.no_progress,
-                          momentum=args.momentum, refine=args.refine)
+                          momentum=args.momentum, refine=args.refine, context=context_from_args(args))
     print(f"tracked {len(args.point)} point(s) through {summary.frames} frames in {summary.seconds:.1f} s: "
           f"{summary.fps:.1f} fps overall, {summary.model_fps:.1f} fps model")
     for path in (args.out, args.csv):

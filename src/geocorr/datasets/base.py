@@ -7,11 +7,13 @@ in an image has ``visible = False`` and its coordinates are NaN.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+COORDINATES = ("pixel-centre", "as-annotated")
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class PairDataset(Sequence[Pair]):
     pairs: list[Pair]
     keypoint_names: dict[str, list[str]] = field(default_factory=dict)
     symmetry: dict[str, dict] = field(default_factory=dict)
+    annotation_offset: float = 0.0  # annotation file value - geocorr coordinate (1.0: the 1-based PF files)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -97,3 +100,76 @@ def keypoint_bbox(keypoints: np.ndarray, visible: np.ndarray) -> np.ndarray:
     if len(pts) == 0:
         raise ValueError("cannot build a keypoint bounding box: no visible keypoint")
     return np.concatenate([pts.min(0), pts.max(0)]).astype(np.float64)
+
+
+def _shift(ann: ImageAnnotation, offset: float) -> ImageAnnotation:
+    bbox = None if ann.bbox is None else np.asarray(ann.bbox, np.float64) + offset
+    return replace(ann, keypoints=np.asarray(ann.keypoints, np.float64) + offset, bbox=bbox)
+
+
+def with_coordinates(dataset: PairDataset, coordinates: str) -> PairDataset:
+    """``dataset`` with its keypoints (and boxes) read in the convention ``coordinates``.
+
+    ``"pixel-centre"``: geocorr's convention, what every loader returns (PF-Willow/PF-Pascal: file
+    value − 1; the other datasets: the value). ``"as-annotated"``: the file's values as they are,
+    read as the official evaluation codes read them, with 0 on the image's left/top edge: in
+    geocorr's pixel-centre frame that is ``value − 0.5`` for every dataset. Distances between
+    keypoints and boxes' sizes do not change; only the offset to the image grid does.
+    """
+    if coordinates not in COORDINATES:
+        raise ValueError(f"coordinates must be one of {COORDINATES}, got {coordinates!r}")
+    if coordinates == "pixel-centre":
+        return dataset
+    offset = dataset.annotation_offset - 0.5
+    shifted: dict[int, ImageAnnotation] = {}
+
+    def moved(ann: ImageAnnotation) -> ImageAnnotation:
+        if id(ann) not in shifted:
+            shifted[id(ann)] = _shift(ann, offset)
+        return shifted[id(ann)]
+
+    pairs = [replace(p, source=moved(p.source), target=moved(p.target)) for p in dataset.pairs]
+    return replace(dataset, pairs=pairs, annotation_offset=0.5)
+
+
+def outside_image(ann: ImageAnnotation, margin: float = 0.5) -> np.ndarray:
+    """(K,) bool: visible keypoints more than ``margin`` px outside the image's extent
+    ``[-0.5, W - 0.5] × [-0.5, H - 0.5]`` (the default tolerates annotations on the far edge)."""
+    width, height = ann.size
+    pts = np.asarray(ann.keypoints, np.float64)
+    with np.errstate(invalid="ignore"):
+        out = ((pts[:, 0] < -0.5 - margin) | (pts[:, 0] > width - 0.5 + margin)
+               | (pts[:, 1] < -0.5 - margin) | (pts[:, 1] > height - 0.5 + margin))
+    return out & np.asarray(ann.visible, bool)
+
+
+def check_keypoints_in_image(dataset: PairDataset, clip: bool = False) -> tuple[PairDataset, int]:
+    """Refuse (or, with ``clip``, clip into the image and count) keypoints outside their image.
+
+    An annotation that does not fit its image (e.g. a resized image with the original annotation)
+    would otherwise give wrong PCK silently. Returns the dataset (clipped where asked) and the
+    number of clipped keypoint annotations (each image counted once). ValueError names the image.
+    """
+    fixed: dict[int, ImageAnnotation] = {}
+    clipped = 0
+    for ann in (a for pair in dataset.pairs for a in (pair.source, pair.target)):
+        if id(ann) in fixed:
+            continue
+        out = outside_image(ann)
+        fixed[id(ann)] = ann
+        if not out.any():
+            continue
+        if not clip:
+            k = int(np.flatnonzero(out)[0])
+            x, y = ann.keypoints[k]
+            raise ValueError(
+                f"{ann.path}: keypoint {k} at ({x:.1f}, {y:.1f}) lies outside the {ann.size[0]}×{ann.size[1]} "
+                f"image ({int(out.sum())} such keypoint(s)): the annotation does not fit this image file; "
+                f"pass --clip-keypoints to clip and count them")
+        width, height = ann.size
+        pts = np.array(ann.keypoints, np.float64)
+        pts[out] = np.clip(pts[out], -0.5, [width - 0.5, height - 0.5])
+        clipped += int(out.sum())
+        fixed[id(ann)] = replace(ann, keypoints=pts)
+    pairs = [replace(p, source=fixed[id(p.source)], target=fixed[id(p.target)]) for p in dataset.pairs]
+    return replace(dataset, pairs=pairs), clipped

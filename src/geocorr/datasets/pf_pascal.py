@@ -27,13 +27,17 @@ VOC_CLASSES = (
 )
 SPLITS = ("train", "val", "test")
 COLUMNS = ("source_image", "target_image", "class", "XA", "YA", "XB", "YB")
+ANNOTATION_OFFSET = 1.0  # the csv values are MATLAB 1-based pixels: geocorr coordinate = value - 1
 
 
 def _coords(text: str, where: str) -> np.ndarray:
     try:
-        return np.array([float(v) for v in text.split(";")], dtype=np.float64)
+        values = np.array([float(v) for v in text.split(";")], dtype=np.float64)
     except ValueError:
         raise ValueError(f"{where}: expected ';'-separated numbers, got {text[:40]!r}") from None
+    if not np.isfinite(values).all():
+        raise ValueError(f"{where}: keypoint coordinates hold NaN or inf ({text[:40]!r})")
+    return values
 
 
 def _annotation(root: Path, rel: str, xs: np.ndarray, ys: np.ndarray, category: str,
@@ -41,7 +45,7 @@ def _annotation(root: Path, rel: str, xs: np.ndarray, ys: np.ndarray, category: 
     path = root / rel
     if rel not in sizes:
         sizes[rel] = image_size(path)
-    keypoints = np.stack([xs, ys], axis=1) - 1.0
+    keypoints = np.stack([xs, ys], axis=1) - ANNOTATION_OFFSET
     visible = np.ones(len(keypoints), dtype=bool)
     return ImageAnnotation(path=path, keypoints=keypoints, visible=visible, size=sizes[rel],
                            category=category, bbox=keypoint_bbox(keypoints, visible))
@@ -71,4 +75,4 @@ def load_pf_pascal(root: str | Path, split: str = "test", csv_file: str | Path |
         source = _annotation(root, row["source_image"], xa, ya, category, sizes)
         target = _annotation(root, row["target_image"], xb, yb, category, sizes)
         pairs.append(Pair(source, target, category))
-    return PairDataset(name="pf-pascal", split=split, pairs=pairs)
+    return PairDataset(name="pf-pascal", split=split, pairs=pairs, annotation_offset=ANNOTATION_OFFSET)

@@ -18,6 +18,7 @@ from .base import ImageAnnotation, Pair, PairDataset, keypoint_bbox
 from .files import image_size, require_dir, require_file
 
 NUM_KEYPOINTS = 10
+ANNOTATION_OFFSET = 1.0  # the .mat values are MATLAB 1-based pixels: geocorr coordinate = value - 1
 
 
 def load_willow_image(image_path: Path, category: str) -> ImageAnnotation:
@@ -30,7 +31,10 @@ def load_willow_image(image_path: Path, category: str) -> ImageAnnotation:
     if coords is None or coords.shape != (2, NUM_KEYPOINTS):
         shape = None if coords is None else coords.shape
         raise ValueError(f"{mat_path}: expected 'pts_coord' of shape (2, {NUM_KEYPOINTS}), got {shape}")
-    keypoints = coords.T.astype(np.float64) - 1.0
+    keypoints = coords.T.astype(np.float64) - ANNOTATION_OFFSET
+    if not np.isfinite(keypoints).all():
+        raise ValueError(f"{mat_path}: 'pts_coord' holds NaN or inf ({int((~np.isfinite(keypoints)).sum())} of "
+                         f"{keypoints.size} values); PF-Willow keypoints are all annotated")
     visible = np.ones(NUM_KEYPOINTS, dtype=bool)
     return ImageAnnotation(
         path=image_path,
@@ -62,4 +66,5 @@ def load_pf_willow(root: str | Path, split: str = "test") -> PairDataset:
         split="test",
         pairs=pairs,
         keypoint_names={folder.name: names for folder in folders},
+        annotation_offset=ANNOTATION_OFFSET,
     )

@@ -17,6 +17,7 @@ flags (pose, truncated, occluded, difficult, azimuth) to ``ImageAnnotation.meta`
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,9 @@ def load_spair(
         meta = {k: record[k] for k in PAIR_FLAGS if k in record}
         meta["pair_id"] = record.get("pair_id")
         meta["kps_ids"] = [int(k) for k in record.get("kps_ids", [])]
+        for key in ("src_bndbox", "trg_bndbox"):
+            if key in record:
+                meta[key] = np.asarray(record[key], dtype=np.float64)
         pairs.append(Pair(annotations[0], annotations[1], category, meta))
     used = sorted({p.category for p in pairs})
     return PairDataset(
@@ -110,3 +114,18 @@ def load_spair(
         keypoint_names={c: list(symmetry_table("spair", c)["names"]) for c in used},
         symmetry={c: symmetry_table("spair", c) for c in used},
     )
+
+
+def with_pair_boxes(dataset: PairDataset) -> PairDataset:
+    """``dataset`` with each pair's boxes taken from the pair annotation (``src_bndbox``/``trg_bndbox``)
+    instead of the image annotation, as GeoAware-SC does (``utils/utils_dataset.py`` ``load_spair_data``).
+    A pair file without them keeps the image's box."""
+    pairs = []
+    for pair in dataset.pairs:
+        source, target = pair.source, pair.target
+        if "src_bndbox" in pair.meta:
+            source = replace(source, bbox=pair.meta["src_bndbox"])
+        if "trg_bndbox" in pair.meta:
+            target = replace(target, bbox=pair.meta["trg_bndbox"])
+        pairs.append(replace(pair, source=source, target=target))
+    return replace(dataset, pairs=pairs)

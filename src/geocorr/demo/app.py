@@ -19,6 +19,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..grid import TokenGrid
+from ..methods.base import Features, Matcher, Matches, PairContext, is_dense, match_pair
 from ..viz import draw_points, heatmap_overlay, point_colors
 
 __all__ = ["EXAMPLES_DIR", "DemoMatch", "PointMatcher", "build_app", "example_pairs", "render", "summary"]
@@ -49,14 +50,19 @@ class DemoMatch:
 
 
 class PointMatcher:
-    """Match clicked points with a geocorr model, keeping the features of the last few images."""
+    """Match clicked points with any geocorr model (through :func:`match_pair`), keeping the
+    features of the last few images for dense methods.
 
-    def __init__(self, model, cache_size: int = 6):
+    context: what the method needs about the pair (e.g. the category of a per-class SemAlign3D).
+    """
+
+    def __init__(self, model: Matcher, cache_size: int = 6, context: PairContext | None = None):
         self.model = model
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, object] = OrderedDict()
+        self.context = context
+        self._cache: OrderedDict[str, Features] = OrderedDict()
 
-    def _features(self, image: np.ndarray):
+    def _features(self, image: np.ndarray) -> Features:
         key = hashlib.sha1(str(image.shape).encode() + image.tobytes()).hexdigest()
         if key not in self._cache:
             self._cache[key] = self.model.features([image])
@@ -65,11 +71,9 @@ class PointMatcher:
         self._cache.move_to_end(key)
         return self._cache[key]
 
-    def _match(self, source: np.ndarray, target: np.ndarray, points):
-        if not hasattr(self.model, "features"):
-            return self.model.match(source, target, points), None
-        feats1 = self._features(target)
-        return self.model.match_features(self._features(source), feats1, points), feats1.grids[0]
+    def _match(self, source: np.ndarray, target: np.ndarray, points) -> tuple[Matches, TokenGrid | None]:
+        matches = match_pair(self.model, source, target, points, self.context, features_of=self._features)
+        return matches, self._features(target).grids[0] if is_dense(self.model) else None
 
     def __call__(self, source: np.ndarray, target: np.ndarray, points, twin: bool = False) -> DemoMatch:
         """source, target: (H, W, 3) uint8; points: (N, 2) (x, y) in source pixels."""
@@ -122,9 +126,12 @@ def read_upload(payload: dict | None, label: str) -> np.ndarray | None:
                        "upload a JPEG, PNG or WebP image.") from None
 
 
-def build_app(model, title: str = "geocorr: semantic correspondence"):
-    """The Gradio page for ``model`` (anything :func:`geocorr.load` returns). Launch with ``.launch()``."""
-    matcher = PointMatcher(model)
+def build_app(model: Matcher, title: str = "geocorr: semantic correspondence", context: PairContext | None = None):
+    """The Gradio page for ``model`` (anything :func:`geocorr.load` returns). Launch with ``.launch()``.
+
+    context: what the method needs about every pair (e.g. the category of a per-class SemAlign3D).
+    """
+    matcher = PointMatcher(model, context=context)
 
     def compute(source, target, points, twin):
         source, target = read_upload(source, "Source"), read_upload(target, "Target")

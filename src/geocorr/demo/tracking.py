@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..matching import argmax_match, sample_features, window_soft_argmax
-from ..methods.base import check_points
+from ..methods.base import Matcher, PairContext, check_points, is_dense, match_pair
 from ..viz import draw_points, point_colors
 from .video import VideoWriter, frame_rate, read_frames
 
@@ -30,16 +30,19 @@ __all__ = ["PointTracker", "TrackingSummary", "track_video"]
 class PointTracker:
     """Follow N points of a first frame through later frames.
 
-    model: a geocorr model. With ``features(images) -> Features`` (every dense method) frames are
-        processed in batches; otherwise each frame is matched with ``model.match(first, frame, points)``.
+    model: a geocorr model. A dense method's frames are processed in batches against the first
+        frame's query features; any other method matches each frame with its own
+        ``match(first, frame, points, context)`` (SemAlign3D aligns every frame).
     first_frame: (H, W, 3) uint8 frame the points are given in; points: (N, 2) (x, y) pixels.
     momentum: weight of the newest feature in the running query (0 = always the first frame's).
     refine: "argmax" (token centres, GECO) or "soft" (window soft-argmax, sub-token positions).
     window, temperature: of the soft-argmax (GeoAware's zero-shot 11×11 cells, 0.02).
+    context: what a non-dense method needs about the (first frame, frame) pairs, e.g. the category.
     """
 
-    def __init__(self, model, first_frame: np.ndarray, points, momentum: float = 0.0,
-                 refine: str = "argmax", window: int = 11, temperature: float = 0.02):
+    def __init__(self, model: Matcher, first_frame: np.ndarray, points, momentum: float = 0.0,
+                 refine: str = "argmax", window: int = 11, temperature: float = 0.02,
+                 context: PairContext | None = None):
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"momentum must lie in [0, 1], got {momentum}")
         if refine not in ("argmax", "soft"):
@@ -49,7 +52,8 @@ class PointTracker:
         self.points = check_points(points, first_frame.shape[:2], name="points (of the first frame)")
         self.momentum, self.refine = momentum, refine
         self.window, self.temperature = window, temperature
-        self.dense = hasattr(model, "features")
+        self.context = context
+        self.dense = is_dense(model)
         if not self.dense and momentum > 0:
             raise ValueError(f"momentum needs a model with dense features; {type(model).__name__} has none")
         self.query = self._query() if self.dense else None
@@ -65,7 +69,7 @@ class PointTracker:
     def __call__(self, frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Track in a batch of consecutive frames: -> points (T, N, 2) in pixels, scores (T, N)."""
         if not self.dense:
-            out = [self.model.match(self.first_frame, f, self.points) for f in frames]
+            out = [match_pair(self.model, self.first_frame, f, self.points, self.context) for f in frames]
             points = torch.stack([m.points.float().cpu() for m in out])
             return points, torch.stack([m.scores.float().cpu() for m in out])
         feats = self.model.features(list(frames))

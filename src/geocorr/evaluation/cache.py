@@ -3,15 +3,30 @@
 Keys are image paths. The on-disk copy lives under ``directory/<fingerprint>/``, where the
 fingerprint names the model and its preprocessing: features of another model or config are never
 read back by mistake.
+
+An on-disk entry is one ``.safetensors`` file (reading it never runs code): the dense features as
+a tensor, and in its metadata the key, the fingerprint, the SHA-256 of the image file the features
+were computed from, the token grid and a SHA-256 of all of that and the feature bytes. It is only
+used if every one of them matches, so a swapped, damaged or stale file (the image changed since) is
+recomputed (and re-written), never used: the cache cannot change a PCK.
 """
 from __future__ import annotations
 
 import hashlib
+import json
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+
+from ..files import file_digest, safetensors_bytes, tensor_digest, write_atomic
+from ..grid import TokenGrid
+from ..methods.base import Features
+
+FORMAT = "geocorr-features"
 
 
 def nbytes(obj: Any) -> int:
@@ -27,12 +42,27 @@ def nbytes(obj: Any) -> int:
     return 0
 
 
+def _own_copy(value: Any) -> Any:
+    """``value`` with every tensor cloned: a cached image keeps only its own features, not the
+    whole batch a slice of it was taken from."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, Features):
+        return Features(value.dense.detach().clone(), list(value.grids))
+    if isinstance(value, dict):
+        return {k: _own_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_own_copy(v) for v in value)
+    return value
+
+
 class FeatureCache:
     """Least-recently-used cache of per-image features, bounded by ``max_bytes`` of tensors.
 
-    directory: when given, every stored entry is also written there (``torch.save``) and a miss in
-    memory is looked up on disk first. fingerprint: identifies the model + config (required with a
-    directory).
+    directory: when given, every stored :class:`Features` entry is also written there and a miss in
+    memory is looked up on disk first (verified, see the module docstring). fingerprint: identifies
+    the model + config (required with a directory).
+    Counters: ``hits`` (memory), ``disk_hits``, ``misses``, ``rejected`` (disk files not used).
     """
 
     def __init__(self, max_bytes: int = 2 << 30, directory: str | Path | None = None, fingerprint: str = ""):
@@ -41,13 +71,21 @@ class FeatureCache:
         if directory is not None and not fingerprint:
             raise ValueError("an on-disk feature cache needs the model's fingerprint")
         self.max_bytes = max_bytes
+        self.fingerprint = fingerprint
         self.directory = None if directory is None else Path(directory) / fingerprint
         self._entries: OrderedDict[str, tuple[Any, int]] = OrderedDict()
         self.bytes = 0
-        self.hits = self.misses = self.disk_hits = 0
+        self.hits = self.misses = self.disk_hits = self.rejected = 0
 
     def _file(self, key: str) -> Path:
-        return self.directory / (hashlib.sha1(key.encode()).hexdigest() + ".pt")
+        assert self.directory is not None
+        return self.directory / (hashlib.sha256(key.encode()).hexdigest()[:40] + ".safetensors")
+
+    @staticmethod
+    def _source_digest(key: str) -> str:
+        """SHA-256 of the image file ``key`` names ("" when the key is not a file)."""
+        path = Path(key)
+        return file_digest(path) if path.is_file() else ""
 
     def __contains__(self, key: str) -> bool:
         return key in self._entries or (self.directory is not None and self._file(key).is_file())
@@ -59,18 +97,59 @@ class FeatureCache:
             self.hits += 1
             return self._entries[key][0]
         if self.directory is not None and self._file(key).is_file():
-            value = torch.load(self._file(key), weights_only=False)
-            self.disk_hits += 1
-            self._remember(key, value)
-            return value
+            value = self._read(key, self._file(key))
+            if value is not None:
+                self.disk_hits += 1
+                self._remember(key, value)
+                return value
         self.misses += 1
         return None
 
     def put(self, key: str, value: Any) -> None:
+        """Cache a copy of ``value`` (on disk too, with a directory: ``value`` must be Features of one image)."""
+        value = _own_copy(value)
         if self.directory is not None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            torch.save(value, self._file(key))
+            self._write(key, value)
         self._remember(key, value)
+
+    def _write(self, key: str, value: Any) -> None:
+        if not isinstance(value, Features) or len(value) != 1:
+            raise TypeError(f"the on-disk feature cache stores the Features of one image, got {type(value).__name__}")
+        grid = value.grids[0]
+        meta = {"key": key, "fingerprint": self.fingerprint, "image_sha256": self._source_digest(key),
+                "grid": json.dumps([list(grid.image_hw), list(grid.content_hw), list(grid.input_hw), grid.patch])}
+        text = json.dumps(meta, sort_keys=True)
+        tensors = {"dense": value.dense}
+        write_atomic(self._file(key), safetensors_bytes(
+            tensors, {"format": FORMAT, "entry": text, "sha256": tensor_digest(tensors, text)}), "feature cache")
+
+    def _read(self, key: str, path: Path) -> Features | None:
+        """The verified entry of ``key`` in ``path``, or None (with a warning saying why) to recompute."""
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+            if meta.get("format") != FORMAT or set(tensors) != {"dense"}:
+                raise ValueError("not a geocorr feature-cache file")
+            if tensor_digest(tensors, meta["entry"]) != meta["sha256"]:
+                raise ValueError("damaged: its content does not match its SHA-256")
+            entry = json.loads(meta["entry"])
+            if entry["key"] != key or entry["fingerprint"] != self.fingerprint:
+                raise ValueError(f"holds the features of {entry['key']!r} (model {entry['fingerprint']}), "
+                                 f"not of {key!r}")
+            if entry["image_sha256"] != self._source_digest(key):
+                raise ValueError(f"stale: {key} changed since its features were cached")
+            image_hw, content_hw, input_hw, patch = json.loads(entry["grid"])
+            grid = TokenGrid(tuple(image_hw), tuple(content_hw), tuple(input_hw), int(patch))
+            dense = tensors["dense"]
+            if dense.ndim != 4 or dense.shape[0] != 1 or tuple(dense.shape[2:]) != grid.grid_hw:
+                raise ValueError(f"features of shape {tuple(dense.shape)} do not fit its token grid {grid.grid_hw}")
+        except Exception as err:  # safetensors raises its own error kinds for a foreign or damaged file
+            self.rejected += 1
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            warnings.warn(f"feature cache: {path} not used ({reason}); recomputing", stacklevel=3)
+            return None
+        return Features(dense, [grid])
 
     def _remember(self, key: str, value: Any) -> None:
         size = nbytes(value)

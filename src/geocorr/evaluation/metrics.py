@@ -89,12 +89,19 @@ def compute_metrics(predictions: Predictions, protocol: Protocol) -> dict:
     alphas = protocol.alphas
     size = rows.image_size if protocol.normalisation == "image" else rows.bbox_size
     predicted = np.nan_to_num(rows.predicted, nan=np.inf)
-    correct = correct_keypoints(predicted, np.nan_to_num(rows.target, nan=-np.inf), size, alphas)
+    scale = None if protocol.frame is None else protocol.frame / rows.image_size
+
+    def within(sizes: np.ndarray, normalisation: str) -> np.ndarray:
+        return correct_keypoints(predicted, np.nan_to_num(rows.target, nan=-np.inf), sizes, alphas,
+                                 protocol.comparison, scale, float32_threshold=normalisation == "image")
+
+    correct = within(size, protocol.normalisation)
     mutual = rows.visible
     out = {"protocol": protocol.to_dict(), "alphas": list(alphas)}
 
     def summary(mask: np.ndarray, ok: np.ndarray, averaging: str = protocol.averaging) -> dict:
-        p = Protocol(protocol.name, alphas, protocol.normalisation, averaging, protocol.category_average)
+        p = Protocol(protocol.name, alphas, protocol.normalisation, averaging, protocol.category_average,
+                     protocol.comparison, protocol.frame)
         return {
             "all": _percent(_overall(ok[mask], rows.pair[mask], rows.category[mask], p)),
             "per_category": {c: _percent(v) for c, v in
@@ -106,7 +113,7 @@ def compute_metrics(predictions: Predictions, protocol: Protocol) -> dict:
     out["pck"] = summary(mutual, correct)
     out["pck_variants"] = {}
     for norm, sizes in (("image", rows.image_size), ("bbox", rows.bbox_size)):
-        ok = correct_keypoints(predicted, np.nan_to_num(rows.target, nan=-np.inf), sizes, alphas)
+        ok = within(sizes, norm)
         for averaging in ("point", "image"):
             out["pck_variants"][f"{norm}/{averaging}"] = summary(mutual, ok, averaging)["all"]
 

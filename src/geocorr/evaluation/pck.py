@@ -1,9 +1,19 @@
 """Percentage of Correct Keypoints (PCK@α), the metric every semantic-correspondence paper reports.
 
-A predicted keypoint is correct when its distance to the ground truth is ``≤ α · L``, with ``L`` the
-larger side, ``max(h, w)``, of a reference box: the target image (image normalisation) or the
-target object's bounding box (bbox normalisation), in original target-image pixels. A box
-``(x0, y0, x1, y1)`` has width ``x1 - x0`` and height ``y1 - y0``.
+A predicted keypoint is correct when its distance d to the ground truth is within ``α · L``, with
+``L`` the larger side, ``max(h, w)``, of a reference box: the target image (image normalisation) or
+the target object's bounding box (bbox normalisation), in original target-image pixels. A box
+``(x0, y0, x1, y1)`` has width ``x1 - x0`` and height ``y1 - y0``. The comparison (``COMPARISONS``)
+is that of the code a protocol reproduces:
+
+- ``"<="``: ``d ≤ α · L`` in float64 (geocorr);
+- ``"<=f32"``: ``d / L ≤ α`` with d, L and α in float32 (GECO, ``src/evaluation/pck.py``);
+- ``"<f32"``: ``d < α · L`` (strict) with d and α in float32 (GeoAware-SC, ``pck_train.py``
+  ``compute_pck``): the product α · L in float64 for a box L, in float32 for the image L
+  (``float32_threshold``), as there.
+
+``frame``: when given (GeoAware's 840), d and L are first rescaled by ``frame / max(W, H)`` of the
+target image, as GeoAware measures them in its padded square frame.
 
 Averaging: ``"point"`` pools every evaluated keypoint (PCK = correct points / points);
 ``"image"`` first averages within each pair, then over pairs (pairs without points are left out).
@@ -18,6 +28,7 @@ import numpy as np
 DEFAULT_ALPHAS = (0.05, 0.10, 0.15)
 NORMALISATIONS = ("image", "bbox")
 AVERAGING = ("point", "image")
+COMPARISONS = ("<=", "<=f32", "<f32")
 
 
 def _check(name: str, array: np.ndarray, shape: tuple) -> None:
@@ -48,11 +59,15 @@ def reference_size(normalisation: str, image_size: np.ndarray, bbox: np.ndarray 
 
 
 def correct_keypoints(
-    predicted: np.ndarray, target: np.ndarray, size: np.ndarray, alphas: Sequence[float] = DEFAULT_ALPHAS
+    predicted: np.ndarray, target: np.ndarray, size: np.ndarray, alphas: Sequence[float] = DEFAULT_ALPHAS,
+    comparison: str = "<=", scale: np.ndarray | None = None, float32_threshold: bool = False,
 ) -> np.ndarray:
     """Which predictions are within α · L of the ground truth.
 
     predicted, target: (N, 2) pixels. size: (N,) the reference length L of each point's pair.
+    comparison: one of :data:`COMPARISONS` (module docstring). scale: (N,) factor applied to the
+    coordinates and to L first (GeoAware's padded frame), or None. float32_threshold: for ``"<f32"``,
+    form α · L in float32 (GeoAware's image threshold) instead of float64.
     Returns (N, A) bool, A = len(alphas).
     """
     predicted, target = np.asarray(predicted, np.float64), np.asarray(target, np.float64)
@@ -63,8 +78,24 @@ def correct_keypoints(
     alphas = np.asarray(alphas, np.float64)
     if alphas.ndim != 1 or len(alphas) == 0 or (alphas <= 0).any():
         raise ValueError(f"alphas must be a non-empty list of positive numbers, got {alphas.tolist()}")
-    distance = np.linalg.norm(predicted - target, axis=1)
-    return distance[:, None] <= alphas[None, :] * size[:, None]
+    if comparison not in COMPARISONS:
+        raise ValueError(f"comparison must be one of {COMPARISONS}, got {comparison!r}")
+    if scale is not None:
+        scale = np.asarray(scale, np.float64)
+        _check("scale", scale, (len(predicted),))
+        predicted, target, size = predicted * scale[:, None], target * scale[:, None], size * scale
+    if comparison == "<=":
+        distance = np.linalg.norm(predicted - target, axis=1)
+        return distance[:, None] <= alphas[None, :] * size[:, None]
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = predicted.astype(np.float32) - target.astype(np.float32)
+        distance32 = np.sqrt((diff * diff).sum(axis=1, dtype=np.float32))
+        if comparison == "<=f32":
+            ratio = distance32 / size.astype(np.float32)
+            return ratio[:, None] <= alphas.astype(np.float32)[None, :]
+        dtype = np.float32 if float32_threshold else np.float64
+        threshold = alphas.astype(np.float32).astype(dtype)[None, :] * size.astype(dtype)[:, None]
+        return distance32[:, None] < threshold
 
 
 def pck(correct: np.ndarray, pair_index: np.ndarray, averaging: str = "point") -> np.ndarray:

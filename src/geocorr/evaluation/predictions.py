@@ -68,6 +68,11 @@ class PairPrediction:
                 raise ValueError(f"pair {self.source} -> {self.target}: {name} must have shape {wanted}, "
                                  f"got {value.shape}")
             setattr(self, name, value)
+        for name in ("source_size", "target_size"):
+            size = getattr(self, name)
+            if not (np.isfinite(size).all() and (size >= 1).all()):
+                raise ValueError(f"pair {self.source} -> {self.target}: {name} must be a positive (width, "
+                                 f"height), got {size.tolist()}")
 
     def to_json(self) -> dict:
         out = {"category": self.category, "source": self.source, "target": self.target}

@@ -1,34 +1,59 @@
-"""Evaluation protocols: exactly how a PCK threshold is computed and how scores are averaged.
+"""Evaluation protocols: a preset is a whole evaluation pipeline, from coordinates to the threshold.
 
-Every protocol measures the distance between the predicted and the ground-truth **target**
-keypoint in **original target-image pixels** (pixel-centre convention) and calls a prediction
-correct when ``distance ≤ α · max(h, w)`` (inclusive), where (h, w) is
+A preset (``--protocol``) fixes two things:
 
-- ``normalisation="image"``: the target image's height and width;
-- ``normalisation="bbox"``: the target object's box ``(x0, y0, x1, y1)`` with ``w = x1 - x0``,
-  ``h = y1 - y0`` — the dataset's box where it has one (SPair-71k, AP-10K, CUB-200), else the tight
-  box of the target's visible keypoints (PF-Willow, PF-Pascal).
+- a :class:`Pipeline` — what changes the predictions: how annotation values become coordinates,
+  which feature a query point reads, where a match lands, up-sampling, SPair-71k's box source;
+- a :class:`Protocol` — how predictions are scored: α levels, threshold base, comparison,
+  averaging.
 
-Only keypoints visible in both images count for PCK. ``averaging="point"`` pools all such
-keypoints; ``"image"`` averages each pair's PCK, then over pairs. ``category_average="pooled"``
-computes the overall score over all points/pairs at once (= categories weighted by their point
-or pair count); ``"mean"`` averages the per-category scores with equal weight.
+Coordinates. ``pixel-centre`` is geocorr's convention (:mod:`geocorr.datasets.base`): PF-Willow and
+PF-Pascal file values − 1, other datasets' values as they are, with (0, 0) the centre of the
+top-left pixel. ``as-annotated`` uses every file value as it is, read as both official codes read
+it, with 0 on the image's left/top edge (= value − 0.5 in geocorr's frame; the 1-based PF values
+thus sit +0.5 px from geocorr's reading). Query / prediction: see :mod:`geocorr.conventions`.
 
-Presets (``--protocol``):
+Threshold: distance d to the ground truth against α · L, L = max(h, w) of the target image
+(``image``) or of the target box (``bbox``: the dataset's box, SPair's from the image or the pair
+annotation as the preset says; PF-Willow/PF-Pascal: the tight box of the visible keypoints).
+Comparison (see :mod:`.pck`): ``<=`` float64 (geocorr), ``<=f32`` d / L ≤ α in float32 (GECO),
+``<f32`` strict, d in float32, in GeoAware's 840-px padded frame. Only keypoints visible in both
+images count. ``point`` pools all keypoints; ``image`` averages each pair's PCK, then over pairs;
+``pooled`` combines categories by their point or pair count, ``mean`` with equal weight.
 
-- ``geco`` (GECO, ICCV 2025, every dataset): image threshold, per point, pooled,
-  α ∈ {0.05, 0.10, 0.15}.
-- ``geoaware`` (GeoAware-SC, CVPR 2024): per image, pooled (categories weighted by pair count);
-  SPair-71k, AP-10K and CUB-200: target bbox, α ∈ {0.01, 0.05, 0.10}; PF-Pascal: image,
-  α ∈ {0.05, 0.10, 0.15}; PF-Willow (not in the paper): keypoint bbox, α ∈ {0.05, 0.10, 0.15}.
+========  ==========  ============  ==============  =========  ==========  ============  ======  =========  ==============================
+preset    dataset     coordinates   query           predict.   upsample    α             thr.    compare    averaging / pairs
+========  ==========  ============  ==============  =========  ==========  ============  ======  =========  ==============================
+geocorr   all         pixel-centre  bilinear        centre     features    .05 .10 .15   image   <=         point, pooled / loader's pairs
+geocorr   spair,ap10k pixel-centre  bilinear        centre     features    .01–.15 (4)   image   <=         point, pooled
+geco      all         as-annotated  token (pixel)   corner     features    .05 .10 .15   image   <=f32      point, pooled; SPair: ≤ 10,000
+                                                                                                         per category; boxes: image's
+geco      ap10k       as-annotated  token           corner     none        .05 .10 .15   image   <=f32      point, pooled
+geoaware  spair       as-annotated  token           centre     none        .01 .05 .10   bbox    <f32 840   image, pooled; pair-file boxes
+geoaware  ap10k,cub   as-annotated  token           centre     none        .01 .05 .10   bbox    <f32 840   image, pooled
+geoaware  pf-pascal   as-annotated  token           centre     none        .05 .10 .15   image   <f32 840   image, pooled
+geoaware  pf-willow   as-annotated  token           centre     none        .05 .10 .15   bbox    <f32 840   image, pooled (not in the paper)
+========  ==========  ============  ==============  =========  ==========  ============  ======  =========  ==============================
+
+Query, prediction and up-sampling apply to the methods matched by feature argmax (``dinov2``,
+``geco``); GeoAware's and the other methods' own matching is kept (their options are theirs).
+``--alpha``, ``--normalisation``, ``--averaging`` and ``--category-average`` override the scoring.
+Pairs: ``--pairs FILE`` evaluates exactly the pairs of a list (official ``test_pairs.csv``/json
+or the ``pairs.csv`` geocorr writes beside every result).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .pck import AVERAGING, NORMALISATIONS
+from ..datasets.base import COORDINATES
+from .pck import AVERAGING, COMPARISONS, NORMALISATIONS
 
 CATEGORY_AVERAGES = ("pooled", "mean")
+PRESETS = ("geco", "geoaware", "geocorr")
+GEOAWARE_FRAME = 840  # GeoAware-SC's padded square frame (ANNO_SIZE), pck_train.py
+# Methods whose matching is DenseMatcher's feature argmax, so the pipeline's query/prediction/
+# upsample options apply (GeoAware has its own soft-argmax; the others are not feature matchers).
+ARGMAX_METHODS = ("dinov2", "geco")
 
 
 @dataclass(frozen=True)
@@ -40,6 +65,8 @@ class Protocol:
     normalisation: str = "image"  # image | bbox — of the target
     averaging: str = "point"  # point | image
     category_average: str = "pooled"  # pooled | mean
+    comparison: str = "<="  # <= | <=f32 | <f32 (see geocorr.evaluation.pck)
+    frame: int | None = None  # distances and L rescaled to this padded square side first (GeoAware: 840)
 
     def __post_init__(self) -> None:
         if self.normalisation not in NORMALISATIONS:
@@ -50,27 +77,70 @@ class Protocol:
             raise ValueError(f"category_average must be one of {CATEGORY_AVERAGES}, got {self.category_average!r}")
         if not self.alphas or any(a <= 0 for a in self.alphas):
             raise ValueError(f"alphas must be positive numbers, got {self.alphas}")
+        if self.comparison not in COMPARISONS:
+            raise ValueError(f"comparison must be one of {COMPARISONS}, got {self.comparison!r}")
+        if self.frame is not None and self.frame < 1:
+            raise ValueError(f"frame must be a positive side in pixels or None, got {self.frame}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-_GEOAWARE_IMAGE = ("pf-pascal",)
-_GEOAWARE_BBOX_SMALL_ALPHA = ("spair", "ap10k", "cub")
-PRESETS = ("geco", "geoaware")
+@dataclass(frozen=True)
+class Pipeline:
+    """What a preset changes before the metric (see the module docstring)."""
+
+    coordinates: str = "pixel-centre"  # pixel-centre | as-annotated
+    query: str = "bilinear"  # bilinear | token (DenseMatcher option)
+    prediction: str = "centre"  # centre | corner (DenseMatcher option)
+    upsample: str = "features"  # features | none (DenseMatcher option)
+    spair_boxes: str = "image"  # image | pair: SPair-71k box from the image or the pair annotation
+
+    def __post_init__(self) -> None:
+        if self.coordinates not in COORDINATES:
+            raise ValueError(f"coordinates must be one of {COORDINATES}, got {self.coordinates!r}")
+        for name, valid in (("query", ("bilinear", "token")), ("prediction", ("centre", "corner")),
+                            ("upsample", ("features", "none")), ("spair_boxes", ("image", "pair"))):
+            if getattr(self, name) not in valid:
+                raise ValueError(f"{name} must be one of {valid}, got {getattr(self, name)!r}")
+
+    def matcher_options(self) -> dict[str, str]:
+        """The DenseMatcher options of this pipeline."""
+        return {"query": self.query, "prediction": self.prediction, "upsample": self.upsample}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_SMALL_ALPHA = (0.01, 0.05, 0.10)
+_GEOCORR_FOUR_ALPHA = ("spair", "ap10k")
+
+
+def get_pipeline(name: str, dataset: str) -> Pipeline:
+    """The pipeline of preset ``name`` on ``dataset`` (a loader name such as "spair")."""
+    if name == "geocorr":
+        return Pipeline()
+    if name == "geco":  # reginehartwig/geco src/evaluation/evaluation.py: AP-10K without up-sampling
+        return Pipeline("as-annotated", "token", "corner", "none" if dataset == "ap10k" else "features", "image")
+    if name == "geoaware":  # GeoAware-SC pck_train.py: token level, token centres, pair-file boxes
+        return Pipeline("as-annotated", "token", "centre", "none", "pair")
+    raise ValueError(f"unknown protocol {name!r}; available: {', '.join(PRESETS)}")
 
 
 def get_protocol(name: str, dataset: str, **overrides) -> Protocol:
-    """The preset ``name`` for ``dataset`` (a loader name such as "spair"), with overrides."""
+    """The scoring of preset ``name`` for ``dataset`` (a loader name such as "spair"), with overrides."""
     if name == "geco":
-        base = Protocol("geco", (0.05, 0.10, 0.15), "image", "point", "pooled")
+        base = Protocol("geco", (0.05, 0.10, 0.15), "image", "point", "pooled", "<=f32")
     elif name == "geoaware":
-        if dataset in _GEOAWARE_IMAGE:
-            base = Protocol("geoaware", (0.05, 0.10, 0.15), "image", "image", "pooled")
-        elif dataset in _GEOAWARE_BBOX_SMALL_ALPHA:
-            base = Protocol("geoaware", (0.01, 0.05, 0.10), "bbox", "image", "pooled")
+        if dataset == "pf-pascal":
+            base = Protocol("geoaware", (0.05, 0.10, 0.15), "image", "image", "pooled", "<f32", GEOAWARE_FRAME)
+        elif dataset in ("spair", "ap10k", "cub"):
+            base = Protocol("geoaware", _SMALL_ALPHA, "bbox", "image", "pooled", "<f32", GEOAWARE_FRAME)
         else:
-            base = Protocol("geoaware", (0.05, 0.10, 0.15), "bbox", "image", "pooled")
+            base = Protocol("geoaware", (0.05, 0.10, 0.15), "bbox", "image", "pooled", "<f32", GEOAWARE_FRAME)
+    elif name == "geocorr":
+        alphas = (0.01, 0.05, 0.10, 0.15) if dataset in _GEOCORR_FOUR_ALPHA else (0.05, 0.10, 0.15)
+        base = Protocol("geocorr", alphas, "image", "point", "pooled", "<=")
     else:
         raise ValueError(f"unknown protocol {name!r}; available: {', '.join(PRESETS)}")
     overrides = {k: v for k, v in overrides.items() if v is not None}

@@ -4,19 +4,20 @@ Streaming: images are numbered in first-seen order (:meth:`PairDataset.images`) 
 fixed batches of ``batch_size``; when a pair needs an image whose features are not cached, that
 image's whole batch goes through ``model.features`` once. A feature is therefore always computed
 in the same batch, whatever the shard or cache state — sharded runs give results identical to a
-single process. Pairs are then matched one by one with ``model.match_features``; a method without
-reusable features (no ``features``/``match_features``) is called as ``model.match(img0, img1,
-points)`` per pair instead, with ``category=`` the pair's category when its ``match`` takes one
-(per-class methods such as SemAlign3D).
+single process. Every pair is matched through :func:`geocorr.methods.base.match_pair`: dense
+methods with those cached features, the others with ``model.match`` on the two images. Each pair
+comes with a :class:`PairContext` holding the fields named in ``context`` (the method's registry
+``needs``; by default the category, the object boxes and the query keypoint ids — never the
+target's annotations unless asked).
 
 Queries: every keypoint visible in the source image, clipped into the image (annotations on the
 last pixel's far edge occur in SPair-71k).
 """
 from __future__ import annotations
 
-import inspect
 import time
-from typing import Sequence
+from dataclasses import fields as dataclass_fields
+from collections.abc import Collection, Sequence
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ..datasets.base import ImageAnnotation, Pair, PairDataset, keypoint_bbox
 from ..images import load_image
+from ..methods.base import Matcher, PairContext, match_pair
 from .cache import FeatureCache
 from .predictions import PairPrediction, Predictions
 
@@ -42,6 +44,23 @@ def _box(ann: ImageAnnotation) -> np.ndarray:
     if ann.visible.any():
         return keypoint_bbox(ann.keypoints, ann.visible)
     return np.array([0.0, 0.0, ann.size[0], ann.size[1]])
+
+
+DEFAULT_CONTEXT = ("category", "boxes", "keypoint_ids")  # what a pair tells a method unless asked for more
+CONTEXT_FIELDS = ("category", "boxes", "keypoint_ids", "target_keypoints", "target_visible")
+
+
+def pair_context(pair: Pair, index: np.ndarray, fields: Collection[str] = DEFAULT_CONTEXT) -> PairContext:
+    """The :class:`PairContext` of ``pair`` with the queries ``index``, holding ``fields`` where the
+    annotations have them (object masks are not annotated: a method then uses its own)."""
+    unknown = set(fields) - {f.name for f in dataclass_fields(PairContext)}
+    if unknown:
+        raise ValueError(f"context: {sorted(unknown)} are not PairContext fields")
+    values = {"category": pair.category, "boxes": (_box(pair.source), _box(pair.target)), "keypoint_ids": index,
+              "target_keypoints": pair.target.keypoints, "target_visible": pair.target.visible}
+    if "target_keypoints" in fields or "target_visible" in fields:
+        fields = {*fields, "target_keypoints", "target_visible"}
+    return PairContext(**{k: v for k, v in values.items() if k in fields})
 
 
 def _queries(ann: ImageAnnotation) -> tuple[np.ndarray, torch.Tensor]:
@@ -96,7 +115,7 @@ class _FeatureSource:
 
 
 def evaluate(
-    model,
+    model: Matcher,
     dataset: PairDataset,
     *,
     pair_indices: Sequence[int] | None = None,
@@ -104,30 +123,26 @@ def evaluate(
     cache: FeatureCache | None = None,
     config: dict | None = None,
     progress: bool = True,
+    context: Collection[str] = DEFAULT_CONTEXT,
 ) -> Predictions:
     """Predict every source-visible keypoint of the selected pairs of ``dataset``.
 
     pair_indices: which pairs (default all), in this order. batch_size: images per feature batch.
     cache: feature cache (default: in memory, 2 GiB). config: the run's config, stored with the
-    predictions. Returns :class:`Predictions`; ``stats`` holds images forwarded, pairs and seconds.
+    predictions. context: the :class:`PairContext` fields each pair carries (the method's registry
+    ``needs``). Returns :class:`Predictions`; ``stats`` holds images forwarded, pairs and seconds.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     indices = range(len(dataset)) if pair_indices is None else list(pair_indices)
-    reusable = hasattr(model, "features") and hasattr(model, "match_features")
-    takes_category = not reusable and "category" in inspect.signature(model.match).parameters
     source = _FeatureSource(model, dataset.images(), batch_size, cache if cache is not None else FeatureCache())
     records = []
     tic = time.perf_counter()
     for i in tqdm(indices, desc=f"eval {dataset.name}", unit="pair", disable=not progress):
         pair = dataset[i]
         index, points = _queries(pair.source)
-        if reusable:
-            matches = model.match_features(source(str(pair.source.path)), source(str(pair.target.path)), points)
-        else:
-            by_category = {"category": pair.category} if takes_category else {}
-            matches = model.match(load_image(pair.source.path, str(pair.source.path)),
-                                  load_image(pair.target.path, str(pair.target.path)), points, **by_category)
+        matches = match_pair(model, str(pair.source.path), str(pair.target.path), points,
+                             pair_context(pair, index, context), features_of=source)
         records.append(_record(pair, index, matches))
     seconds = time.perf_counter() - tic
     stats = {"pairs": len(records), "images_forwarded": source.forwards,

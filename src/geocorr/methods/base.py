@@ -1,14 +1,30 @@
-"""The interface every geocorr method offers: dense ``features`` and point ``match``."""
+"""The contract every geocorr method keeps, and the one way every face matches a pair.
+
+A *method* is anything :func:`geocorr.load` returns. Every method is a :class:`Matcher`:
+``match(img0, img1, points, context=None) -> Matches``, where a :class:`PairContext` carries what
+some methods need about the pair beyond the two images (category, object boxes, masks, ...).
+Some methods also have the *dense* capability (:class:`DenseMatcherProtocol`): reusable per-image
+``features`` and ``match_features`` on them. The capability is declared, never guessed: a dense
+method subclasses :class:`DenseMatcherProtocol` (as :class:`DenseMatcher` does), and its registry
+entry says ``dense=True`` (a test checks that the two agree).
+
+Faces (``geocorr match``, ``eval``, ``demo``, ``track``) match a pair through :func:`match_pair`
+only; nothing inspects signatures or probes attributes.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Callable, Sequence
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+from typing import Protocol, TypeGuard
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import DinoV2Backbone
+from ..conventions import containing_pixel, containing_token, pixel_corner, token_corner
 from ..grid import TokenGrid
 from ..images import ImageLike, load_image
 from ..matching import argmax_match, sample_features, upsampled_cosine_similarity
@@ -28,7 +44,7 @@ class Features:
     def __len__(self) -> int:
         return len(self.grids)
 
-    def __getitem__(self, i: int) -> "Features":
+    def __getitem__(self, i: int) -> Features:
         return Features(self.dense[i : i + 1], [self.grids[i]])
 
 
@@ -44,6 +60,101 @@ class Matches:
     points: torch.Tensor
     scores: torch.Tensor
     similarity: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class PairContext:
+    """What some methods need to know about a pair beyond its two images (all optional).
+
+    category: the pair's object class (per-class methods: SemAlign3D).
+    boxes: object box (x0, y0, x1, y1) of the source and of the target image, pixel-centre
+        coordinates as in :mod:`geocorr.datasets.base` (cyclecorr crops to them).
+    masks: (H, W) bool object masks of the source and of the target image.
+    keypoint_ids: (N,) keypoint index of each query point.
+    target_keypoints: (K, 2) annotated target keypoints, with ``target_visible`` (K,) bool
+        (pose alignment uses them).
+    A method reads only the fields its registry entry lists in ``needs``; the others are ignored.
+    """
+
+    category: str | None = None
+    boxes: tuple[np.ndarray, np.ndarray] | None = None
+    masks: tuple[np.ndarray, np.ndarray] | None = None
+    keypoint_ids: np.ndarray | None = None
+    target_keypoints: np.ndarray | None = None
+    target_visible: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.boxes is not None:
+            if len(self.boxes) != 2:
+                raise ValueError(f"context.boxes: expected (source box, target box), got {len(self.boxes)} items")
+            boxes = tuple(np.asarray(b, dtype=np.float64) for b in self.boxes)
+            for name, box in zip(("source", "target"), boxes):
+                if box.shape != (4,) or not np.isfinite(box).all() or box[2] < box[0] or box[3] < box[1]:
+                    raise ValueError(f"context.boxes: the {name} box must be finite (x0, y0, x1, y1) with "
+                                     f"x1 >= x0 and y1 >= y0, got {box.tolist()}")
+            object.__setattr__(self, "boxes", boxes)
+        if self.masks is not None:
+            if len(self.masks) != 2:
+                raise ValueError(f"context.masks: expected (source mask, target mask), got {len(self.masks)} items")
+            masks = tuple(np.asarray(m, dtype=bool) for m in self.masks)
+            if any(m.ndim != 2 for m in masks):
+                raise ValueError(f"context.masks: expected two (H, W) masks, got shapes {[m.shape for m in masks]}")
+            object.__setattr__(self, "masks", masks)
+        if (self.target_keypoints is None) != (self.target_visible is None):
+            raise ValueError("context: target_keypoints and target_visible go together (give both or neither)")
+
+    def given(self) -> set[str]:
+        """Names of the fields that are set (not None)."""
+        return {f.name for f in fields(self) if getattr(self, f.name) is not None}
+
+
+class Matcher(Protocol):
+    """Every method: where do ``points`` (N, 2) of img0, in (x, y) pixels, go in img1?"""
+
+    def match(self, img0: ImageLike, img1: ImageLike, points, context: PairContext | None = None) -> Matches: ...
+
+
+class DenseMatcherProtocol(ABC):
+    """The optional dense capability: per-image features, matched without recomputing them.
+
+    ``match_features(f[0], f[1], points, context)`` with ``f = features([img0, img1])`` equals
+    ``match(img0, img1, points, context)``; faces use it to reuse the features of images that recur.
+    The capability is *declared* by subclassing (a nominal ABC, not a structural check):
+    :class:`DenseMatcher` does, and so may a wrapper around one.
+    """
+
+    @abstractmethod
+    def features(self, images: ImageLike | Sequence[ImageLike]) -> Features: ...
+
+    @abstractmethod
+    def match_features(self, feats0: Features, feats1: Features, points,
+                       context: PairContext | None = None) -> Matches: ...
+
+    def match(self, img0: ImageLike, img1: ImageLike, points, context: PairContext | None = None) -> Matches:
+        """Where do ``points`` (N, 2) of img0, in (x, y) pixels, go in img1? -> Matches."""
+        feats = self.features([img0, img1])
+        return self.match_features(feats[0], feats[1], points, context)
+
+
+def is_dense(model: object) -> TypeGuard[DenseMatcherProtocol]:
+    """Whether ``model`` declares the dense capability (subclasses :class:`DenseMatcherProtocol`)."""
+    return isinstance(model, DenseMatcherProtocol)
+
+
+def match_pair(model: Matcher, img0: ImageLike, img1: ImageLike, points, context: PairContext | None = None,
+               features_of: Callable[[ImageLike], Features] | None = None) -> Matches:
+    """Match ``points`` (N, 2) of img0 into img1 with any method: the one helper every face uses.
+
+    features_of: where a face keeps features (a cache keyed by image, a fixed-batch source):
+        image -> Features of that one image. Used for dense methods only; other methods (and dense
+        ones without it) are called as ``model.match(img0, img1, points, context)``.
+    context: what the method may need about the pair (see :class:`PairContext`).
+    """
+    if context is not None and not isinstance(context, PairContext):
+        raise TypeError(f"context must be a PairContext or None, got {type(context).__name__}")
+    if features_of is not None and is_dense(model):
+        return model.match_features(features_of(img0), features_of(img1), points, context)
+    return model.match(img0, img1, points, context)
 
 
 def check_points(points, image_hw: tuple[int, int], name: str = "points") -> torch.Tensor:
@@ -69,7 +180,7 @@ def check_points(points, image_hw: tuple[int, int], name: str = "points") -> tor
     return pts
 
 
-class DenseMatcher(nn.Module):
+class DenseMatcher(nn.Module, DenseMatcherProtocol):
     """A backbone (possibly adapted) whose dense features are matched by cosine similarity + argmax.
 
     Subclasses change how features are computed (``_dense``); matching is shared.
@@ -80,6 +191,11 @@ class DenseMatcher(nn.Module):
         # features, the published evaluation) or over tokens (faster: video)
         "batch_size": 8,  # images per backbone forward in features() (same-size inputs are batched)
         "compile": None,  # torch.compile backend of the feature network: None (eager), "inductor", …
+        "query": "bilinear",  # bilinear | token: the query feature is bilinearly sampled at the point, or
+        # read from the cell containing it (token; with upsample="features" the up-sampled pixel) as
+        # the official evaluation codes do
+        "prediction": "centre",  # centre | corner: a match is the centre of the best cell, or its
+        # top-left corner floored onto the integer pixel-edge grid (GECO's floor(j·W/g))
     }
 
     def __init__(self, backbone: DinoV2Backbone, **conf):
@@ -90,6 +206,10 @@ class DenseMatcher(nn.Module):
         self.conf = {**self.default_conf, **conf}
         if self.conf["upsample"] not in ("features", "none"):
             raise ValueError(f"upsample must be 'features' or 'none', got {self.conf['upsample']!r}")
+        if self.conf["query"] not in ("bilinear", "token"):
+            raise ValueError(f"query must be 'bilinear' or 'token', got {self.conf['query']!r}")
+        if self.conf["prediction"] not in ("centre", "corner"):
+            raise ValueError(f"prediction must be 'centre' or 'corner', got {self.conf['prediction']!r}")
         if self.conf["compile"] is not None and self.conf["compile"] not in torch.compiler.list_backends(()):
             raise ValueError(f"compile must be None or a torch.compile backend "
                              f"({', '.join(torch.compiler.list_backends(()))}), got {self.conf['compile']!r}")
@@ -136,10 +256,12 @@ class DenseMatcher(nn.Module):
         return self._compiled
 
     @torch.inference_mode()
-    def match_features(self, feats0: Features, feats1: Features, points) -> Matches:
+    def match_features(self, feats0: Features, feats1: Features, points,
+                       context: PairContext | None = None) -> Matches:
         """Match points of image 0 into image 1, given both images' features (one image each).
 
         points: (N, 2) (x, y) pixel coordinates in image 0 -> Matches in image 1's pixels.
+        context: not used by feature matching (accepted as every :class:`Matcher` does).
         """
         if len(feats0) != 1 or len(feats1) != 1:
             raise ValueError("match_features takes the features of one image each (index a batch first)")
@@ -150,7 +272,13 @@ class DenseMatcher(nn.Module):
         if len(pts) == 0:
             empty = pts.new_zeros(0)
             return Matches(pts.new_zeros(0, 2), empty, pts.new_zeros(0, h1, w1))
-        query = F.normalize(sample_features(dense0, grid0.image_to_grid(pts)[None])[0], dim=-1)
+        if self.conf["query"] == "token" and self.conf["upsample"] == "none":
+            cell = containing_token(pts, grid0)
+            query = dense0[0, :, cell[:, 1], cell[:, 0]].T  # (N, C) the containing token
+        else:  # bilinear at the point, or (token) the up-sampled feature of the containing pixel
+            at = containing_pixel(pts, grid0.image_hw).to(pts) if self.conf["query"] == "token" else pts
+            query = sample_features(dense0, grid0.image_to_grid(at)[None])[0]
+        query = F.normalize(query, dim=-1)
         target = F.normalize(dense1[0], dim=0)  # (C, h, w)
         sim = torch.einsum("nc,chw->nhw", query, target)
         ch, cw = grid1.content_grid_hw
@@ -158,14 +286,10 @@ class DenseMatcher(nn.Module):
         sim[:, :, cw:] = -2.0
         if self.conf["upsample"] == "none":
             best, scores = argmax_match(sim[None])
-            return Matches(grid1.grid_to_image(best[0]), scores[0], sim)
+            corner = self.conf["prediction"] == "corner"
+            return Matches(token_corner(best[0], grid1) if corner else grid1.grid_to_image(best[0]), scores[0], sim)
         best, scores = argmax_match(upsampled_cosine_similarity(query, dense1[0], grid1)[None])
-        return Matches(best[0], scores[0], sim)
-
-    def match(self, img0: ImageLike, img1: ImageLike, points) -> Matches:
-        """Where do ``points`` (N, 2) of img0, in (x, y) pixels, go in img1? -> Matches."""
-        feats = self.features([img0, img1])
-        return self.match_features(feats[0], feats[1], points)
+        return Matches(pixel_corner(best[0]) if self.conf["prediction"] == "corner" else best[0], scores[0], sim)
 
 
 def same_shape_batches(shapes: Sequence[tuple], batch_size: int) -> list[list[int]]:

@@ -48,19 +48,21 @@ blur, solarize — keypoints and masks carried along, every draw from a generato
 :mod:`.validation` (``pck_validator(dataset)``: a ``validate`` giving PCK with the evaluation
 runner), :mod:`.sam_masks` (object masks from SAM prompted by keypoints).
 """
-from .checkpoint import load_checkpoint, save_atomic
+from .checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .sampler import ResumableSampler, sample_seed
 from .trainer import Trainable, Trainer, default_optimizer, default_scheduler
 
 __all__ = [
+    "CheckpointError",
     "ResumableSampler",
     "TrainConfig",
     "Trainable",
     "Trainer",
     "default_optimizer",
     "default_scheduler",
+    "list_checkpoints",
     "load_checkpoint",
     "sample_seed",
-    "save_atomic",
+    "save_checkpoint",
 ]

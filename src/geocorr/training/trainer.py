@@ -1,8 +1,10 @@
 """The training loop shared by every trainable method (see :mod:`geocorr.training`)."""
 from __future__ import annotations
 
+import errno
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,12 +16,25 @@ from accelerate.utils import send_to_device, set_seed
 from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from ..files import tensor_digest, write_atomic
+from .checkpoint import (
+    LEGACY_NAME,
+    CheckpointError,
+    checkpoint_name,
+    list_checkpoints,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from .config import TrainConfig
 from .sampler import ResumableSampler
 
-CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
+# config fields that do not change what is trained: a resume may change them
+_BOOKKEEPING = ("keep_checkpoints",)
+# config fields that only say where to stop: a resume may change them to extend (or finish) a run
+_LENGTH = ("max_steps", "epochs")
 
 
 class Trainable(Protocol):
@@ -69,7 +84,8 @@ class Trainer:
         called instead of ``dataset[index]`` with a generator seeded per (epoch, position), so
         random augmentations are reproducible and resume exactly.
     conf: the run's :class:`TrainConfig` (a method's subclass).
-    out_dir: where ``checkpoint.pt``, ``log.jsonl`` and the export go.
+    out_dir: where the checkpoints (``checkpoint-<step>.safetensors``), ``log.jsonl`` and the
+        export go.
     collate_fn: samples -> batch (default: torch's ``default_collate``).
     validate: model -> {metric: float}, run on the main process every ``conf.val_every`` steps
         and at the end, the model in eval mode.
@@ -78,6 +94,15 @@ class Trainer:
     accelerator: an ``accelerate.Accelerator`` (default: one made from the config); launch with
         ``accelerate launch`` / ``torchrun`` for several GPUs or nodes, same code.
     progress: show a tqdm bar (main process only).
+    run: JSON-able description of what the run is built from outside the config (backbone,
+        adapter, datasets, roots, splits, masks …; ``geocorr train`` fills it from its options).
+        It is stored in every checkpoint and a resume under another one is refused. The attribute
+        ``run`` may also be set after construction, before :meth:`fit`.
+
+    Model construction must be seeded by the caller (``geocorr train`` seeds with ``conf.seed``
+    before building): the checkpoint stores a SHA-256 of every parameter and buffer of the model
+    as built, and a resume refuses a model built differently (another backbone, another starting
+    adapter, another random initialisation).
     """
 
     def __init__(self, model: torch.nn.Module, dataset: Sequence, conf: TrainConfig, out_dir: str | Path, *,
@@ -85,7 +110,8 @@ class Trainer:
                  validate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
                  optimizer_factory: Callable = default_optimizer,
                  scheduler_factory: Callable = default_scheduler,
-                 accelerator: Accelerator | None = None, progress: bool = True) -> None:
+                 accelerator: Accelerator | None = None, progress: bool = True,
+                 run: dict[str, Any] | None = None) -> None:
         for attr in ("trainable_parameters", "training_step"):
             if not callable(getattr(model, attr, None)):
                 raise TypeError(f"model {type(model).__name__} has no {attr}() method; see geocorr.training")
@@ -93,6 +119,7 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.collate_fn = collate_fn or default_collate
         self.validate = validate
+        self.run: dict[str, Any] = dict(run or {})
         self.accelerator = accelerator or Accelerator(mixed_precision=conf.mixed_precision)
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world != self.accelerator.num_processes:
@@ -114,24 +141,32 @@ class Trainer:
         self.total_steps = conf.max_steps or conf.epochs * self.sampler.steps_per_epoch
         self.scheduler = scheduler_factory(self.optimizer, conf, self.total_steps)
         self.step = 0
+        self.model_digest = ""
 
     @property
-    def checkpoint_path(self) -> Path:
-        return self.out_dir / CHECKPOINT
+    def last_checkpoint(self) -> Path | None:
+        """The newest checkpoint file in ``out_dir`` (None if there is none)."""
+        found = list_checkpoints(self.out_dir)
+        return found[0][1] if found else None
 
     def fit(self, resume: bool = False) -> dict[str, float]:
-        """Train to ``total_steps`` (continuing from ``out_dir/checkpoint.pt`` if ``resume``).
+        """Train to ``total_steps`` (continuing from the newest intact checkpoint in ``out_dir`` if
+        ``resume``).
 
         Returns the last step's loss and the last validation metrics. Raises FloatingPointError,
-        naming the step, as soon as a loss or a gradient is NaN or infinite (before the update).
+        naming the step, as soon as a loss or a gradient is NaN or infinite (before the update),
+        and OSError naming the file when a checkpoint, the log or the export cannot be written
+        (e.g. disk full; the last good checkpoint is kept, no temporary file is left).
         """
         acc, conf = self.accelerator, self.conf
+        self.model_digest = tensor_digest(self.model.state_dict())  # the model as built, before any update
         self.model.to(acc.device)
         if resume:
-            self._load(self.checkpoint_path)
+            self._resume()
         else:
-            if self.checkpoint_path.exists():
-                raise FileExistsError(f"{self.checkpoint_path} exists: resume it or train into another folder")
+            if self.last_checkpoint is not None or (self.out_dir / LEGACY_NAME).exists():
+                raise FileExistsError(f"{self.out_dir} already holds a checkpoint: resume it (--resume) "
+                                      f"or train into another folder")
             set_seed(conf.seed)
         self._trim_log()
         self.sampler.start_step = self.step
@@ -156,7 +191,7 @@ class Trainer:
                 bar.close()
                 raise FloatingPointError(
                     f"training stopped at step {self.step + 1}: the loss is {mean_loss.item()} "
-                    f"(last good checkpoint: {self.checkpoint_path if self.checkpoint_path.exists() else 'none'})"
+                    f"(last good checkpoint: {self.last_checkpoint or 'none'})"
                 )
             self.optimizer.zero_grad(set_to_none=True)
             acc.backward(loss)
@@ -187,7 +222,7 @@ class Trainer:
                 result.update(self._validate())
                 tic, window = time.perf_counter(), 0  # throughput counts training time only
             if (conf.checkpoint_every and self.step % conf.checkpoint_every == 0) or last:
-                self._save(self.checkpoint_path)
+                self._save()
                 tic, window = time.perf_counter(), 0
         bar.close()
         if acc.is_main_process and callable(getattr(self.model, "export", None)):
@@ -214,38 +249,129 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         return metrics
 
+    def _notice(self, message: str) -> None:
+        if self.accelerator.is_main_process:
+            tqdm.write(f"geocorr train: {message}", file=sys.stderr)
+
+    # ---- log.jsonl ------------------------------------------------------------------------------
+
+    def _read_log(self, path: Path) -> list[dict]:
+        """The records of ``path``; a torn or empty last line (a writer killed mid-line) is dropped."""
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+        except OSError as err:
+            raise OSError(err.errno, f"training log: cannot read {path}: {err.strerror}") from None
+        while lines and not lines[-1].strip():
+            lines.pop()
+        records = []
+        for number, line in enumerate(lines, 1):
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+                    raise ValueError("no integer 'step'")
+            except ValueError as err:
+                if number == len(lines):
+                    self._notice(f"{path}: dropped the torn last line {number} (a run killed while writing it)")
+                    break
+                raise ValueError(f"training log {path}: line {number} is not a geocorr log record ({err}); "
+                                 f"repair or delete that line") from None
+            records.append(record)
+        return records
+
     def _trim_log(self) -> None:
-        """Drop log lines of steps after the one we start from (a killed run's last steps)."""
+        """Drop log lines of steps after the one we start from (a killed run's last steps) and a
+        torn last line; the log is re-written atomically."""
         path = self.out_dir / LOG
         if self.accelerator.is_main_process and path.exists():
-            lines = path.read_text().splitlines()
-            path.write_text("".join(f"{line}\n" for line in lines if json.loads(line)["step"] <= self.step))
+            original = path.read_bytes()
+            kept = "".join(json.dumps(r) + "\n" for r in self._read_log(path) if r["step"] <= self.step).encode()
+            if kept != original:
+                write_atomic(path, kept, "training log")
 
     def _log(self, record: dict) -> None:
         if self.accelerator.is_main_process:
-            with open(self.out_dir / LOG, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            path = self.out_dir / LOG
+            try:
+                with open(path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(record) + "\n")
+            except OSError as err:
+                reason = "no space left on the device" if err.errno == errno.ENOSPC else err.strerror
+                raise OSError(err.errno, f"training log: cannot append to {path}: {reason} "
+                                         f"(last good checkpoint: {self.last_checkpoint or 'none'})") from None
 
-    def _save(self, path: Path) -> None:
+    # ---- checkpoints ----------------------------------------------------------------------------
+
+    def _state(self) -> dict:
+        return {
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "config": self.conf.to_dict(),
+            "run": {**self.run, "train_samples": len(self.dataset)},
+            "model_digest": self.model_digest,
+            "model": {name: p.detach().cpu().clone() for name, p in self.param_names.items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "rng": rng_state(),
+            "world_size": self.accelerator.num_processes,
+        }
+
+    def _save(self) -> None:
+        """Write this step's checkpoint, then delete all but the newest ``conf.keep_checkpoints``."""
         if self.accelerator.is_main_process:
-            save_atomic({
-                "step": self.step,
-                "config": self.conf.to_dict(),
-                "model": {name: p.detach().cpu().clone() for name, p in self.param_names.items()},
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-                "rng": rng_state(),
-                "world_size": self.accelerator.num_processes,
-            }, path)
+            path = self.out_dir / checkpoint_name(self.step)
+            previous = self.last_checkpoint
+            try:
+                save_checkpoint(self._state(), path)
+            except OSError as err:
+                raise OSError(err.errno, f"{err.strerror}; training stopped at step {self.step}, "
+                                         f"last good checkpoint: {previous or 'none'}") from None
+            found = list_checkpoints(self.out_dir)
+            skipped = [p for step, p in found if step > self.step]  # damaged files a resume passed over
+            older = [p for step, p in found if step <= self.step][self.conf.keep_checkpoints:]
+            for old in skipped + older:
+                old.unlink(missing_ok=True)
         self.accelerator.wait_for_everyone()
 
-    def _load(self, path: Path) -> None:
-        state = load_checkpoint(path)
-        ours = self.conf.to_dict()
-        if state["config"] != ours:
-            diff = sorted(k for k in set(ours) | set(state["config"]) if ours.get(k) != state["config"].get(k))
-            details = ", ".join(f"{k}: {state['config'].get(k)!r} -> {ours.get(k)!r}" for k in diff)
+    def _resume(self) -> None:
+        """Load the newest intact checkpoint; damaged ones are named and skipped."""
+        found = list_checkpoints(self.out_dir)
+        if not found:
+            legacy = self.out_dir / LEGACY_NAME
+            if legacy.exists():
+                raise CheckpointError(f"cannot resume from {legacy}: it is a pickled checkpoint of an older geocorr, "
+                                      f"which is never read (unpickling a file can run any code in it); "
+                                      f"start the run again in a new folder")
+            raise FileNotFoundError(f"checkpoint: no checkpoint-*.safetensors in {self.out_dir} to resume from")
+        failures = []
+        for index, (_, path) in enumerate(found):
+            try:
+                state = load_checkpoint(path)
+            except CheckpointError as err:
+                failures.append(str(err))
+                fallback = f"falling back to {found[index + 1][1].name}" if index + 1 < len(found) else "none left"
+                self._notice(f"warning: {err}; {fallback}")
+                continue
+            self._load(state, path)
+            return
+        raise CheckpointError(f"cannot resume: no intact checkpoint in {self.out_dir} ({'; '.join(failures)})")
+
+    def _load(self, state: dict, path: Path) -> None:
+        ours, theirs = self.conf.to_dict(), state["config"]
+        diff = sorted(k for k in set(ours) | set(theirs)
+                      if k not in _BOOKKEEPING + _LENGTH and ours.get(k) != theirs.get(k))
+        if diff:
+            details = ", ".join(f"{k}: {theirs.get(k)!r} -> {ours.get(k)!r}" for k in diff)
             raise ValueError(f"cannot resume from {path}: it was written with another config ({details})")
+        run = {**self.run, "train_samples": len(self.dataset)}
+        if state.get("run") != run:
+            saved = state.get("run") or {}
+            diff = sorted(k for k in set(run) | set(saved) if run.get(k) != saved.get(k))
+            details = ", ".join(f"{k}: {saved.get(k)!r} -> {run.get(k)!r}" for k in diff)
+            raise ValueError(f"cannot resume from {path}: it belongs to a run with other options ({details})")
+        if state.get("model_digest") != self.model_digest:
+            raise ValueError(f"cannot resume from {path}: the model built now is not the run's (its frozen weights "
+                             f"or its starting trainable weights differ: another backbone or starting adapter, or "
+                             f"model construction not seeded with seed {self.conf.seed})")
         if state["world_size"] != self.accelerator.num_processes:
             raise ValueError(f"cannot resume from {path}: it was written by {state['world_size']} processes, "
                              f"this run has {self.accelerator.num_processes}")
@@ -254,6 +380,8 @@ class Trainer:
             missing, extra = sorted(names - set(saved)), sorted(set(saved) - names)
             raise ValueError(f"cannot resume from {path}: its parameters do not match the model "
                              f"(missing {missing[:3]}, unexpected {extra[:3]})")
+        if state["total_steps"] != self.total_steps:
+            self._extend(state, path)
         with torch.no_grad():
             for name, p in self.param_names.items():
                 if saved[name].shape != p.shape:
@@ -265,3 +393,16 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         self.step = state["step"]
+
+    def _extend(self, state: dict, path: Path) -> None:
+        """A resume with another length (--max-steps / --epochs): allowed unless the learning-rate
+        schedule was laid out for the old length; said on stderr and in the log."""
+        old, new, step = state["total_steps"], self.total_steps, state["step"]
+        schedule = state["scheduler"] or {}
+        if "total_steps" in schedule:
+            raise ValueError(f"cannot resume from {path} with {new} steps in all instead of {old}: its learning-rate "
+                             f"schedule ({self.conf.scheduler}) was laid out for {old} steps")
+        if step > new:
+            raise ValueError(f"cannot resume from {path}: it is at step {step}, beyond the {new} steps asked for")
+        verb = "extending" if new > old else "shortening"
+        self._notice(f"{verb} the run from {old} to {new} steps, resuming at step {step} ({path.name})")

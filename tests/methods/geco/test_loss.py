@@ -1,88 +1,114 @@
+"""GECO's loss on the raw plan, pinned by hand on a 3-token toy plan (official: reginehartwig/geco
+src/losses/__init__.py; see geocorr.methods.geco.loss)."""
 import math
 
 import pytest
 import torch
 
-from geocorr.methods.geco.loss import GecoLossConfig, geco_loss, log1mexp
+from geocorr.methods.geco.loss import GecoLossConfig, geco_loss, log1mexp, loss_entries
 
-PAPER = GecoLossConfig(pos_weight=1, bin_weight=1, neg_weight=1, fgbg_weight=0, scale_by_keypoints=False)
-
-# P̂ for 2 source tokens, 2 target tokens (+ dustbins): rows 0-1 per row, the dustbin row per column.
-PHAT = torch.tensor([[0.7, 0.2, 0.1],
-                     [0.3, 0.6, 0.1],
-                     [0.25, 0.5, 0.0]], dtype=torch.float64)
-
-
-def _call(src_tok, tgt_tok, src_vis, tgt_vis, twin, conf=PAPER, phat=PHAT, **kw):
-    def t(v, dt=torch.long):
-        return torch.tensor([v], dtype=dt)
-
-    mask = torch.ones(1, len(src_tok), dtype=torch.bool)
-    return geco_loss(phat.log()[None], t(src_tok), t(tgt_tok), t(src_vis, torch.bool), t(tgt_vis, torch.bool),
-                     t(twin), mask, conf=conf, **kw)
+# A raw plan for 3 source and 3 target tokens, dustbin row/column last (entries need not be normalised).
+PLAN = torch.tensor([[0.20, 0.05, 0.01, 0.02],
+                     [0.04, 0.15, 0.02, 0.03],
+                     [0.01, 0.02, 0.10, 0.06],
+                     [0.03, 0.04, 0.05, 0.01]], dtype=torch.float64)
+T, F = True, False
 
 
-def test_paper_formula_by_hand():
-    # k0 in both images (M+: 0->0); k1 only in the source (M0: 1->dustbin); k1's twin k0 is at
-    # target token 0, so M− holds (1, 0).
-    out = _call([0, 1], [0, 0], [True, True], [True, False], [1, 0])
-    expected = -math.log(0.7) - math.log(0.1) - math.log(1 - 0.3)
-    assert out["loss"].item() == pytest.approx(expected)
-    assert (out["num_pos"].item(), out["num_bin"].item(), out["num_neg"].item()) == (1, 1, 1)
+def _batch(fg_src1=(F, F, T)):
+    """Pair 0: k0 0->1 and k1 1->0 visible in both (left/right twins), k2 only in the source.
+    Pair 1: two keypoints both on token 2 -> token 2 (one M+ entry), no twins, third keypoint padding."""
+    return dict(
+        log_p=PLAN.log().expand(2, 4, 4).clone(),
+        source_tokens=torch.tensor([[0, 1, 2], [2, 2, 0]]),
+        target_tokens=torch.tensor([[1, 0, 0], [2, 2, 0]]),
+        source_visible=torch.tensor([[T, T, T], [T, T, F]]),
+        target_visible=torch.tensor([[T, T, F], [T, T, F]]),
+        twin=torch.tensor([[1, 0, 2], [0, 1, 2]]),
+        keypoint_mask=torch.tensor([[T, T, T], [T, T, F]]),
+        source_foreground=torch.tensor([[T, T, F], list(fg_src1)]),
+        target_foreground=torch.tensor([[T, T, F], [T, F, T]]),
+    )
 
 
-def test_target_only_keypoint_goes_to_source_dustbin():
-    out = _call([0, 0], [0, 1], [True, False], [True, True], [0, 1])  # no twins
-    assert out["loss"].item() == pytest.approx(-math.log(0.7) - math.log(0.5))
-    assert out["num_neg"].item() == 0
+def test_toy_plan_by_hand():
+    out = geco_loss(**_batch())
+    n1 = 4  # rows of the plan: 3 tokens + dustbin
+    # pos entries (0,1), (1,0) of pair 0 and (2,2) of pair 1 (counted once), each -log P / (n + 1)
+    pos = (-math.log(0.05) / n1 - math.log(0.04) / n1 - math.log(0.10) / n1) / 3
+    # bin: k2 of pair 0 is visible in the source only -> (2, dustbin column 3)
+    bins = -math.log(0.06) / n1
+    # neg: k0 at source token 0 vs its twin k1 at target token 0 -> (0,0); k1 at 1 vs k0 at 1 -> (1,1)
+    neg = 10 * (-math.log(1 - 0.20) - math.log(1 - 0.15)) / 2
+    # fg×bg: pair 0 fg {0,1}, bg {2} in both: (0,2) (1,2) (2,0) (2,1);
+    # pair 1 source fg {2}, target fg {0,2}: (2,1) and (0,0) (0,2) (1,0) (1,2)
+    fgbg = 10 * -(math.log(1 - 0.01) + math.log(1 - 0.02) + math.log(1 - 0.01) + math.log(1 - 0.02)
+                  + math.log(1 - 0.02) + math.log(1 - 0.20) + math.log(1 - 0.01) + math.log(1 - 0.04)
+                  + math.log(1 - 0.02)) / 9
+    assert out["loss_pos"].item() == pytest.approx(pos, rel=1e-12)
+    assert out["loss_bin"].item() == pytest.approx(bins, rel=1e-12)
+    assert out["loss_neg"].item() == pytest.approx(neg, rel=1e-12)
+    assert out["loss_fgbg"].item() == pytest.approx(fgbg, rel=1e-12)
+    assert out["loss"].item() == pytest.approx(pos + bins + neg + fgbg, rel=1e-12)
+    counts = [out[f"num_{t}"].item() for t in ("pos", "bin", "neg", "fgbg", "skipped")]
+    assert counts == [3, 1, 2, 9, 0]
 
 
-def test_both_negatives_of_a_twin_pair():
-    # both keypoints matched, left<->right twins: M− = {(0, 1), (1, 0)}
-    out = _call([0, 1], [0, 1], [True, True], [True, True], [1, 0])
-    expected = -math.log(0.7) - math.log(0.6) - math.log(1 - 0.2) - math.log(1 - 0.3)
-    assert out["loss"].item() == pytest.approx(expected)
+def test_entry_sets():
+    b = _batch()
+    entries = loss_entries((2, 4, 4), b["source_tokens"], b["target_tokens"], b["source_visible"],
+                           b["target_visible"], b["twin"], b["keypoint_mask"])
+    as_list = {k: sorted(zip(*(t.tolist() for t in v))) for k, v in entries.items()}
+    assert as_list == {"pos": [(0, 0, 1), (0, 1, 0), (1, 2, 2)], "bin": [(0, 2, 3)], "neg": [(0, 0, 0), (0, 1, 1)]}
+    # a keypoint seen in the target only goes to the source dustbin row; M− ignores M+ (official sets overlap)
+    only_target = loss_entries((1, 4, 4), torch.tensor([[0, 1]]), torch.tensor([[2, 2]]),
+                               torch.tensor([[F, T]]), torch.tensor([[T, T]]), torch.tensor([[1, 0]]),
+                               torch.tensor([[T, T]]))
+    assert sorted(zip(*(t.tolist() for t in only_target["bin"]))) == [(0, 3, 2)]
+    assert sorted(zip(*(t.tolist() for t in only_target["neg"]))) == [(0, 1, 2)]
+    assert sorted(zip(*(t.tolist() for t in only_target["pos"]))) == [(0, 1, 2)]
 
 
-def test_twins_on_one_token_give_no_negative():
-    out = _call([0, 1], [1, 1], [True, True], [True, True], [1, 0])
-    assert out["num_neg"].item() == 0
-    assert out["loss"].item() == pytest.approx(-math.log(0.2) - math.log(0.6))
+def test_pair_with_empty_mask_is_skipped_and_counted():
+    out = geco_loss(**_batch(fg_src1=(F, F, F)))
+    assert out["num_skipped"].item() == 1 and out["num_pos"].item() == 2 and out["num_fgbg"].item() == 4
+    assert out["loss_pos"].item() == pytest.approx((-math.log(0.05) - math.log(0.04)) / 4 / 2, rel=1e-12)
 
 
-def test_published_weights_and_fgbg_term():
-    conf = GecoLossConfig()  # pos 1, bin 1, neg 10, fg×bg 10, pos/bin / (K + 1)
-    fg_src, fg_tgt = torch.tensor([[True, False]]), torch.tensor([[True, False]])
-    out = _call([0, 1], [0, 0], [True, True], [True, False], [1, 0], conf=conf,
-                source_foreground=fg_src, target_foreground=fg_tgt)
-    # fg×bg entries: (0, 1) source fg -> target bg and (1, 0) source bg -> target fg
-    fgbg = -(math.log(1 - 0.2) + math.log(1 - 0.3)) / 2
-    assert out["loss_pos"].item() == pytest.approx(-math.log(0.7) / 3)
-    assert out["loss_bin"].item() == pytest.approx(-math.log(0.1) / 3)
-    assert out["loss_neg"].item() == pytest.approx(-10 * math.log(1 - 0.3))
-    assert out["loss_fgbg"].item() == pytest.approx(10 * fgbg)
-    assert out["loss"].item() == pytest.approx((-math.log(0.7) - math.log(0.1)) / 3 - 10 * math.log(0.7) + 10 * fgbg)
+def test_no_invisible_keypoint_no_bin_term_still_finite():
+    b = _batch()
+    b["target_visible"] = b["source_visible"].clone()  # M0 empty: every keypoint visible in both
+    out = geco_loss(**b)
+    assert out["num_bin"].item() == 0 and out["loss_bin"].item() == 0 and torch.isfinite(out["loss"])
 
 
-def test_padding_equals_separate_pairs():
-    a = _call([0, 1], [0, 0], [True, True], [True, False], [1, 0])
-    b = _call([1], [1], [True], [True], [0])
-    log_phat = PHAT.log()[None].repeat(2, 1, 1)
-    batch = geco_loss(log_phat, torch.tensor([[0, 1], [1, 5]]), torch.tensor([[0, 0], [1, 7]]),
-                      torch.tensor([[True, True], [True, True]]), torch.tensor([[True, False], [True, True]]),
-                      torch.tensor([[1, 0], [0, 1]]), torch.tensor([[True, True], [True, False]]), conf=PAPER)
-    assert batch["loss"].item() == pytest.approx((a["loss"].item() + b["loss"].item()) / 2)
+def test_all_pairs_skipped_gives_zero_loss_that_backpropagates():
+    b = _batch(fg_src1=(F, F, F))
+    b["source_foreground"][0] = False
+    logits = b["log_p"].clone().requires_grad_(True)
+    b["log_p"] = logits
+    out = geco_loss(**b)
+    assert out["loss"].item() == 0 and out["num_skipped"].item() == 2
+    out["loss"].backward()
+    assert torch.equal(logits.grad, torch.zeros_like(logits))
+
+
+def test_weights_scale_their_terms():
+    base = geco_loss(**_batch())
+    heavy = geco_loss(**_batch(), conf=GecoLossConfig(pos_weight=2, bin_weight=3, neg_weight=1, fgbg_weight=0))
+    assert heavy["loss_pos"].item() == pytest.approx(2 * base["loss_pos"].item())
+    assert heavy["loss_bin"].item() == pytest.approx(3 * base["loss_bin"].item())
+    assert heavy["loss_neg"].item() == pytest.approx(base["loss_neg"].item() / 10)
+    assert heavy["loss_fgbg"].item() == 0
 
 
 def test_gradcheck():
-    logits = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
+    b = _batch()
+    logits = torch.randn(2, 4, 4, dtype=torch.float64, requires_grad=True)
 
     def loss(x):
-        log_phat = torch.log_softmax(x, 2)
-        return geco_loss(log_phat, torch.tensor([[0, 1], [1, 0]]), torch.tensor([[2, 0], [1, 1]]),
-                         torch.tensor([[True, True], [True, False]]), torch.tensor([[True, True], [False, True]]),
-                         torch.tensor([[1, 0], [1, 0]]), torch.ones(2, 2, dtype=torch.bool),
-                         torch.tensor([[True, False], [False, True]]), torch.tensor([[True, False, True]] * 2))["loss"]
+        log_p = torch.log_softmax(x.flatten(1), 1).view(2, 4, 4)  # a plan of total mass 1
+        return geco_loss(**{**b, "log_p": log_p})["loss"]
 
     assert torch.autograd.gradcheck(loss, (logits,))
 
@@ -95,15 +121,14 @@ def test_log1mexp_is_accurate_at_both_ends():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match="no keypoint visible"):
-        _call([0, 1], [0, 1], [False, False], [False, False], [0, 1])
+    b = _batch()
     with pytest.raises(ValueError, match="target_tokens must have shape"):
-        geco_loss(PHAT.log()[None], torch.tensor([[0, 1]]), torch.tensor([[0]]), torch.tensor([[True, True]]),
-                  torch.tensor([[True]]), torch.tensor([[0, 1]]), torch.tensor([[True, True]]), conf=PAPER)
-    with pytest.raises(ValueError, match="no keypoint"):
-        geco_loss(PHAT.log()[None], torch.tensor([[0]]), torch.tensor([[0]]), torch.tensor([[True]]),
-                  torch.tensor([[True]]), torch.tensor([[0]]), torch.tensor([[False]]), conf=PAPER)
+        geco_loss(**{**b, "target_tokens": b["target_tokens"][:, :2]})
     with pytest.raises(ValueError, match="token indices"):
-        _call([0, 5], [0, 1], [True, True], [True, True], [0, 1])
+        geco_loss(**{**b, "source_tokens": torch.tensor([[0, 5, 2], [2, 2, 0]])})
+    with pytest.raises(ValueError, match="twin"):
+        geco_loss(**{**b, "twin": torch.tensor([[3, 0, 2], [0, 1, 2]])})
     with pytest.raises(ValueError, match="foreground"):
-        _call([0, 1], [0, 1], [True, True], [True, True], [0, 1], conf=GecoLossConfig())
+        geco_loss(**{**b, "source_foreground": b["source_foreground"][:, :2]})
+    with pytest.raises(ValueError, match="log_p"):
+        geco_loss(**{**b, "log_p": PLAN.log()})

@@ -13,20 +13,58 @@ def num_params(module: torch.nn.Module) -> int:
 
 
 def bottleneck_params(cin: int, b: int = 192, cout: int = 768) -> int:
-    convs = cin * b + 9 * b * b + b * cout + cin * cout
-    norms = 2 * (b + b + cout + cout)
-    return convs + norms
+    """Parameters of one published block, by hand from the layer shapes (no biases: GroupNorm follows)."""
+    conv1, norm1 = cin * b, 2 * b  # 1×1 conv cin -> b, GroupNorm(b) weight + bias
+    conv2, norm2 = 3 * 3 * b * b, 2 * b  # 3×3 conv b -> b
+    conv3, norm3 = b * cout, 2 * cout  # 1×1 conv b -> cout
+    shortcut = cin * cout + 2 * cout if cin != cout else 0  # projection only where the widths differ
+    return conv1 + norm1 + conv2 + norm2 + conv3 + norm3 + shortcut
 
 
-def test_published_width_sd_dino_has_about_5_7m_parameters():
+# The released AggregationNetwork (Junyi42/GeoAware-SC @ 99fd6b6, model_utils/projection_network.py)
+# prints these counts: the blocks, one mixing weight per source, logit_scale and self_logit_scale.
+PUBLISHED_DINO = 628_995
+PUBLISHED_SD_DINO = 5_150_214
+
+
+def test_published_counts_by_hand():
+    # 768 -> 768 block: 147,456 + 384 + 331,776 + 384 + 147,456 + 1,536 = 628,992, identity shortcut
+    assert bottleneck_params(768) == 147_456 + 384 + 331_776 + 384 + 147_456 + 1_536 == 628_992
+    assert bottleneck_params(768) + 1 + 2 == PUBLISHED_DINO
+    sd = bottleneck_params(640) + 2 * bottleneck_params(1280)
+    assert sd == (122_880 + 491_520 + 1_536 + 479_232 + 2_304) + 2 * (245_760 + 983_040 + 1_536 + 479_232 + 2_304)
+    assert sd + bottleneck_params(768) + 4 + 2 == PUBLISHED_SD_DINO
+
+
+def test_published_width_sd_dino_parameter_count():
     model = PostProcessor(PostProcessorConfig(in_channels=(640, 1280, 1280, 768)))
-    expected = sum(bottleneck_params(c) for c in (640, 1280, 1280, 768)) + 4  # + mixing weights
-    assert num_params(model) == expected
-    assert 5.6e6 < expected < 5.8e6
+    # ours = the released count without its unused self_logit_scale
+    assert num_params(model) == PUBLISHED_SD_DINO - 1 == 5_150_213
+    assert isinstance(model.blocks[3].shortcut, torch.nn.Identity)
+    assert all(isinstance(model.blocks[i].shortcut, torch.nn.Sequential) for i in range(3))
 
 
-def test_dino_only_default_counts_one_block():
-    assert num_params(PostProcessor()) == bottleneck_params(768) + 1
+def test_dino_only_parameter_count():
+    assert num_params(PostProcessor()) == PUBLISHED_DINO - 1 == 628_994
+
+
+def test_logit_scale_starts_at_one_over_0_07():
+    torch.testing.assert_close(PostProcessor().logit_scale.exp(), torch.tensor(1 / 0.07))
+
+
+def test_identity_shortcut_when_widths_agree():
+    block = Bottleneck(8, 4, 8, 2)
+    for p in block.body[-1].parameters():  # last GroupNorm: weight 0, bias 0 -> body outputs 0
+        torch.nn.init.zeros_(p)
+    x = torch.randn(1, 8, 3, 3)
+    torch.testing.assert_close(block(x), torch.relu(x))
+
+
+def test_convolutions_start_from_msra_fan_out():
+    torch.manual_seed(0)
+    block = Bottleneck(64, 192, 768, 32)
+    conv = block.body[2][0]  # 3×3, 192 -> 192: fan_out = 192 · 9, std = sqrt(2 / fan_out) = 0.034
+    assert abs(conv.weight.std().item() - (2 / (192 * 9)) ** 0.5) < 0.002
 
 
 def test_output_shape_and_mixing_weights_start_equal():
@@ -40,7 +78,7 @@ def test_output_shape_and_mixing_weights_start_equal():
 
 
 def test_bottleneck_is_relu_of_body_plus_projection():
-    block = Bottleneck(8, 4, 8, 2)
+    block = Bottleneck(8, 4, 6, 2)
     for p in block.body[-1].parameters():  # last GroupNorm: weight 0, bias 0 -> body outputs 0
         torch.nn.init.zeros_(p)
     x = torch.randn(1, 8, 3, 3)
@@ -63,7 +101,8 @@ def test_gradients_reach_every_parameter():
     model = PostProcessor(PostProcessorConfig(in_channels=(8, 4), bottleneck_channels=4, out_channels=8,
                                               num_groups=2, dropout=0.0))
     model([torch.randn(2, 8, 4, 4), torch.randn(2, 4, 4, 4)]).square().sum().backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    # every parameter but the sparse loss's logit scale, which forward does not use
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if n != "logit_scale")
 
 
 @pytest.mark.parametrize("kwargs, match", [

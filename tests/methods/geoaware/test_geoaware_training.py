@@ -1,3 +1,6 @@
+import dataclasses
+import math
+
 import pytest
 import torch
 
@@ -8,8 +11,20 @@ from geocorr.datasets.pf_willow import load_pf_willow
 from geocorr.evaluation.metrics import compute_metrics
 from geocorr.evaluation.protocols import get_protocol
 from geocorr.evaluation.runner import evaluate
-from geocorr.methods.geoaware import GeoAwareTrainConfig, PoseVariantPairs
+from geocorr.methods.geoaware import load as load_geoaware
+from geocorr.methods.geoaware.data import PairSample
+from geocorr.methods.geoaware.model import GeoAware
 from geocorr.training import Trainer
+from geocorr.training.recipes.geoaware import (
+    AP10K_STAGE,
+    SPAIR_STAGE,
+    GeoAwarePairs,
+    GeoAwareTrainConfig,
+    build_trainer,
+)
+from geocorr.training.trainer import default_scheduler
+
+TINY_HEAD = dict(bottleneck_channels=16, out_channels=32, num_groups=8)
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +50,126 @@ def willow_split(pf_willow_root):
 def test_published_optimiser_defaults():
     conf = GeoAwareTrainConfig()
     assert (conf.lr, conf.weight_decay, conf.batch_size, conf.scheduler, conf.warmup) == (1.25e-3, 1e-3, 1, "onecycle", 0.3)
+    assert conf.pose_variants == {"single_flip": 0.0, "double_flip": 1.0, "self_flip": 0.25}
+    assert (SPAIR_STAGE.epochs, SPAIR_STAGE.scheduler) == (2, "onecycle")
+    assert (AP10K_STAGE.epochs, AP10K_STAGE.scheduler, AP10K_STAGE.lr) == (1, "none", 1.25e-3)
+
+
+def _lr_curve(conf, total):
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=conf.lr)
+    sched = default_scheduler(opt, conf, total)
+    lrs = []
+    for _ in range(total):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        if sched is not None:
+            sched.step()
+    return lrs
+
+
+def test_spair_stage_is_one_cycle_with_30_percent_warm_up_by_hand():
+    # torch's OneCycleLR (as the official pck_train.py): start at max/25, cosine up to max over the
+    # first 0.3·T − 1 steps, cosine down to start/1e4 at step T − 1
+    total, peak = 100, 1.25e-3
+    lrs = _lr_curve(SPAIR_STAGE, total)
+    up_end = 0.3 * total - 1  # 29
+    start, final = peak / 25, peak / 25 / 1e4
+
+    def cos(a, b, frac):
+        return b + (a - b) / 2 * (1 + math.cos(math.pi * frac))
+
+    assert lrs[0] == pytest.approx(start)
+    assert lrs[10] == pytest.approx(cos(start, peak, 10 / up_end))
+    assert lrs[29] == pytest.approx(peak)
+    assert lrs[60] == pytest.approx(cos(peak, final, (60 - up_end) / (total - 1 - up_end)))
+    assert lrs[99] == pytest.approx(final)
+
+
+def test_ap10k_stage_has_a_constant_rate():
+    assert _lr_curve(AP10K_STAGE, 50) == [1.25e-3] * 50
+
+
+def _with_flips(dataset):
+    """PF-Willow with an identity 'flip' table (it has none) so the pose-variant losses can run."""
+    return dataclasses.replace(dataset, symmetry={c: {"flip": list(range(10))} for c in dataset.categories})
+
+
+def test_pose_variants_add_no_steps(willow_split, tmp_path):
+    train, _ = willow_split
+    trainer = build_trainer(_with_flips(train), tmp_path, GeoAwareTrainConfig(image_size=56, epochs=2),
+                            backbone=tiny_config(), progress=False, post_processor=TINY_HEAD)
+    assert len(trainer.dataset) == len(train)  # one item per original pair (the old code: ~3.25×)
+    assert trainer.total_steps == 2 * len(train)
+    assert trainer.model.conf["double_flip"] == 1.0 and trainer.model.conf["self_flip"] == 0.25
+    assert torch.equal(trainer.dataset[0].flip, torch.arange(10))
+
+
+def _toy_sample(flip=(1, 0, 2), target_visible=(True, True, True)):
+    kps = torch.tensor([[4.0, 6.0], [20.0, 6.0], [12.0, 20.0]])
+    return PairSample(source=torch.rand(3, 28, 28), target=torch.rand(3, 28, 28), source_keypoints=kps,
+                      target_keypoints=kps.clone(), source_visible=torch.ones(3, dtype=torch.bool),
+                      target_visible=torch.tensor(target_visible), source_size=7.0, target_size=5.0,
+                      flip=torch.tensor(flip))
+
+
+@pytest.mark.parametrize("weights, expected", [
+    # terms below: original dense 1 + sparse 2, double flip 10, self flip 100, single flip 1000
+    ((0.0, 1.0, 0.25), (3 + 1.0 * 10 + 0.25 * 100) / (1 + 1.0 + 0.25)),  # published
+    ((1.0, 1.0, 0.25), (3 + 1000 + 10 + 25) / 3.25),
+    ((0.0, 0.0, 0.0), 3.0),
+])
+def test_pose_variant_loss_weights_by_hand(weights, expected, monkeypatch):
+    model = load_geoaware(backbone=tiny_config(), zero_shot=False, image_size=28,
+                         post_processor=TINY_HEAD, **dict(zip(("single_flip", "double_flip", "self_flip"), weights)))
+    terms = {("src", "tgt"): 1.0, ("src_flip", "tgt_flip"): 10.0, ("src_flip", "src"): 100.0,
+             ("src_flip", "tgt"): 1000.0}
+    calls = []
+
+    def fake(self, feat, grid, views, a, b, size, sparse):
+        calls.append((a, b, size, sparse))
+        value = torch.tensor(terms[(a, b)])
+        return value, (torch.tensor(2.0) if sparse else None)
+
+    monkeypatch.setattr(GeoAware, "_dense_sparse", fake)
+    out = model.training_step([_toy_sample()])
+    assert out["loss"].item() == pytest.approx(expected)
+    # the sparse term only on the original pair; the self flip's noise scales with the source's length
+    assert [c[3] for c in calls] == [True] + [False] * (len(calls) - 1)
+    assert all(size == (7.0 if b == "src" else 5.0) for a, b, size, _ in calls)
+
+
+def test_variant_without_mutually_visible_keypoints_is_left_out(monkeypatch):
+    model = load_geoaware(backbone=tiny_config(), zero_shot=False, image_size=28, post_processor=TINY_HEAD)
+    monkeypatch.setattr(GeoAware, "_dense_sparse", lambda self, f, g, v, a, b, size, sparse: (
+        torch.tensor({"tgt": 1.0, "tgt_flip": 10.0, "src": 100.0}[b]), torch.tensor(2.0) if sparse else None))
+    # target sees no keypoint: the original and the double flip have no valid point, the self flip does
+    out = model.training_step([_toy_sample(target_visible=(False, False, False))])
+    assert out["loss"].item() == pytest.approx((3 + 0.25 * 100) / 1.25)
+
+
+def test_training_step_with_variants_reaches_the_head_and_logit_scale():
+    model = load_geoaware(backbone=tiny_config(), zero_shot=False, image_size=28, post_processor=TINY_HEAD)
+    model.train()
+    out = model.training_step([_toy_sample(), _toy_sample()])
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"])
+    assert model.post_processor.logit_scale.grad is not None and model.post_processor.logit_scale.grad != 0
+    assert model.post_processor.blocks[0].body[0][0].weight.grad.abs().sum() > 0
+
+
+def test_variants_need_the_flip_permutation():
+    model = load_geoaware(backbone=tiny_config(), zero_shot=False, image_size=28, post_processor=TINY_HEAD)
+    with pytest.raises(ValueError, match="flip permutation"):
+        model.training_step([dataclasses.replace(_toy_sample(), flip=None)])
+    with pytest.raises(ValueError, match="pose-variant weights"):
+        load_geoaware(backbone=tiny_config(), zero_shot=False, image_size=28, self_flip=-1.0)
 
 
 def test_training_on_pf_willow_beats_the_untrained_post_processor(willow_split, tmp_path):
     train, test = willow_split
-    model = geocorr.load("geoaware", backbone=tiny_config(), zero_shot=False, image_size=112,
-                         post_processor=dict(bottleneck_channels=32, out_channels=32, num_groups=8), window=5)
+    model = load_geoaware(backbone=tiny_config(), zero_shot=False, image_size=112,
+                         post_processor=dict(bottleneck_channels=32, out_channels=32, num_groups=8), window=5,
+                         single_flip=0.0, double_flip=0.0, self_flip=0.0)
     # an 8×8 token grid on ~300-px images: a token spans ~0.2 of the keypoint box, so PCK is read at
     # α = 0.1 / 0.2 / 0.3 of the box (the published α levels are below this grid's resolution)
     protocol = get_protocol("geoaware", "pf-willow", alphas=(0.1, 0.2, 0.3))
@@ -50,7 +179,7 @@ def test_training_on_pf_willow_beats_the_untrained_post_processor(willow_split, 
 
     before = pck(model)
     conf = GeoAwareTrainConfig(max_steps=40, lr=1e-2, val_every=0, checkpoint_every=0)
-    result = Trainer(model, PoseVariantPairs(train, probabilities={}), conf, tmp_path, collate_fn=list,
+    result = Trainer(model, GeoAwarePairs(train, need_flips=False), conf, tmp_path, collate_fn=list,
                      progress=False).fit()
     after = pck(model.eval())
     assert torch.isfinite(torch.tensor(result["loss"]))
@@ -59,30 +188,17 @@ def test_training_on_pf_willow_beats_the_untrained_post_processor(willow_split, 
     assert after[1] > before[1] + 2.0 and after[2] > before[2] + 2.0, (before, after)
 
 
-def test_pose_variant_pairs_expand_and_flip(willow_split):
-    train, _ = willow_split
-    flips = {c: list(range(10)) for c in train.categories}  # PF-Willow has no left/right table
-    data = PoseVariantPairs(train, {"single_flip": 1.0, "double_flip": 1.0, "self_flip": 0.25}, flips=flips)
-    counts = data.variant_counts()
-    assert counts["original"] == counts["single_flip"] == counts["double_flip"] == len(train)
-    assert 0.1 * len(train) < counts["self_flip"] < 0.4 * len(train)
-    assert len(data) == sum(counts.values())
-    original, single = data[0], data[1]
-    assert data.items[1] == (0, "single_flip")
-    assert torch.equal(single.source, original.source.flip(-1)) and torch.equal(single.target, original.target)
-    width = original.source.shape[-1]
-    torch.testing.assert_close(single.source_keypoints[:, 0], width - 1 - original.source_keypoints[:, 0])
-
-
-def test_pose_variant_pairs_need_a_flip_table(willow_split):
+def test_training_pairs_need_a_flip_table(willow_split):
     train, _ = willow_split
     with pytest.raises(ValueError, match="'flip' permutation of category"):
-        PoseVariantPairs(train)
-    assert len(PoseVariantPairs(train, probabilities={})) == len(train)
+        GeoAwarePairs(train)
+    assert len(GeoAwarePairs(train, need_flips=False)) == len(train)
     with pytest.raises(ValueError, match="normalisation"):
-        PoseVariantPairs(train, probabilities={}, normalisation="box")
+        GeoAwarePairs(train, normalisation="box", need_flips=False)
     with pytest.raises(ValueError, match="no pairs"):
-        PoseVariantPairs(PairDataset("empty", "trn", []), probabilities={})
+        GeoAwarePairs(PairDataset("empty", "trn", []))
+    with pytest.raises(ValueError, match="pose-variant weights"):
+        GeoAwareTrainConfig(double_flip=-1.0)
 
 
 def test_cli_train_then_eval_the_trained_post_processor(pf_willow_root, tiny_backbone_dir, tmp_path, capsys):
@@ -91,7 +207,7 @@ def test_cli_train_then_eval_the_trained_post_processor(pf_willow_root, tiny_bac
     args = ["train", "--method", "geoaware", "--dataset", "pf-willow", "--root", str(pf_willow_root),
             "--out", str(tmp_path), "--backbone", str(tiny_backbone_dir), "--image-size", "56", "--max-steps", "2",
             "--per-category", "2", "--val-fraction", "0.2", "--val-pairs", "4", "--no-progress"]
-    with pytest.warns(UserWarning, match="without pose-variant augmentation"):
+    with pytest.warns(UserWarning, match="without the pose-variant losses"):
         assert main(args) == 0
     assert "val_pck@0.10=" in capsys.readouterr().out
     weights = tmp_path / "geoaware_postprocessor.safetensors"
@@ -104,11 +220,9 @@ def test_cli_train_then_eval_the_trained_post_processor(pf_willow_root, tiny_bac
 
 
 def test_build_trainer_keeps_per_category_pairs(willow_split, tmp_path):
-    from geocorr.methods.geoaware.training import build_trainer
-
     train, _ = willow_split
     conf = GeoAwareTrainConfig(per_category=3, image_size=56, max_steps=1)
     with pytest.warns(UserWarning, match="no left/right flip tables"):
         trainer = build_trainer(train, tmp_path, conf, backbone=tiny_config(), progress=False,
-                                post_processor=dict(bottleneck_channels=16, out_channels=32, num_groups=8))
+                                post_processor=TINY_HEAD)
     assert len(trainer.dataset) == 3 * len(train.categories)

@@ -6,21 +6,34 @@ from geocorr.methods.semalign3d.dense import DenseConfig, TrainingView
 from geocorr.methods.semalign3d.focal import FocalConfig
 from geocorr.methods.semalign3d.representation import BuildConfig, build_representation
 from geocorr.methods.semalign3d.sparse import SparseConfig
-from geocorr.methods.semalign3d.synthetic import SyntheticWorld
+
+from .world import SyntheticWorld
 
 # Small but complete settings: the published ones take minutes per class.
 FAST_BUILD = BuildConfig(focal=FocalConfig(steps=200), sparse=SparseConfig(steps=300, lr=1e-2),
-                         dense=DenseConfig(points_per_image=300, clusters=150))
+                         dense=DenseConfig(points_per_image=300, clusters=150, feature_neighbours=16))
+
+
+def tiny_depth_config(hidden: int = 32):
+    """A tiny random Depth Anything config (4 blocks, one per neck stage)."""
+    from transformers import DepthAnythingConfig
+
+    backbone = {"model_type": "dinov2", "hidden_size": hidden, "num_hidden_layers": 4, "num_attention_heads": 2,
+                "intermediate_size": 2 * hidden, "patch_size": 14, "image_size": 56,
+                "out_indices": [1, 2, 3, 4], "reshape_hidden_states": False}
+    return DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=hidden,
+                               neck_hidden_sizes=[8, 8, 16, 16], fusion_hidden_size=16, head_hidden_size=8)
 
 
 def random_views(world: SyntheticWorld, count: int, generator: torch.Generator):
-    """Views of fresh instances from random azimuths, elevations 5-40° and focal lengths 1.2-4."""
+    """Views of fresh instances from random azimuths, elevations 5-40° and focal lengths 0.6-2
+    (normalised by the longer side: half fields of view 14-40°)."""
     views = []
     for _ in range(count):
         points, scale = world.instance(generator)
         azimuth = torch.rand(1, generator=generator).item() * 360
         elevation = 5 + torch.rand(1, generator=generator).item() * 35
-        focal = 1.2 + torch.rand(1, generator=generator).item() * 2.8
+        focal = 0.6 + torch.rand(1, generator=generator).item() * 1.4
         views.append(world.render(points, scale, azimuth, elevation, focal))
     return views
 

@@ -13,29 +13,29 @@ from geocorr.methods.semalign3d.alignment import (
 )
 from geocorr.methods.semalign3d.dense import apply_barycentric, barycentric
 from geocorr.methods.semalign3d.focal import estimate_focals
+from geocorr.methods.semalign3d.depth import disparity_to_depth
 from geocorr.methods.semalign3d.geometry import (
     backproject,
     edge_pair_table,
     geometric_features,
+    tetrahedron_features,
+    tetrahedron_table,
     normalised_to_pixels,
     pixels_to_normalised,
     project,
     similarity_residual,
     similarity_transform,
 )
-from geocorr.methods.semalign3d.priors import (
-    ShapePrior,
-    beta_likelihood,
-    beta_log_prob,
-    fit_beta,
-)
-from geocorr.methods.semalign3d.sparse import build_sparse_cloud, fix_handedness
+from geocorr.methods.semalign3d.priors import ShapePrior, beta_log_prob, fit_beta
+from geocorr.methods.semalign3d.representation import mirrored_clouds
+from geocorr.methods.semalign3d.sparse import build_sparse_cloud, noisy_clouds
 
 
 def test_pixels_and_normalised_coordinates():
-    pts = torch.tensor([[19.5, 9.5], [0.0, 0.0]])  # 40 x 20 image: centre (19.5, 9.5), unit 20 px
+    # 40 x 20 image: centre (19.5, 9.5), one unit = the full longer side, 40 px (authors' units)
+    pts = torch.tensor([[19.5, 9.5], [0.0, 0.0], [39.5, 9.5]])
     norm = pixels_to_normalised(pts, (20, 40))
-    assert torch.allclose(norm, torch.tensor([[0.0, 0.0], [-0.975, -0.475]]))
+    assert torch.allclose(norm, torch.tensor([[0.0, 0.0], [-0.4875, -0.2375], [0.5, 0.0]]))
     assert torch.allclose(normalised_to_pixels(norm, (20, 40)), pts)
 
 
@@ -50,28 +50,45 @@ def test_backproject_and_project_are_inverse():
         project(torch.zeros(1, 2, 2), torch.tensor([1.0]))
 
 
-def test_edge_pair_table():
+def test_edge_pair_and_tetrahedron_tables_hold_all_combinations():
     assert edge_pair_table(4).shape == (15, 4)  # 6 edges -> 15 pairs
     with_two = edge_pair_table(4, must_include=2)
     assert (with_two == 2).any(1).all() and len(with_two) == 12  # pairs avoiding 2 use only edges 01, 03, 13
     assert edge_pair_table(5, among=[0, 3, 4]).unique().tolist() == [0, 3, 4]
-    assert len(edge_pair_table(6, max_count=7, generator=torch.Generator().manual_seed(0))) == 7
+    assert len(edge_pair_table(30)) == 435 * 434 // 2  # all of them, no random subset
     with pytest.raises(ValueError, match="among"):
         edge_pair_table(3, among=[0, 5])
+    assert tetrahedron_table(4).tolist() == [[0, 1, 2, 3], [1, 2, 3, 0], [2, 3, 0, 1], [3, 0, 1, 2]]
+    assert len(tetrahedron_table(6)) == 15 * 4 and len(tetrahedron_table(3)) == 0
+    assert (tetrahedron_table(6, must_include=5) == 5).any(1).all() and len(tetrahedron_table(6, must_include=5)) == 40
+
+
+def test_tetrahedron_features_known_values_and_chirality():
+    # triangle a=(0,0,0), b=(2,0,0), c=(0,1,0): x = (1,0,0), z = (0,0,1), y = (0,1,0)
+    pts = torch.tensor([[0.0, 0, 0], [2, 0, 0], [0, 1, 0], [1, 1, math.sqrt(2)]], dtype=torch.float64)
+    feats = tetrahedron_features(pts, torch.tensor([[0, 1, 2, 3]]))
+    assert torch.allclose(feats, torch.tensor([[0.5, 0.5, math.sqrt(2) / 2]], dtype=torch.float64))
+    mirrored = pts * torch.tensor([-1.0, 1, 1], dtype=torch.float64)
+    flipped = tetrahedron_features(mirrored, torch.tensor([[0, 1, 2, 3]]))
+    assert torch.allclose(flipped, feats * torch.tensor([1.0, 1, -1], dtype=torch.float64))  # z cosine flips
+    rot = random_rotations(1, torch.Generator().manual_seed(0))[0].double()
+    assert torch.allclose(tetrahedron_features(3.0 * pts @ rot.T + 1.0, torch.tensor([[0, 1, 2, 3]])), feats)
+    x = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda p: tetrahedron_features(p, tetrahedron_table(5)), (x,))
 
 
 def test_geometric_features_known_values_and_invariance():
     pts = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 2, 0]], dtype=torch.float64)
     table = torch.tensor([[0, 1, 0, 2], [0, 1, 1, 2]])
-    angles, ratios = geometric_features(pts, table)
-    assert torch.allclose(angles, torch.tensor([0.5, 1 - math.atan2(2, 1) / math.pi], dtype=torch.float64))
+    angles, ratios = geometric_features(pts, table)  # cosines: e01·e02 = 0, e01·e12 = (1,0,0)·(-1,2,0)/√5
+    assert torch.allclose(angles, torch.tensor([0.0, -1 / math.sqrt(5)], dtype=torch.float64))
     assert torch.allclose(ratios, torch.tensor([1 / 3, 1 / (1 + math.sqrt(5))], dtype=torch.float64))
     rot = random_rotations(1, torch.Generator().manual_seed(0))[0].double()
     moved = 3.0 * pts @ rot.T + 5.0
     mirrored = pts * torch.tensor([-1.0, 1, 1], dtype=torch.float64)
     for other in (moved, mirrored):
         a2, r2 = geometric_features(other, table)
-        assert torch.allclose(a2, angles) and torch.allclose(r2, ratios)
+        assert torch.allclose(a2, angles, atol=1e-7) and torch.allclose(r2, ratios)
 
 
 def test_geometric_features_gradcheck():
@@ -95,7 +112,7 @@ def test_similarity_transform_recovers_a_known_similarity():
         similarity_transform(src[:2], dst[:2])
 
 
-def test_fit_beta_recovers_parameters_and_normalised_likelihood_peaks_at_one():
+def test_fit_beta_recovers_parameters():
     samples = torch.distributions.Beta(2.0, 5.0).sample((20000, 1)).double()
     params = fit_beta(samples, torch.ones_like(samples, dtype=torch.bool))
     assert torch.allclose(params[0], torch.tensor([2.0, 5.0], dtype=torch.float64), rtol=0.05)
@@ -103,21 +120,51 @@ def test_fit_beta_recovers_parameters_and_normalised_likelihood_peaks_at_one():
     x = torch.tensor([[0.1], [0.3]], dtype=torch.float64)
     expected = torch.distributions.Beta(2.0, 5.0).log_prob(x.float()).double()
     assert torch.allclose(beta_log_prob(x, known), expected, atol=1e-5)
-    assert torch.allclose(beta_likelihood(torch.tensor([[0.2]], dtype=torch.float64), known),
-                          torch.ones(1, 1, dtype=torch.float64))  # mode (a-1)/(a+b-2) = 0.2
     # too few valid samples: uniform
     one = fit_beta(samples[:3], torch.tensor([[True], [False], [False]]))
     assert torch.equal(one, torch.ones(1, 2, dtype=torch.float64))
 
 
-def test_shape_prior_prefers_the_training_shape_and_has_gradients():
-    base = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=torch.float64)
-    clouds = base + 0.02 * torch.randn(30, 4, 3, dtype=torch.float64)
-    prior = ShapePrior.fit(clouds, torch.ones(30, 4, dtype=torch.bool), edge_pair_table(4))
+def test_shape_prior_prefers_the_training_shape_tells_its_mirror_and_has_gradients():
+    base = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [0.6, 0.7, 0.2]], dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    clouds = base + 0.02 * torch.randn(30, 5, 3, dtype=torch.float64, generator=gen)
+    visible = torch.ones(30, 5, dtype=torch.bool)
+    prior = ShapePrior.fit(clouds, visible, edge_pair_table(5), tetrahedron_table(5))
     squashed = base * torch.tensor([1.0, 1.0, 0.3], dtype=torch.float64)
-    assert prior.likelihood(base) > 0.5 > prior.likelihood(squashed)
+    mirrored = base * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    assert prior.log_likelihood(base) > prior.log_likelihood(squashed)
+    assert prior.log_likelihood(base) > prior.log_likelihood(mirrored) + 1.0  # chirality-aware
+    # fitted in batches (memory) = fitted at once
+    batched = ShapePrior.fit(clouds, visible, edge_pair_table(5), tetrahedron_table(5), batch=7)
+    assert torch.allclose(batched.cos_angle, prior.cos_angle) and torch.allclose(batched.tet, prior.tet)
+    # the cosines are fitted on (cos + 1) / 2: the Beta mean is the mean of (cos + 1) / 2
+    cos = geometric_features(clouds, edge_pair_table(5)[:1])[0][:, 0]
+    a, b = prior.cos_angle[0]
+    assert torch.isclose(a / (a + b), ((cos + 1) / 2).mean(), atol=1e-4)
     pts = squashed.clone().requires_grad_(True)
-    assert torch.autograd.gradcheck(prior.likelihood, (pts,))
+    assert torch.autograd.gradcheck(prior.log_likelihood, (pts,))
+
+
+def test_depth_anything_disparity_to_depth_follows_the_authors():
+    disparity = torch.tensor([[0.0, 2.0], [4.0, -1.0]])
+    assert torch.allclose(disparity_to_depth(disparity), torch.tensor([[1.0, 0.85], [0.7, 1.0]]))  # 1 - 0.3 d/max d
+
+
+def test_noisy_clouds_scale_with_the_shortest_edge():
+    cloud = torch.tensor([[[0.0, 0, 0], [0.5, 0, 0], [0, 3, 0]]], dtype=torch.float64)  # shortest edge 0.5
+    noisy, vis = noisy_clouds(cloud, torch.ones(1, 3, dtype=torch.bool), 4000, 0.2, torch.Generator().manual_seed(0))
+    assert noisy.shape == (4000, 3, 3) and vis.shape == (4000, 3)
+    assert (noisy - cloud).std().item() == pytest.approx(0.1, rel=0.03)  # 0.2 x 0.5
+
+
+def test_mirrored_clouds_flip_x_and_permute_keypoints():
+    clouds = torch.tensor([[[1.0, 2, 3], [4, 5, 6], [7, 8, 9]]])
+    visible = torch.tensor([[True, False, True]])
+    flipped, vis = mirrored_clouds(clouds, visible, [1, 0, 2])
+    assert flipped.tolist() == [[[-4.0, 5, 6], [-1, 2, 3], [-7, 8, 9]]] and vis.tolist() == [[False, True, True]]
+    with pytest.raises(ValueError, match="permutation"):
+        mirrored_clouds(clouds, visible, [0, 0, 2])
 
 
 def test_focal_estimation_input_checks():
@@ -134,15 +181,7 @@ def test_sparse_cloud_needs_each_keypoint_twice():
     visible = torch.ones(3, 4, dtype=torch.bool)
     visible[1:, 3] = False
     with pytest.raises(ValueError, match=r"keypoints \[3\]"):
-        build_sparse_cloud(torch.zeros(3, 4, 2), torch.ones(3, 4), torch.ones(3), visible)
-
-
-def test_fix_handedness_mirrors_a_mirrored_cloud():
-    base = torch.randn(6, 3, dtype=torch.float64)
-    clouds = base[None].expand(3, -1, -1)
-    mirrored = base * torch.tensor([-1.0, 1, 1], dtype=torch.float64)
-    assert torch.equal(fix_handedness(base, clouds, torch.ones(3, 6, dtype=torch.bool)), base)
-    assert similarity_residual(fix_handedness(mirrored, clouds, torch.ones(3, 6, dtype=torch.bool)), base) < 1e-10
+        build_sparse_cloud(torch.rand(3, 4, 3), visible)
 
 
 def test_barycentric_coordinates_reproduce_points_and_follow_affine_maps():
@@ -158,11 +197,11 @@ def test_barycentric_coordinates_reproduce_points_and_follow_affine_maps():
         barycentric(pts, kps, torch.tensor([True, False, False, False, False]))
 
 
-def test_schedule_and_semantic_likelihood():
+def test_schedule_and_two_sided_semantic_likelihood():
     sched = ((0.0, 0.5, 1.0), (1.0, 0.1, 0.0))
     assert scheduled(sched, 0.25) == pytest.approx(0.55) and scheduled(2.0, 0.7) == 2.0
     like = semantic_likelihood(torch.tensor([0.9, 0.7, 0.5]), torch.tensor(0.7), torch.tensor(0.1))
-    assert torch.allclose(like, torch.tensor([1.0, 1.0, math.exp(-2.0)]))
+    assert torch.allclose(like, torch.tensor([math.exp(-2.0), 1.0, math.exp(-2.0)]))  # Eq. 4: both sides
 
 
 def test_normal_check_of_flat_classes():

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ...images import ImageLike, load_image
-from ..base import Matches, check_points
+from ..base import Matches, PairContext, check_points
 from .crop import Crop
 from .flow import sample_at
 from .network import CycleCorrNet, NetworkConfig
@@ -96,12 +96,14 @@ class CycleCorr(nn.Module):
         scores = sample_at(matchability[None], where)[0, 0, :, 0]
         return moved.clamp(-0.5, self.image_size - 0.5).cpu(), scores.cpu()
 
-    def match(self, img0: ImageLike, img1: ImageLike, points, box0=None, box1=None) -> Matches:
+    def match(self, img0: ImageLike, img1: ImageLike, points, context: PairContext | None = None) -> Matches:
         """Where do ``points`` (N, 2) of img0, in (x, y) pixels, go in img1? -> Matches.
 
-        box0, box1: the object boxes (x0, y0, x1, y1) to crop, as the paper evaluates; None = whole image.
+        context.boxes: the object boxes (x0, y0, x1, y1) of img0 and img1 to crop, as the paper
+        evaluates; without them each whole image is used.
         scores are the predicted matchability at each query point.
         """
+        box0, box1 = context.boxes if context is not None and context.boxes is not None else (None, None)
         image0, image1 = load_image(img0, "img0"), load_image(img1, "img1")
         pts = check_points(points, tuple(image0.shape[-2:]))
         pixels0, crop0 = self.crop(image0, box0)

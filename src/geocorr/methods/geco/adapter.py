@@ -1,12 +1,17 @@
 """GECO's LoRA adapter: rank-10 LoRA (through ``peft``) on the query and value projections of every
-DINOv2 block, scale 1 (``lora_alpha = r``), and the files that hold it.
+block of a DINOv2 (or DINOv3) ViT, scale 1 (``lora_alpha = r``), and the files that hold it.
 
 Two file formats are read:
 
 * the released GECO checkpoint ``last_lora_weights.pth``: tensors ``w_a_{k:03d}`` = A (r × C) and
   ``w_b_{k:03d}`` = B (C × r); k = 2·block → query, k = 2·block + 1 → value;
 * geocorr's own ``.safetensors``: tensors ``block{i}.{q|v}.lora_A`` / ``.lora_B`` with metadata
-  (rank, alpha, width, blocks).
+  (rank, alpha, width, blocks, architecture).
+
+A LoRA belongs to one backbone family: the released file to DINOv2-B/14 (GECO trains on
+``dinov2_vitb14``); a file of ours records the family (``architecture``: ``dinov2`` or ``dinov3``;
+files written before that field existed are DINOv2). Loading it into the other family is refused
+even where the sizes agree (DINOv2-B and DINOv3-B both have 12 blocks of width 768).
 
 An adapted projection computes ``W x + (alpha / r) · B (A x)``.
 """
@@ -19,8 +24,10 @@ from pathlib import Path
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
+
+from ...backbones.dinov2 import transformer_blocks
+from ...files import safetensors_bytes, write_atomic
 
 PROJECTIONS = ("q", "v")
 _PROJECTION_NAMES = {"q": ("q_proj", "query"), "v": ("v_proj", "value")}
@@ -36,16 +43,22 @@ class LoraWeights:
     width: int
     num_blocks: int
     factors: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]]
+    architecture: str = "dinov2"  # backbone family the LoRA was trained on: dinov2 | dinov3
+
+
+def architecture_family(model: nn.Module) -> str:
+    """``dinov2`` or ``dinov3``: the family of a transformers DINO ViT (registers or not)."""
+    return "dinov3" if model.config.model_type.startswith("dinov3") else "dinov2"
 
 
 def projection_names(model: nn.Module) -> dict[str, str]:
     """The attribute names of the query/value projections in this transformers DINOv2 version."""
-    names = {name.rsplit(".", 1)[-1] for name, _ in model.encoder.layer[0].named_modules()}
+    names = {name.rsplit(".", 1)[-1] for name, _ in transformer_blocks(model)[0].named_modules()}
     found = {}
     for proj, candidates in _PROJECTION_NAMES.items():
         match = [c for c in candidates if c in names]
         if not match:
-            raise ValueError(f"cannot find the {proj} projection in the DINOv2 block (looked for {candidates})")
+            raise ValueError(f"cannot find the {proj} projection in the ViT block (looked for {candidates})")
         found[proj] = match[0]
     return found
 
@@ -69,7 +82,7 @@ def lora_layers(peft_model: PeftModel) -> dict[tuple[int, str], nn.Module]:
     base = peft_model.get_base_model()
     names = projection_names(base)
     layers = {}
-    for i, block in enumerate(base.encoder.layer):
+    for i, block in enumerate(transformer_blocks(base)):
         modules = dict(block.named_modules())
         for proj in PROJECTIONS:
             [layer] = [m for n, m in modules.items() if n.rsplit(".", 1)[-1] == names[proj]]
@@ -132,13 +145,23 @@ def _read_safetensors(path: Path) -> LoraWeights:
             if f"{key}.lora_A" not in tensors or f"{key}.lora_B" not in tensors:
                 raise ValueError(f"adapter: {path} lacks {key}.lora_A/lora_B")
             factors[(i, proj)] = (tensors[f"{key}.lora_A"].float(), tensors[f"{key}.lora_B"].float())
-    return LoraWeights(rank=rank, alpha=float(meta["alpha"]), width=width, num_blocks=blocks, factors=factors)
+    return LoraWeights(rank=rank, alpha=float(meta["alpha"]), width=width, num_blocks=blocks, factors=factors,
+                       architecture=meta.get("architecture", "dinov2"))
 
 
 def assign_lora(peft_model: PeftModel, weights: LoraWeights, source: str = "adapter") -> None:
     """Copy LoRA factors into a model made by :func:`add_lora`; checks sizes, rank and scale."""
     base = peft_model.get_base_model()
-    width, blocks = int(base.config.hidden_size), len(base.encoder.layer)
+    width, blocks = int(base.config.hidden_size), len(transformer_blocks(base))
+    family = architecture_family(base)
+    if weights.architecture != family:
+        raise ValueError(
+            f"{source} is a LoRA for a {weights.architecture.upper()} backbone, but the backbone is "
+            f"{family.upper()} ({base.config.model_type}, patch {base.config.patch_size}): "
+            + ("the released GECO LoRA belongs to DINOv2-B/14; train a LoRA for this backbone "
+               "(geocorr train --method geco) or use --backbone facebook/dinov2-base"
+               if weights.architecture == "dinov2" else "use a DINOv3 backbone of the same size")
+        )
     if (weights.width, weights.num_blocks) != (width, blocks):
         raise ValueError(
             f"{source} holds LoRA for {weights.num_blocks} blocks of width {weights.width}, but the backbone "
@@ -168,11 +191,13 @@ def extract_lora(peft_model: PeftModel) -> LoraWeights:
                for key, layer in layers.items()}
     base = peft_model.get_base_model()
     return LoraWeights(rank=rank, alpha=float(some.scaling["default"] * rank),
-                       width=int(base.config.hidden_size), num_blocks=len(base.encoder.layer), factors=factors)
+                       width=int(base.config.hidden_size), num_blocks=len(transformer_blocks(base)), factors=factors,
+                       architecture=architecture_family(base))
 
 
 def save_lora_file(weights: LoraWeights, path: str | Path) -> None:
-    """Write LoRA factors as geocorr ``.safetensors`` (written to a temp file, then renamed)."""
+    """Write LoRA factors as geocorr ``.safetensors``: atomically (temp file, fsync, rename), byte-for-byte
+    deterministic (a hash identifies the weights); disk full gives an ``OSError`` naming ``path``."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"adapter files are saved as .safetensors, got {path}")
@@ -181,8 +206,6 @@ def save_lora_file(weights: LoraWeights, path: str | Path) -> None:
         tensors[f"block{i}.{proj}.lora_A"] = a.contiguous()
         tensors[f"block{i}.{proj}.lora_B"] = b.contiguous()
     meta = {"format": "geocorr-lora", "rank": str(weights.rank), "alpha": str(weights.alpha),
-            "width": str(weights.width), "num_blocks": str(weights.num_blocks)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".safetensors.tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
+            "width": str(weights.width), "num_blocks": str(weights.num_blocks),
+            "architecture": weights.architecture}
+    write_atomic(path, safetensors_bytes(tensors, meta), "adapter")  # same weights -> same bytes

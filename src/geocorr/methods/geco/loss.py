@@ -1,21 +1,27 @@
-"""GECO's loss on the OT assignment: sparse keypoint ground truth, dustbin and symmetric negatives.
+"""GECO's loss on the raw KL-OT plan: keypoint matches, dustbin, symmetric and background negatives.
 
-With P̂ the assignment probabilities of the OT layer (:func:`geocorr.ot.assignment_log_probs`):
+The published setting, as the official code computes it (reginehartwig/geco @ 03c8314,
+src/losses/__init__.py ``pairwise_loss`` / ``PairwiseLoss.get_loss``, entry sets from
+src/dataset/pairwise_utils.py, reduction and weights from scripts/train_pairs.py and
+configs/train_setting_default.yaml). P is the transport plan (B, N+1, M+1) of
+:class:`~geocorr.methods.geco.transport.OptimalTransport` for N source and M target tokens, dustbin
+row and column last — read as it is, not row- or column-normalised. Per pair, four entry sets:
 
-    L = − Σ_{(i,j) ∈ M+ ∪ M0} log P̂_ij − Σ_{(i,j) ∈ M−} log(1 − P̂_ij)
+* pos (M+): (source token of k, target token of k) for each keypoint k visible in both images;
+* bin (M0): (source token of k, target dustbin) or (source dustbin, target token of k) for each k
+  visible in exactly one image;
+* neg (M−): (source token of k, target token of twin[k]) for each k visible in the source whose
+  symmetric counterpart twin[k] ≠ k is visible in the target (left eye must not go to right eye);
+* fg×bg: every (source foreground, target background) and (source background, target foreground)
+  token entry (the object must not go to the background).
 
-* M+: keypoints visible in both images — (source token, target token);
-* M0: keypoints visible in exactly one image — (source token, target dustbin) or
-  (source dustbin, target token);
-* M−: keypoint k visible in the source and its symmetric twin t = twin[k] ≠ k visible in the
-  target — (source token of k, target token of t): left eye must not go to the right eye. Entries
-  that coincide with an M+ entry (k and t on one token) are left out.
-
-The published setting (:class:`GecoLossConfig` defaults) weights the terms pos 1, bin 1, neg 10
-and adds a fg×bg term with weight 10: −log(1 − P̂) averaged over all (foreground, background)
-token entries of both directions (object must not go to background); the pos and bin sums are
-divided by K + 1 (K = keypoints of the category). Each pair's loss is computed so, then averaged
-over the batch. With weights (1, 1, 1, 0) and no scaling it is the paper's formula above.
+Within one pair and one set an entry counts once (two keypoints on one token pair give one entry,
+as the official sparse ground-truth matrix does); the sets are not made disjoint from each other.
+Per entry: pos and bin cost −log P / (N + 1) (N + 1 = the plan's rows, 1370 at 518 px), neg and
+fg×bg cost −log(1 − P). Each term's entries are concatenated over the batch and averaged (an
+entry-mean, not a per-pair sum), then weighted pos 1, bin 1, neg 10, fg×bg 10 and summed. A term
+with no entry in the batch adds 0 (e.g. bin on a dataset without invisible keypoints). A pair whose
+source or target foreground is empty is skipped (``num_skipped``).
 """
 from __future__ import annotations
 
@@ -23,20 +29,19 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["GecoLossConfig", "geco_loss", "log1mexp"]
+__all__ = ["GecoLossConfig", "geco_loss", "loss_entries", "log1mexp"]
 
-_MAX_LOG_P = -1e-6  # P̂ ≤ 1 − 1e-6 inside log(1 − P̂): a certain wrong match costs 13.8, not inf
+_MAX_LOG_P = -1e-6  # P ≤ 1 − 1e-6 inside log(1 − P): a plan entry of 1 costs 13.8, not inf
 
 
 @dataclass
 class GecoLossConfig:
-    """Weights of GECO's loss terms; defaults are the published setting."""
+    """Weights of GECO's loss terms; defaults are the published setting (train_setting_default.yaml)."""
 
     pos_weight: float = 1.0  # M+ (matched keypoints)
     bin_weight: float = 1.0  # M0 (keypoint visible in one image -> dustbin)
     neg_weight: float = 10.0  # M− (keypoint -> its symmetric twin)
     fgbg_weight: float = 10.0  # foreground token -> background token, both ways
-    scale_by_keypoints: bool = True  # divide the pos and bin sums by K + 1
 
 
 def log1mexp(x: torch.Tensor) -> torch.Tensor:
@@ -44,104 +49,110 @@ def log1mexp(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x > -0.6931471805599453, torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
 
 
-def _gather(log_phat: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """log_phat (B, R, C), rows/cols (B, K) -> (B, K) entries."""
-    b = torch.arange(log_phat.shape[0], device=log_phat.device)[:, None]
-    return log_phat[b, rows, cols]
+Entries = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (pair, row, column) index vectors
 
 
-def geco_loss(
-    log_phat: torch.Tensor,
+def _unique(rows: torch.Tensor, cols: torch.Tensor, keep: torch.Tensor, shape: tuple[int, int, int]) -> Entries:
+    """The distinct (pair, row, col) of the kept (B, K) rows/cols, sorted by pair."""
+    _, n1, m1 = shape
+    pair = torch.arange(rows.shape[0], device=rows.device)[:, None].expand_as(rows)
+    key = torch.unique(((pair * n1 + rows) * m1 + cols)[keep])
+    return key // (n1 * m1), key // m1 % n1, key % m1
+
+
+def loss_entries(
+    shape: tuple[int, int, int],
     source_tokens: torch.Tensor,
     target_tokens: torch.Tensor,
     source_visible: torch.Tensor,
     target_visible: torch.Tensor,
     twin: torch.Tensor,
     keypoint_mask: torch.Tensor,
-    source_foreground: torch.Tensor | None = None,
-    target_foreground: torch.Tensor | None = None,
-    conf: GecoLossConfig | None = None,
-) -> dict[str, torch.Tensor]:
-    """GECO's loss for a batch of B pairs with (up to) K keypoints each.
+    pairs: torch.Tensor | None = None,
+) -> dict[str, Entries]:
+    """The pos, bin and neg entry sets (see the module docstring) of a plan of ``shape`` (B, N+1, M+1).
 
-    log_phat: (B, N+1, M+1) log P̂ (dustbin last) for N source and M target tokens.
-    source_tokens, target_tokens: (B, K) long, each keypoint's token index (row-major); any value
-        where the keypoint is not visible.
-    source_visible, target_visible: (B, K) bool.
+    source_tokens, target_tokens: (B, K) long, each keypoint's token (row-major); any value where
+        the keypoint is not visible. source_visible, target_visible: (B, K) bool.
     twin: (B, K) long, each keypoint's symmetric counterpart (itself if none).
-    keypoint_mask: (B, K) bool, False for padding (pairs of categories with fewer keypoints).
-    source_foreground: (B, N) bool, target_foreground: (B, M) bool — needed if fgbg_weight > 0.
-    conf: the term weights (default: the published :class:`GecoLossConfig`).
-    Returns {"loss": scalar, "loss_pos", "loss_bin", "loss_neg", "loss_fgbg": weighted terms
-    (batch means), "num_pos", "num_bin", "num_neg": counts per pair (means)}.
+    keypoint_mask: (B, K) bool, False for padding. pairs: (B,) bool, the pairs to use (default all).
+    Returns {"pos", "bin", "neg"} -> (pair, row, column) long vectors.
     """
-    conf = conf or GecoLossConfig()
-    if log_phat.ndim != 3:
-        raise ValueError(f"log_phat must have shape (B, N+1, M+1), got {tuple(log_phat.shape)}")
-    bsz, n1, m1 = log_phat.shape
+    bsz, n1, m1 = shape
     n, m = n1 - 1, m1 - 1
-    shapes = {"source_tokens": source_tokens, "target_tokens": target_tokens, "source_visible": source_visible,
-              "target_visible": target_visible, "twin": twin, "keypoint_mask": keypoint_mask}
     k = source_tokens.shape[-1] if source_tokens.ndim == 2 else -1
-    for name, t in shapes.items():
+    named = {"source_tokens": source_tokens, "target_tokens": target_tokens, "source_visible": source_visible,
+             "target_visible": target_visible, "twin": twin, "keypoint_mask": keypoint_mask}
+    for name, t in named.items():
         if t.shape != (bsz, k):
-            raise ValueError(f"{name} must have shape (B, K) = ({bsz}, {source_tokens.shape[-1]}) like "
-                             f"source_tokens for log_phat {tuple(log_phat.shape)}, got {tuple(t.shape)}")
-    num_kps = keypoint_mask.sum(1)
-    if (num_kps == 0).any():
-        raise ValueError(f"pairs {torch.nonzero(num_kps == 0).flatten().tolist()} of the batch have no keypoint")
-    src_vis, tgt_vis = source_visible & keypoint_mask, target_visible & keypoint_mask
-    if not (src_vis | tgt_vis).any(1).all():
-        bad = torch.nonzero(~(src_vis | tgt_vis).any(1)).flatten().tolist()
-        raise ValueError(f"pairs {bad} of the batch have no keypoint visible in either image")
+            raise ValueError(f"{name} must have shape (B, K) = ({bsz}, {k}) like source_tokens for a plan "
+                             f"of shape {shape}, got {tuple(t.shape)}")
+    use = keypoint_mask if pairs is None else keypoint_mask & pairs[:, None]
+    src_vis, tgt_vis = source_visible & use, target_visible & use
     src_tok = torch.where(src_vis, source_tokens, 0)
     tgt_tok = torch.where(tgt_vis, target_tokens, 0)
     if ((src_tok < 0) | (src_tok >= n)).any() or ((tgt_tok < 0) | (tgt_tok >= m)).any():
         raise ValueError(f"visible keypoints' token indices must lie in [0, {n}) and [0, {m})")
     if ((twin < 0) | (twin >= k)).any():
         raise ValueError(f"twin must hold keypoint indices in [0, {k})")
-
-    def masked_sum(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return torch.where(mask, values, 0).sum(1)
-
-    pos_mask = src_vis & tgt_vis
-    pos = -masked_sum(_gather(log_phat, src_tok, tgt_tok), pos_mask)
     src_only, tgt_only = src_vis & ~tgt_vis, tgt_vis & ~src_vis
-    dustbin_col = torch.full_like(src_tok, m)
-    dustbin_row = torch.full_like(tgt_tok, n)
-    bins = -masked_sum(_gather(log_phat, src_tok, dustbin_col), src_only) \
-        - masked_sum(_gather(log_phat, dustbin_row, tgt_tok), tgt_only)
-
-    twin_tok = torch.gather(tgt_tok, 1, twin)
-    twin_vis = torch.gather(tgt_vis, 1, twin)
-    twin_src_tok = torch.gather(src_tok, 1, twin)
-    twin_src_vis = torch.gather(src_vis, 1, twin)
-    arange = torch.arange(k, device=twin.device)
-    neg_mask = src_vis & twin_vis & (twin != arange)
-    neg_mask &= ~(tgt_vis & (tgt_tok == twin_tok)) & ~(twin_src_vis & (twin_src_tok == src_tok))
-    neg_logp = _gather(log_phat, src_tok, twin_tok).clamp(max=_MAX_LOG_P)
-    neg = -masked_sum(log1mexp(torch.where(neg_mask, neg_logp, -1.0)), neg_mask)
-
-    scale = (num_kps + 1).to(log_phat.dtype) if conf.scale_by_keypoints else torch.ones_like(pos)
-    terms = {
-        "loss_pos": conf.pos_weight * pos / scale,
-        "loss_bin": conf.bin_weight * bins / scale,
-        "loss_neg": conf.neg_weight * neg,
+    bin_rows = torch.cat([src_tok, torch.full_like(tgt_tok, n)], 1)
+    bin_cols = torch.cat([torch.full_like(src_tok, m), tgt_tok], 1)
+    twin_tok, twin_vis = torch.gather(tgt_tok, 1, twin), torch.gather(tgt_vis, 1, twin)
+    oriented = twin != torch.arange(k, device=twin.device)
+    return {
+        "pos": _unique(src_tok, tgt_tok, src_vis & tgt_vis, shape),
+        "bin": _unique(bin_rows, bin_cols, torch.cat([src_only, tgt_only], 1), shape),
+        "neg": _unique(src_tok, twin_tok, src_vis & twin_vis & oriented, shape),
     }
-    if conf.fgbg_weight:
-        if source_foreground is None or target_foreground is None:
-            raise ValueError("fgbg_weight > 0 needs source_foreground and target_foreground token masks")
-        if source_foreground.shape != (bsz, n) or target_foreground.shape != (bsz, m):
-            raise ValueError(f"source_foreground/target_foreground must have shapes {(bsz, n)} and {(bsz, m)}, "
-                             f"got {tuple(source_foreground.shape)} and {tuple(target_foreground.shape)}")
-        fg_a, fg_b = source_foreground[:, :, None], target_foreground[:, None, :]
-        cross = (fg_a & ~fg_b) | (~fg_a & fg_b)
-        entries = log1mexp(torch.where(cross, log_phat[:, :n, :m].clamp(max=_MAX_LOG_P), -1.0))
-        fgbg = -torch.where(cross, entries, 0).sum((1, 2)) / cross.sum((1, 2)).clamp_min(1)
-        terms["loss_fgbg"] = conf.fgbg_weight * fgbg
-    out = {name: value.mean() for name, value in terms.items()}
-    out["loss"] = sum(out.values())
-    out["num_pos"] = pos_mask.sum(1).float().mean()
-    out["num_bin"] = (src_only.sum(1) + tgt_only.sum(1)).float().mean()
-    out["num_neg"] = neg_mask.sum(1).float().mean()
+
+
+def geco_loss(
+    log_p: torch.Tensor,
+    source_tokens: torch.Tensor,
+    target_tokens: torch.Tensor,
+    source_visible: torch.Tensor,
+    target_visible: torch.Tensor,
+    twin: torch.Tensor,
+    keypoint_mask: torch.Tensor,
+    source_foreground: torch.Tensor,
+    target_foreground: torch.Tensor,
+    conf: GecoLossConfig | None = None,
+) -> dict[str, torch.Tensor]:
+    """GECO's loss for a batch of B pairs with (up to) K keypoints each.
+
+    log_p: (B, N+1, M+1) log of the raw OT plan (dustbin last) for N source and M target tokens.
+    source_tokens … keypoint_mask: as :func:`loss_entries`.
+    source_foreground: (B, N) bool, target_foreground: (B, M) bool object tokens.
+    conf: the term weights (default: the published :class:`GecoLossConfig`).
+    Returns {"loss": scalar, "loss_pos", "loss_bin", "loss_neg", "loss_fgbg": the weighted entry
+    means, "num_pos", "num_bin", "num_neg", "num_fgbg": entries in the batch, "num_skipped": pairs
+    skipped for an empty foreground}.
+    """
+    conf = conf or GecoLossConfig()
+    if log_p.ndim != 3:
+        raise ValueError(f"log_p must have shape (B, N+1, M+1), got {tuple(log_p.shape)}")
+    bsz, n1, m1 = log_p.shape
+    n, m = n1 - 1, m1 - 1
+    if source_foreground.shape != (bsz, n) or target_foreground.shape != (bsz, m):
+        raise ValueError(f"source_foreground/target_foreground must have shapes {(bsz, n)} and {(bsz, m)}, "
+                         f"got {tuple(source_foreground.shape)} and {tuple(target_foreground.shape)}")
+    used = source_foreground.any(1) & target_foreground.any(1)
+    entries = loss_entries((bsz, n1, m1), source_tokens, target_tokens, source_visible, target_visible, twin,
+                           keypoint_mask, used)
+    fg_a, fg_b = source_foreground[:, :, None], target_foreground[:, None, :]
+    cross = ((fg_a & ~fg_b) | (~fg_a & fg_b)) & used[:, None, None]
+    capped = log_p[:, :n, :m].clamp(max=_MAX_LOG_P)
+    costs = {
+        "pos": -log_p[entries["pos"]] / n1,
+        "bin": -log_p[entries["bin"]] / n1,
+        "neg": -log1mexp(log_p[entries["neg"]].clamp(max=_MAX_LOG_P)),
+        "fgbg": -log1mexp(capped[cross]),
+    }
+    weights = {"pos": conf.pos_weight, "bin": conf.bin_weight, "neg": conf.neg_weight, "fgbg": conf.fgbg_weight}
+    zero = log_p[:, :0].sum()  # 0 that keeps the graph (a batch of skipped pairs still back-propagates)
+    out = {f"loss_{name}": weights[name] * c.mean() if c.numel() else zero for name, c in costs.items()}
+    out["loss"] = sum(out.values(), zero)
+    out.update({f"num_{name}": log_p.new_tensor(float(c.numel())) for name, c in costs.items()})
+    out["num_skipped"] = (~used).sum().float()
     return out

@@ -1,35 +1,32 @@
 """GECO: frozen DINOv2 + LoRA adapter; inference is cosine similarity + argmax on adapted features."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from ... import weights
 from ...backbones import DinoV2Backbone
 from ..base import DenseMatcher
 from .adapter import add_lora, assign_lora, extract_lora, read_lora_file, save_lora_file
 
-RELEASED_ADAPTERS = {"geco": "geco/last_lora_weights.pth"}  # name -> path under the adapter cache
-
 
 def adapter_cache() -> Path:
-    """Where named adapters are looked up: ``$GEOCORR_HOME/adapters`` (default ``~/.cache/geocorr``)."""
-    return Path(os.environ.get("GEOCORR_HOME", Path.home() / ".cache" / "geocorr")) / "adapters"
+    """Where named adapters are cached: ``$GEOCORR_HOME/adapters`` (see :mod:`geocorr.weights`)."""
+    return weights.geocorr_home() / "adapters"
 
 
 def resolve_adapter(adapter: str | Path) -> Path:
-    """A released adapter's name (``"geco"``) or a file path -> an existing file."""
-    if str(adapter) in RELEASED_ADAPTERS:
-        path = adapter_cache() / RELEASED_ADAPTERS[str(adapter)]
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"adapter {adapter!r}: the released GECO LoRA weights are not at {path}. Download "
-                f"last_lora_weights.pth from GECO's release (github.com/reginehartwig/geco) and put it "
-                f"there (or set GEOCORR_HOME), or pass its path: --adapter FILE / adapter='FILE'."
-            )
-        return path
+    """A released adapter's name (``"geco"``, see :data:`geocorr.weights.WEIGHTS`) or a file path -> a file.
+
+    A name is fetched through the weights registry (cache, then the authors' URLs; sha256 checked);
+    a path is used as given (your own adapters have no registered hash).
+    """
+    name = str(adapter)
+    if name in weights.WEIGHTS and weights.WEIGHTS[name].kind == "adapter":
+        return weights.fetch(name)
     path = Path(adapter).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"adapter: no such file: {path} (known names: {', '.join(RELEASED_ADAPTERS)})")
+        known = ", ".join(n for n, e in weights.WEIGHTS.items() if e.kind == "adapter")
+        raise FileNotFoundError(f"adapter: no such file: {path} (known names: {known})")
     return path
 
 
@@ -42,7 +39,8 @@ class Geco(DenseMatcher):
 
     def __init__(self, backbone: DinoV2Backbone, rank: int = 10, alpha: float | None = None, **conf):
         super().__init__(backbone, **conf)
-        self.backbone.model = add_lora(backbone.model, rank=rank, alpha=alpha)
+        with weights.quiet_loading():  # peft's wrapping warns about a transformers deprecation
+            self.backbone.model = add_lora(backbone.model, rank=rank, alpha=alpha)
         self.merged = False
 
     def trainable_parameters(self) -> list:

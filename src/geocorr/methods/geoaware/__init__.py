@@ -10,13 +10,12 @@ from dataclasses import fields
 from pathlib import Path
 
 from ...backbones import BackboneSpec, build_backbone
-from .augmentation import POSE_VARIANTS, hflip_keypoints, pose_variant
+from .augmentation import hflip_keypoints
 from .losses import dense_loss, sparse_loss
 from .model import GeoAware, load_post_processor, save_post_processor
 from .pose import instance_matching_distance, predict_pose
 from .postprocessor import PostProcessor, PostProcessorConfig
 from .sd import SD15_HUB_ID, SDConfig, StableDiffusionFeatures, load_stable_diffusion
-from .training import GeoAwareTrainConfig, PoseVariantPairs
 
 ZERO_SHOT_WINDOW = 11  # radius 5, the published zero-shot window
 
@@ -24,8 +23,17 @@ ZERO_SHOT_WINDOW = 11  # radius 5, the published zero-shot window
 def load(backbone: BackboneSpec = "facebook/dinov2-base", weights: str | Path | None = None,
          zero_shot: bool | None = None, image_size: int = 840, resize: str = "pad", dtype: str = "float32",
          device: str = "cpu", post_processor: dict | None = None,
-         sd: str | Path | StableDiffusionFeatures | None = None, sd_image_size: int = 960, **conf) -> GeoAware:
+         sd: str | Path | StableDiffusionFeatures | None = None, sd_image_size: int = 960,
+         layer: int = -1, final_norm: bool = False, resample: str = "lanczos", pad_position: str = "centre",
+         pad_colour: str = "black", **conf) -> GeoAware:
     """GeoAware matcher, published setting by default (DINOv2-B/14, 840² padded input, 60×60 grid).
+
+    Features as the official extractor computes them (Junyi42/GeoAware-SC @ 99fd6b6,
+    ``preprocess_map.py``: layer 11, facet "token"; ``model_utils/extractor_dino.py``: a forward hook
+    on that block, i.e. its output tokens **without** the final LayerNorm; ``utils/utils_correspondence.py``
+    ``resize``: PIL LANCZOS, long side 840, centred on a black canvas): ``layer=-1`` (the last block,
+    block 11 of ViT-B/14), ``final_norm=False``, ``resample="lanczos"``, ``pad_position="centre"``,
+    ``pad_colour="black"`` (see :class:`geocorr.backbones.BackboneConfig`).
 
     backbone: hub id, local folder or transformers config (see :func:`geocorr.backbones.build_backbone`).
     weights: a post-processor saved by training (``geoaware_postprocessor.safetensors``).
@@ -41,7 +49,8 @@ def load(backbone: BackboneSpec = "facebook/dinov2-base", weights: str | Path | 
     zero_shot = weights is None if zero_shot is None else zero_shot
     if zero_shot and (weights is not None or post_processor):
         raise ValueError("zero_shot=True takes no weights and no post_processor settings")
-    built = build_backbone(backbone, image_size=image_size, resize=resize, dtype=dtype)
+    built = build_backbone(backbone, image_size=image_size, resize=resize, dtype=dtype, layer=layer,
+                           final_norm=final_norm, resample=resample, pad_position=pad_position, pad_colour=pad_colour)
     if sd is not None and not isinstance(sd, StableDiffusionFeatures):
         sd = load_stable_diffusion(sd, SDConfig(image_size=sd_image_size))
     channels = (*(sd.channels if sd is not None else ()), built.dim)
@@ -63,11 +72,8 @@ def load(backbone: BackboneSpec = "facebook/dinov2-base", weights: str | Path | 
 
 
 __all__ = [
-    "POSE_VARIANTS",
     "SD15_HUB_ID",
     "GeoAware",
-    "GeoAwareTrainConfig",
-    "PoseVariantPairs",
     "PostProcessor",
     "PostProcessorConfig",
     "SDConfig",
@@ -78,7 +84,6 @@ __all__ = [
     "load",
     "load_post_processor",
     "load_stable_diffusion",
-    "pose_variant",
     "predict_pose",
     "save_post_processor",
     "sparse_loss",

@@ -19,6 +19,8 @@ class PairSample:
     source_visible, target_visible: (K,) bool.
     source_size, target_size: the PCK reference length L of each image (max side of the object box,
         or of the image), in its own pixels; the ground-truth noise is a fraction of the target's.
+    flip: (K,) left/right keypoint permutation of the category (keypoint i of a mirrored image is
+        keypoint ``flip[i]``), needed by the pose-variant losses; None without a table.
     """
 
     source: torch.Tensor
@@ -29,6 +31,7 @@ class PairSample:
     target_visible: torch.Tensor
     source_size: float
     target_size: float
+    flip: torch.Tensor | None = None
 
     @property
     def valid(self) -> torch.Tensor:
@@ -46,8 +49,8 @@ def reference_size(ann: ImageAnnotation, normalisation: str) -> float:
     return float(max(box[2] - box[0], box[3] - box[1]))
 
 
-def load_pair_sample(pair: Pair, normalisation: str = "bbox") -> PairSample:
-    """Read both images of a dataset pair and convert its annotations to tensors."""
+def load_pair_sample(pair: Pair, normalisation: str = "bbox", flip: torch.Tensor | None = None) -> PairSample:
+    """Read both images of a dataset pair and convert its annotations to tensors (``flip``: see PairSample)."""
 
     def keypoints(ann: ImageAnnotation) -> tuple[torch.Tensor, torch.Tensor]:
         visible = torch.from_numpy(np.asarray(ann.visible, dtype=bool))
@@ -69,4 +72,5 @@ def load_pair_sample(pair: Pair, normalisation: str = "bbox") -> PairSample:
         target_visible=tgt_vis,
         source_size=reference_size(pair.source, normalisation),
         target_size=reference_size(pair.target, normalisation),
+        flip=flip,
     )

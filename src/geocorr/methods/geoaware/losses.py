@@ -2,7 +2,9 @@
 
 L_dense = mean_i ‖SoftArgmax(S_i) − (p_i^t + ε_i)‖₂ with S_i = F̃^s(p_i^s)ᵀ F̃^t (cosine
 similarities of the refined features) and ε_i Gaussian noise on the ground truth; L_sparse is a
-contrastive (InfoNCE) loss between the refined features at the annotated keypoints of the two images.
+CLIP-style contrastive loss with a learnable logit scale between the refined features at the
+annotated keypoints of the two images (on the original pair only; the pose variants get L_dense
+only, see :meth:`.model.GeoAware.training_step`).
 The paper sums over keypoints; we average over the valid ones, so that pairs with many and few
 keypoints weigh the same (AdamW is insensitive to the overall scale of the loss).
 """
@@ -41,20 +43,25 @@ def dense_loss(sim: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, tem
 
 
 def sparse_loss(desc_src: torch.Tensor, desc_tgt: torch.Tensor, valid: torch.Tensor,
-                temperature: float = 0.02) -> torch.Tensor:
-    """Symmetric InfoNCE: the source keypoint i must be most similar to target keypoint i.
+                logit_scale: torch.Tensor | float) -> torch.Tensor:
+    """CLIP-style symmetric cross-entropy: source keypoint i must be most similar to target keypoint i.
 
     desc_src, desc_tgt: (B, N, C) features at corresponding keypoints; valid: (B, N) bool (keypoints
     visible in both images; the others are neither anchors nor negatives).
-    Logits are cosine similarities / temperature. Returns a scalar (0 when nothing is valid).
+    logit_scale: the multiplier of the cosine similarities, > 0 — in training ``exp`` of the
+    post-processor's learnable ``logit_scale`` (published: starts at 1/0.07, Junyi42/GeoAware-SC @
+    99fd6b6 ``model_utils/projection_network.py``; loss ``utils/utils_losses.py`` ``cal_clip_loss``).
+    Per pair: (mean row CE + mean column CE) / 2 over its valid keypoints; pairs weigh by their
+    number of valid keypoints. Returns a scalar (0 when nothing is valid).
     """
     if desc_src.ndim != 3 or desc_src.shape != desc_tgt.shape:
         raise ValueError(f"sparse_loss: desc_src and desc_tgt must both be (B, N, C), got "
                          f"{tuple(desc_src.shape)} and {tuple(desc_tgt.shape)}")
     _check_valid(valid, tuple(desc_src.shape[:2]))
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    logits = F.normalize(desc_src, dim=-1) @ F.normalize(desc_tgt, dim=-1).transpose(1, 2) / temperature
+    scale = torch.as_tensor(logit_scale, dtype=desc_src.dtype, device=desc_src.device)
+    if scale.ndim != 0 or not scale > 0:
+        raise ValueError(f"logit_scale must be a positive scalar, got {logit_scale}")
+    logits = scale * (F.normalize(desc_src, dim=-1) @ F.normalize(desc_tgt, dim=-1).transpose(1, 2))
     pair_valid = valid[:, :, None] & valid[:, None, :]
     # a finite fill keeps the gradient of rows without any valid entry at 0 instead of NaN
     logits = logits.masked_fill(~pair_valid, torch.finfo(logits.dtype).min)

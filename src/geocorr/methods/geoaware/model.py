@@ -17,7 +17,8 @@ from torch import nn
 
 from ...backbones import DinoV2Backbone
 from ...matching import sample_features, soft_argmax, window_soft_argmax
-from ..base import DenseMatcher, Features, Matches, check_points
+from ..base import DenseMatcher, Features, Matches, PairContext, check_points
+from .augmentation import hflip_keypoints
 from .data import PairSample
 from .losses import dense_loss, sparse_loss
 from .postprocessor import PostProcessor, PostProcessorConfig
@@ -25,6 +26,7 @@ from .postprocessor import PostProcessor, PostProcessorConfig
 INFERENCE = ("window_soft_argmax", "soft_argmax", "argmax")
 WEIGHTS_FILE = "geoaware_postprocessor.safetensors"
 PADDING_SIMILARITY = -2.0  # below any cosine similarity: padding tokens never match
+POSE_VARIANT_WEIGHTS = ("single_flip", "double_flip", "self_flip")  # conf keys of the variants' loss weights
 
 
 class GeoAware(DenseMatcher):
@@ -45,6 +47,9 @@ class GeoAware(DenseMatcher):
         # length L (0.1 · L / 2, the published "0.1 · thr / 2")
         "dense_weight": 1.0,  # training: weight of L_dense (0 = the sparse-only baseline)
         "sparse_weight": 1.0,  # training: weight of L_sparse
+        "single_flip": 0.0,  # training: loss weight of the single-flip variant (released SPair/AP-10K: off)
+        "double_flip": 1.0,  # training: loss weight of the double-flip variant
+        "self_flip": 0.25,  # training: loss weight of the self-flip variant (0 for all three: no variants)
     }
 
     def __init__(self, backbone: DinoV2Backbone, post_processor: PostProcessor | None = None,
@@ -54,6 +59,9 @@ class GeoAware(DenseMatcher):
             raise ValueError(f"inference must be one of {', '.join(INFERENCE)}, got {self.conf['inference']!r}")
         if self.conf["window"] < 1 or self.conf["window"] % 2 == 0:
             raise ValueError(f"window must be a positive odd number of tokens, got {self.conf['window']}")
+        if any(self.conf[v] < 0 for v in POSE_VARIANT_WEIGHTS):
+            raise ValueError(f"pose-variant weights must be >= 0, got "
+                             f"{ {v: self.conf[v] for v in POSE_VARIANT_WEIGHTS} }")
         if self.conf["temperature"] <= 0 or self.conf["noise"] < 0:
             raise ValueError("temperature must be > 0 and noise >= 0, got "
                              f"{self.conf['temperature']} and {self.conf['noise']}")
@@ -109,13 +117,11 @@ class GeoAware(DenseMatcher):
         dense0, dense1 = feats0.dense[..., :h0, :w0], feats1.dense[0, :, :h1, :w1]
         query = F.normalize(sample_features(dense0, grid0.image_to_grid(points)[None])[0], dim=-1)
         sim = torch.einsum("nc,chw->nhw", query, F.normalize(dense1, dim=0))
-        ch, cw = grid1.content_grid_hw
-        sim[:, ch:, :] = PADDING_SIMILARITY
-        sim[:, :, cw:] = PADDING_SIMILARITY
-        return sim
+        return sim.masked_fill(~_content_mask([grid1], sim.shape[-2:], sim.device), PADDING_SIMILARITY)
 
     @torch.inference_mode()
-    def match_features(self, feats0: Features, feats1: Features, points) -> Matches:
+    def match_features(self, feats0: Features, feats1: Features, points,
+                       context: PairContext | None = None) -> Matches:
         """Match points (N, 2) of image 0 into image 1 with the configured inference -> Matches (pixels)."""
         if self.conf["inference"] == "argmax":
             return super().match_features(feats0, feats1, points)
@@ -141,42 +147,87 @@ class GeoAware(DenseMatcher):
         return list(self.post_processor.parameters())
 
     def training_step(self, batch: list[PairSample]) -> dict[str, torch.Tensor]:
-        """L = dense_weight · L_dense + sparse_weight · L_sparse on a list of pairs.
+        """The published objective on a list of pairs (one optimiser step), averaged over the pairs.
 
-        L_dense is measured in target tokens; the ground-truth noise (std ``noise`` · L pixels, from
-        the torch RNG) is drawn in target pixels.
+        Per pair: L = (L_orig + Σ_v w_v · L_v) / (1 + Σ_v w_v) with L_orig = dense_weight · L_dense +
+        sparse_weight · L_sparse on the pair as is, and L_v = L_dense alone on each pose variant v
+        (single flip: mirrored source → target; double flip: both mirrored; self flip: mirrored source
+        → source) whose weight w_v (``single_flip``, ``double_flip``, ``self_flip``) is > 0 and that
+        keeps at least one mutually visible keypoint; the variants need ``PairSample.flip``.
+        Published (Junyi42/GeoAware-SC @ 99fd6b6, ``utils/utils_losses.py`` ``calculate_loss``;
+        weights set in ``pck_train.py``, single flip read from ``ADAPT_FLIP``, unset in the released
+        configs): w = 0 / 1 / 0.25, L_sparse with the learnable logit scale on the original pair only.
+        L_dense is measured in target tokens; the ground-truth noise (std ``noise`` · L pixels, L the
+        reference length of the variant's target, from the torch RNG) is drawn in target pixels.
         """
         if self.post_processor is None:
             raise ValueError("a zero-shot GeoAware model cannot be trained; load it with zero_shot=False")
+        weights = {v: float(self.conf[v]) for v in POSE_VARIANT_WEIGHTS}
+        losses, dense_terms, sparse_terms = [], [], []
+        for sample in batch:
+            loss, l_dense, l_sparse = self._pair_loss(sample, weights)
+            losses.append(loss)
+            dense_terms.append(l_dense)
+            sparse_terms.append(l_sparse)
+        return {"loss": torch.stack(losses).mean(), "loss_dense": torch.stack(dense_terms).mean().detach(),
+                "loss_sparse": torch.stack(sparse_terms).mean().detach()}
+
+    def _pair_loss(self, s: PairSample, weights: dict[str, float]):
+        """(L, L_dense of the original pair, L_sparse) of one training pair, see :meth:`training_step`."""
         device = self.device
-        src_in, src_grids = zip(*(self.backbone.preprocess(s.source.to(device)) for s in batch))
-        tgt_in, tgt_grids = zip(*(self.backbone.preprocess(s.target.to(device)) for s in batch))
-        if len({x.shape for x in src_in + tgt_in}) != 1:
+        variants = [v for v, w in weights.items() if w > 0]
+        if variants and s.flip is None:
+            raise ValueError(f"pose variants {variants} need the pair's left/right flip permutation (PairSample.flip)")
+        images = {"src": s.source, "tgt": s.target}
+        if variants:
+            images["src_flip"] = s.source.flip(-1)
+        if weights["double_flip"] > 0:
+            images["tgt_flip"] = s.target.flip(-1)
+        prepared = {k: self.backbone.preprocess(im.to(device)) for k, im in images.items()}
+        if len({x.shape for x, _ in prepared.values()}) != 1:
             raise ValueError("training needs backbone inputs of one size: use resize='pad' or 'stretch'")
-        feats_src = self.refine(self.sources(torch.stack(src_in)))
-        feats_tgt = self.refine(self.sources(torch.stack(tgt_in)))
-        num = max(len(s.valid) for s in batch)
-        valid = torch.zeros(len(batch), num, dtype=torch.bool, device=device)
-        src_pts = torch.zeros(len(batch), num, 2, device=device)
-        tgt_pts = torch.zeros(len(batch), num, 2, device=device)
-        noisy_pts = torch.zeros(len(batch), num, 2, device=device)
-        for b, (s, gs, gt) in enumerate(zip(batch, src_grids, tgt_grids)):
-            k, ok = len(s.valid), s.valid.to(device)[:, None]
-            noise = torch.randn(k, 2, device=device) * self.conf["noise"] * s.target_size
-            tgt = _clip(s.target_keypoints.to(device), gt.image_hw)
-            valid[b, :k] = ok[:, 0]
-            src_pts[b, :k] = torch.where(ok, gs.image_to_grid(_clip(s.source_keypoints.to(device), gs.image_hw)), 0.0)
-            tgt_pts[b, :k] = torch.where(ok, gt.image_to_grid(tgt), 0.0)
-            noisy_pts[b, :k] = torch.where(ok, gt.image_to_grid(tgt + noise), 0.0)
-        desc_src = sample_features(feats_src, src_pts)
-        desc_tgt = sample_features(feats_tgt, tgt_pts)
-        sim = torch.einsum("bnc,bchw->bnhw", F.normalize(desc_src, dim=-1), F.normalize(feats_tgt, dim=1))
-        sim = sim.masked_fill(~_content_mask(tgt_grids, sim.shape[-2:], device)[:, None], PADDING_SIMILARITY)
-        t = self.conf["temperature"]
-        l_dense = dense_loss(sim, noisy_pts, valid, t)
-        l_sparse = sparse_loss(desc_src, desc_tgt, valid, t)
+        feats = self.refine(self.sources(torch.stack([x for x, _ in prepared.values()])))
+        feat = {k: feats[i : i + 1] for i, k in enumerate(prepared)}
+        grid = {k: g for k, (_, g) in prepared.items()}
+        views = {"src": (s.source_keypoints, s.source_visible), "tgt": (s.target_keypoints, s.target_visible)}
+        if variants:
+            flip = s.flip
+            views["src_flip"] = hflip_keypoints(s.source_keypoints, s.source_visible, s.source.shape[-1], flip)
+            views["tgt_flip"] = hflip_keypoints(s.target_keypoints, s.target_visible, s.target.shape[-1], flip)
+        l_dense, l_sparse = self._dense_sparse(feat, grid, views, "src", "tgt", s.target_size, sparse=True)
         loss = self.conf["dense_weight"] * l_dense + self.conf["sparse_weight"] * l_sparse
-        return {"loss": loss, "loss_dense": l_dense.detach(), "loss_sparse": l_sparse.detach()}
+        total, weight_sum = loss, 1.0
+        for variant in variants:
+            a, b, size = {"single_flip": ("src_flip", "tgt", s.target_size),
+                          "double_flip": ("src_flip", "tgt_flip", s.target_size),
+                          "self_flip": ("src_flip", "src", s.source_size)}[variant]
+            if not (views[a][1] & views[b][1]).any():
+                continue  # no mutually visible keypoint: the variant is left out of this step
+            l_variant, _ = self._dense_sparse(feat, grid, views, a, b, size, sparse=False)
+            total = total + weights[variant] * l_variant
+            weight_sum += weights[variant]
+        return total / weight_sum, l_dense.detach(), l_sparse.detach()
+
+    def _dense_sparse(self, feat, grid, views, a: str, b: str, target_size: float, sparse: bool):
+        """L_dense (and L_sparse if ``sparse``) of view ``a`` against view ``b`` (keys of feat/grid/views)."""
+        device = self.device
+        (kps_a, vis_a), (kps_b, vis_b) = views[a], views[b]
+        valid = (vis_a & vis_b).to(device)
+        ok = valid[:, None]
+        ga, gb = grid[a], grid[b]
+        tgt = _clip(kps_b.to(device), gb.image_hw)
+        noise = torch.randn(len(valid), 2, device=device) * self.conf["noise"] * target_size
+        src_pts = torch.where(ok, ga.image_to_grid(_clip(kps_a.to(device), ga.image_hw)), 0.0)[None]
+        noisy_pts = torch.where(ok, gb.image_to_grid(tgt + noise), 0.0)[None]
+        desc_a = sample_features(feat[a], src_pts)
+        sim = torch.einsum("bnc,bchw->bnhw", F.normalize(desc_a, dim=-1), F.normalize(feat[b], dim=1))
+        sim = sim.masked_fill(~_content_mask([gb], sim.shape[-2:], device)[:, None], PADDING_SIMILARITY)
+        l_dense = dense_loss(sim, noisy_pts, valid[None], self.conf["temperature"])
+        if not sparse:
+            return l_dense, None
+        tgt_pts = torch.where(ok, gb.image_to_grid(tgt), 0.0)[None]
+        desc_b = sample_features(feat[b], tgt_pts)
+        return l_dense, sparse_loss(desc_a, desc_b, valid[None], self.post_processor.logit_scale.exp())
 
     # ------------------------------------------------------------------ weights
     def export(self, out_dir: str | Path) -> Path:
@@ -198,8 +249,8 @@ def _content_mask(grids, grid_hw, device) -> torch.Tensor:
     """(B, h, w) True on tokens that overlap image content."""
     mask = torch.zeros(len(grids), *grid_hw, dtype=torch.bool, device=device)
     for b, g in enumerate(grids):
-        ch, cw = g.content_grid_hw
-        mask[b, :ch, :cw] = True
+        r0, r1, c0, c1 = g.content_tokens
+        mask[b, r0:r1, c0:c1] = True
     return mask
 
 

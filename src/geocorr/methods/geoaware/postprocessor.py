@@ -1,18 +1,29 @@
 """GeoAware's lightweight post-processor: the only trainable part of the supervised model.
 
-One bottleneck block per feature source (1×1 → 3×3 → 1×1 convolutions with GroupNorm, plus a
-projection shortcut), their outputs mixed by softmax-normalised weights; dropout on the input
-feature maps during training. At the published width (bottleneck 192, output 768) with the SD+DINOv2
-sources (640, 1280, 1280, 768 channels) it has ≈ 5.7 M parameters, as the released setting states
-(the paper rounds to "5 M"); that count needs the projection shortcut on every block, the 768 → 768
-DINOv2 one included, so every block has one. With DINOv2 alone it has ≈ 1.2 M.
+One bottleneck block per feature source (1×1 → 3×3 → 1×1 convolutions with GroupNorm; the shortcut
+is a normalised 1×1 projection only where the widths differ, the identity otherwise, so the 768 → 768
+DINOv2 block keeps an identity shortcut), their outputs mixed by softmax-normalised weights; dropout
+on the input feature maps during training; the learnable logit scale of the sparse loss
+(:func:`.losses.sparse_loss`) lives here too, as in the released network, so it is trained, decayed
+and saved with it. Published setting, read from Junyi42/GeoAware-SC @ 99fd6b6
+``model_utils/projection_network.py`` (AggregationNetwork) and ``model_utils/resnet.py``
+(BottleneckBlock: projection only when in ≠ out, MSRA fan-out initialisation of every convolution).
+
+Parameters at the published width (bottleneck 192, output 768): 628,994 with DINOv2 alone, 5,150,213
+with the SD+DINOv2 sources (640, 1280, 1280, 768 channels) — the paper's "5 M". The released
+network reports one more (628,995 / 5,150,214): it also holds a ``self_logit_scale`` that no loss of
+the released recipe reads, which we leave out.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import torch
 from torch import nn
+
+LOGIT_SCALE_INIT = math.log(1 / 0.07)  # log of the initial logit scale of the sparse loss (CLIP's 1/0.07)
 
 
 @dataclass(frozen=True)
@@ -44,9 +55,11 @@ def _conv_norm(cin: int, cout: int, kernel: int, groups: int) -> nn.Sequential:
 
 
 class Bottleneck(nn.Module):
-    """ReLU(conv1×1 → conv3×3 → conv1×1 (GroupNorm after each, ReLU between) + projection).
+    """ReLU(conv1×1 → conv3×3 → conv1×1 (GroupNorm after each, ReLU between) + shortcut).
 
-    (B, C_in, h, w) -> (B, C_out, h, w); the projection shortcut is a normalised 1×1 convolution.
+    (B, C_in, h, w) -> (B, C_out, h, w); the shortcut is a normalised 1×1 projection when
+    C_in ≠ C_out and the identity when they are equal. Convolutions start from MSRA (Kaiming normal,
+    fan-out) weights.
     """
 
     def __init__(self, cin: int, bottleneck: int, cout: int, groups: int):
@@ -56,7 +69,10 @@ class Bottleneck(nn.Module):
             _conv_norm(bottleneck, bottleneck, 3, groups), nn.ReLU(inplace=True),
             _conv_norm(bottleneck, cout, 1, groups),
         )
-        self.shortcut = _conv_norm(cin, cout, 1, groups)
+        self.shortcut = _conv_norm(cin, cout, 1, groups) if cin != cout else nn.Identity()
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.body(x) + self.shortcut(x))
@@ -66,6 +82,7 @@ class PostProcessor(nn.Module):
     """Refines a list of frozen feature maps into one map.
 
     forward(features): list of (B, C_i, h, w), one per source (same h, w) -> (B, C_out, h, w).
+    logit_scale: log of the sparse loss's logit scale (trained with the rest; not used by forward).
     """
 
     def __init__(self, config: PostProcessorConfig = PostProcessorConfig()):
@@ -77,6 +94,7 @@ class PostProcessor(nn.Module):
             for c in config.in_channels
         )
         self.mixing_logits = nn.Parameter(torch.zeros(len(config.in_channels)))
+        self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         if len(features) != len(self.blocks):

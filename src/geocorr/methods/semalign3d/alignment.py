@@ -2,8 +2,8 @@
 
 The unknowns are the keypoints of the class in camera coordinates (``B × L × 3``, the dense cloud
 follows through its barycentric coordinates) and the focal length, for B initial guesses
-optimised together. Image points are normalised (see :mod:`.geometry`), so σ is in units of half
-the longer image side.
+optimised together. Image points are normalised (see :mod:`.geometry`), so σ is in units of the
+longer image side, as the paper's.
 """
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import torch
 import torch.nn.functional as F
 
 from ...grid import TokenGrid
-from ...matching import sample_features
+from ...matching import sample_features, upsample_features
 from .dense import apply_barycentric
 from .geometry import normalised_to_pixels, pixels_to_normalised, project
+from .progress import bar
 from .representation import ClassRepresentation
 
 Schedule = float | tuple[tuple[float, ...], tuple[float, ...]]
@@ -47,6 +48,7 @@ class AlignConfig:
     w_background: Schedule = ((0.0, 0.3, 0.5, 0.7), (1.0, 10.0, 100.0, 10.0))
     w_depth: Schedule = 10.0
     pixels: int = 256  # object pixels sampled for L_reconstruct
+    pixel_sampling: str = "attention"  # attention: ∝ the attention map (paper) | uniform in the mask
     background_pixels: int = 256  # background pixels sampled for L_background
     flat: bool = False  # normal check: drop solutions whose front faces away (flat classes)
     w_zorder: float = 1.0  # weight of the depth z-order disagreement when picking the solution
@@ -58,9 +60,10 @@ class AlignConfig:
 class AlignTarget:
     """What the alignment needs from one image (normalised coordinates).
 
-    pixels: (N, 2) sampled object pixels; sem_dense: (N, M), sem_sparse: (N, L) semantic likelihoods;
-    background: (Nb, 2) sampled background pixels; centre: (2,), radius: RMS spread of the mask;
-    depth, mask: (H, W) for the z-order check (depth may be None).
+    pixels: (N, 2) sampled object pixels (N = ``AlignConfig.pixels``); sem_dense: (N, M),
+    sem_sparse: (N, L) semantic likelihoods; background: (Nb, 2) sampled background pixels (Nb =
+    ``background_pixels``, or 0 when the mask covers the image); centre: (2,), radius: RMS spread of
+    the mask; depth, mask: (H, W) for the z-order check (depth may be None).
     """
 
     pixels: torch.Tensor
@@ -76,7 +79,8 @@ class AlignTarget:
 @dataclass
 class Alignment:
     """The chosen solution: keypoints (L, 3) and dense points (M, 3) in camera coordinates, focal
-    length, its loss and z-order disagreement; ``candidates`` holds every start's score (B,)."""
+    length, its loss and z-order disagreement; ``candidates`` holds every start's score (B,).
+    failed: every start diverged (non-finite loss); the points are then NaN."""
 
     sparse: torch.Tensor
     dense: torch.Tensor
@@ -84,12 +88,13 @@ class Alignment:
     loss: float
     zorder: float
     candidates: torch.Tensor = field(repr=False)
+    failed: bool = False
 
 
 def semantic_likelihood(sim: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Max-normalised normal likelihood of a cosine similarity (Eq. 4), one-sided: a similarity
-    above the class point's mean ``mu`` counts as fully likely. sim: (..., P), mu, sigma: (P,)."""
-    return torch.exp(-F.relu(mu - sim).pow(2) / (2 * sigma.pow(2)))
+    """Max-normalised normal likelihood of a cosine similarity (paper Eq. 4, two-sided):
+    exp(−(sim − mu)² / (2 sigma²)). sim: (..., P), mu, sigma: (P,) -> (..., P) in [0, 1]."""
+    return torch.exp(-(sim - mu).pow(2) / (2 * sigma.pow(2)))
 
 
 def image_features(features: torch.Tensor, grid: TokenGrid, pixels: torch.Tensor) -> torch.Tensor:
@@ -98,9 +103,21 @@ def image_features(features: torch.Tensor, grid: TokenGrid, pixels: torch.Tensor
     return F.normalize(sample_features(features[None], pts[None])[0], dim=-1)
 
 
-def _sample(mask: torch.Tensor, count: int, generator: torch.Generator | None) -> torch.Tensor:
+def attention(rep: ClassRepresentation, features: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
+    """Per-pixel attention: the best semantic likelihood of any dense class point (paper Sec. 3.2).
+    features: (C, h, w) on ``grid`` -> (H, W) in [0, 1]."""
+    sim = torch.einsum("mc,chw->mhw", rep.dense_features, F.normalize(features.float(), dim=0))
+    like = semantic_likelihood(sim.permute(1, 2, 0), rep.dense_mu, rep.dense_sigma).amax(-1)
+    return upsample_features(like[None, None], grid)[0, 0]
+
+
+def _sample(mask: torch.Tensor, count: int, generator: torch.Generator | None,
+            weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``count`` pixels (x, y) of ``mask`` (H, W): with probability ∝ ``weights`` (H, W) when given,
+    else uniformly; with replacement only when the mask has fewer than ``count`` pixels."""
     ys, xs = torch.nonzero(mask, as_tuple=True)
-    pick = torch.randperm(len(xs), generator=generator)[:count]
+    w = torch.ones(len(xs)) if weights is None else weights[ys, xs].float().clamp_min(0) + 1e-8
+    pick = torch.multinomial(w, count, replacement=count > len(xs), generator=generator)
     return torch.stack([xs[pick], ys[pick]], dim=1).float()
 
 
@@ -110,6 +127,7 @@ def prepare_target(rep: ClassRepresentation, features: torch.Tensor, grid: Token
     """Sample pixels and precompute their semantic likelihoods w.r.t. the class points.
 
     features: (C, h, w) on ``grid``; mask: (H, W) bool object mask; depth: (H, W) or None.
+    Object pixels are drawn with probability ∝ :func:`attention` (``conf.pixel_sampling``).
     """
     conf = conf or AlignConfig()
     hw = grid.image_hw
@@ -122,52 +140,91 @@ def prepare_target(rep: ClassRepresentation, features: torch.Tensor, grid: Token
                          f"{rep.dense_features.shape[1]} (built with another feature model?)")
     if mask.sum() < 3:
         raise ValueError("mask: the object mask needs at least 3 pixels")
-    obj = _sample(mask, conf.pixels, generator)
+    if conf.pixel_sampling not in ("attention", "uniform"):
+        raise ValueError(f"pixel_sampling: expected 'attention' or 'uniform', got {conf.pixel_sampling!r}")
+    weights = attention(rep, features, grid) if conf.pixel_sampling == "attention" else None
+    obj = _sample(mask, conf.pixels, generator, weights)
     feats = image_features(features.float(), grid, obj)
-    obj_n = pixels_to_normalised(obj, hw)
     all_obj = pixels_to_normalised(torch.nonzero(mask).flip(1).float(), hw)
     centre = all_obj.mean(0)
+    background = (pixels_to_normalised(_sample(~mask, conf.background_pixels, generator), hw) if (~mask).any()
+                  else torch.zeros(0, 2))
     return AlignTarget(
-        pixels=obj_n,
+        pixels=pixels_to_normalised(obj, hw),
         sem_dense=semantic_likelihood(feats @ rep.dense_features.T, rep.dense_mu, rep.dense_sigma),
         sem_sparse=semantic_likelihood(feats @ rep.sparse_features.T, rep.sparse_mu, rep.sparse_sigma),
-        background=pixels_to_normalised(_sample(~mask, conf.background_pixels, generator), hw),
-        centre=centre, radius=float((all_obj - centre).pow(2).sum(-1).mean().sqrt()), mask=mask, depth=depth)
+        background=background, centre=centre, radius=float((all_obj - centre).pow(2).sum(-1).mean().sqrt()),
+        mask=mask, depth=depth)
+
+
+@dataclass
+class TargetBatch:
+    """T targets stacked for one optimisation: pixels (T, N, 2), sem_dense (T, N, M), sem_sparse
+    (T, N, L), background (T, Nb, 2) with background_valid (T, Nb) (False: padding)."""
+
+    pixels: torch.Tensor
+    sem_dense: torch.Tensor
+    sem_sparse: torch.Tensor
+    background: torch.Tensor
+    background_valid: torch.Tensor
+
+    @classmethod
+    def stack(cls, targets: list[AlignTarget]) -> TargetBatch:
+        sizes = {len(t.pixels) for t in targets}
+        if len(sizes) != 1:
+            raise ValueError(f"targets: every target needs the same number of pixels, got {sorted(sizes)}")
+        nb = max(len(t.background) for t in targets)
+        background = torch.zeros(len(targets), nb, 2)
+        valid = torch.zeros(len(targets), nb, dtype=torch.bool)
+        for n, t in enumerate(targets):
+            background[n, :len(t.background)] = t.background
+            valid[n, :len(t.background)] = True
+        return cls(torch.stack([t.pixels for t in targets]), torch.stack([t.sem_dense for t in targets]),
+                   torch.stack([t.sem_sparse for t in targets]), background, valid)
 
 
 def _reconstruct(pixels: torch.Tensor, proj: torch.Tensor, sem: torch.Tensor, sigma: float) -> torch.Tensor:
-    """−E_xy[max_i p_spatial · p_sem] (Eq. 6-8). pixels (N, 2), proj (B, P, 2), sem (N, P) -> (B,)."""
-    spatial = torch.exp(-torch.cdist(pixels.expand(len(proj), -1, -1), proj).pow(2) / (2 * sigma**2))
-    return -(spatial * sem).amax(dim=2).mean(dim=1)
+    """−E_xy[max_i p_spatial · p_sem] (Eq. 6-8). pixels (T, N, 2), proj (T, S, P, 2), sem (T, N, P) -> (T, S)."""
+    t, s = proj.shape[:2]
+    dist = torch.cdist(pixels[:, None].expand(-1, s, -1, -1).reshape(t * s, -1, 2), proj.reshape(t * s, -1, 2))
+    spatial = torch.exp(-dist.pow(2) / (2 * sigma**2)).reshape(t, s, *dist.shape[1:])
+    return -(spatial * sem[:, None]).amax(dim=3).mean(dim=2)
 
 
-def _background(target: AlignTarget, proj: torch.Tensor, sigma: float) -> torch.Tensor:
+def _background(batch: TargetBatch, proj: torch.Tensor, sigma: float) -> torch.Tensor:
     """L_background (Eq. 11): spatial likelihood of the class points at background pixels,
-    averaged over points and pixels (0 when the mask covers the image). proj (B, M, 2) -> (B,)."""
-    if len(target.background) == 0:
-        return proj.new_zeros(len(proj))
-    dist = torch.cdist(target.background.expand(len(proj), -1, -1), proj)
-    return torch.exp(-dist.pow(2) / (2 * sigma**2)).mean(dim=(1, 2))
+    averaged over points and pixels (0 when the mask covers the image). proj (T, S, M, 2) -> (T, S)."""
+    t, s = proj.shape[:2]
+    if batch.background.shape[1] == 0:
+        return proj.new_zeros(t, s)
+    bg = batch.background[:, None].expand(-1, s, -1, -1).reshape(t * s, -1, 2)
+    like = torch.exp(-torch.cdist(bg, proj.reshape(t * s, -1, 2)).pow(2) / (2 * sigma**2)).mean(-1)
+    w = batch.background_valid[:, None].expand(-1, s, -1).reshape(t * s, -1).to(like.dtype)
+    return ((like * w).sum(-1) / w.sum(-1).clamp_min(1)).reshape(t, s)
 
 
 def alignment_loss(sparse: torch.Tensor, log_focal: torch.Tensor, depth_target: torch.Tensor,
-                   rep: ClassRepresentation, target: AlignTarget, conf: AlignConfig,
+                   rep: ClassRepresentation, batch: TargetBatch, conf: AlignConfig,
                    progress: float) -> dict[str, torch.Tensor]:
-    """L_align (Eq. 13) of B candidate alignments and its terms.
+    """L_align (Eq. 13) of S candidate alignments for each of T targets, and its terms.
 
-    sparse: (B, L, 3) keypoints in camera coordinates, log_focal: (B,), depth_target: (B,) the
-    d_target of L_depth, progress: step / steps in [0, 1] -> dict of (B,) tensors
-    ("total", "dense", "sparse", "geom", "background", "depth").
+    sparse: (T, S, L, 3) keypoints in camera coordinates, log_focal: (T, S), depth_target: (T, S)
+    the d_target of L_depth, progress: step / steps in [0, 1] -> dict of (T, S) tensors
+    ("total", "dense", "sparse", "geom", "background", "depth"). L_geom is the negative mean
+    Beta log-density of the shape prior (the paper's log-probabilities).
     """
-    focal = log_focal.exp()
-    dense = apply_barycentric(rep.dense_index, rep.dense_weights, sparse)
-    proj_dense, proj_sparse = project(dense, focal), project(sparse, focal)
+    t, s = sparse.shape[:2]
+    focal = log_focal.exp().reshape(-1)
+    flat = sparse.reshape(t * s, *sparse.shape[2:])
+    dense = apply_barycentric(rep.dense_index, rep.dense_weights, flat)
+    proj_dense = project(dense, focal).reshape(t, s, -1, 2)
+    proj_sparse = project(flat, focal).reshape(t, s, -1, 2)
     sigma_d, sigma_s = scheduled(conf.sigma_dense, progress), scheduled(conf.sigma_sparse, progress)
     terms = {
-        "dense": _reconstruct(target.pixels, proj_dense, target.sem_dense, sigma_d),
-        "sparse": _reconstruct(target.pixels, proj_sparse, target.sem_sparse, sigma_s),
-        "geom": -rep.prior.likelihood(sparse),
-        "background": _background(target, proj_dense, sigma_d),
+        "dense": _reconstruct(batch.pixels, proj_dense, batch.sem_dense, sigma_d),
+        "sparse": _reconstruct(batch.pixels, proj_sparse, batch.sem_sparse, sigma_s),
+        "geom": -rep.prior.log_likelihood(sparse),
+        "background": _background(batch, proj_dense, sigma_d),
         "depth": (depth_target - sparse[..., 2].mean(-1)).pow(2),
     }
     terms["total"] = (scheduled(conf.w_dense, progress) * terms["dense"]
@@ -188,8 +245,8 @@ def random_rotations(count: int, generator: torch.Generator | None = None) -> to
 def initial_guesses(rep: ClassRepresentation, target: AlignTarget, conf: AlignConfig,
                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Randomly rotated canonical clouds (RMS radius 1) centred on the mask, at the depth where
-    they cover it at each initial focal length -> sparse (B, L, 3), log_focal (B,) and that depth
-    (B,), the d_target of L_depth; B = focals × samples_per_focal. With the cloud's size fixed,
+    they cover it at each initial focal length -> sparse (S, L, 3), log_focal (S,) and that depth
+    (S,), the d_target of L_depth; S = focals × samples_per_focal. With the cloud's size fixed,
     the learning rate is relative to the object's size whatever the focal length."""
     focal = torch.tensor(conf.focals, dtype=torch.float32).repeat_interleave(conf.samples_per_focal)
     rot = random_rotations(len(focal), generator)
@@ -239,30 +296,57 @@ def faces_camera(sparse: torch.Tensor, front: torch.Tensor) -> bool:
     return bool((normal * sparse[[i, j, k]].mean(0)).sum() < 0)
 
 
-def align(rep: ClassRepresentation, target: AlignTarget, conf: AlignConfig | None = None,
-          generator: torch.Generator | None = None) -> Alignment:
-    """Minimise L_align from all initial guesses at once; pick the best by loss plus the z-order
-    check (and, for flat classes, the normal check)."""
+def align_many(rep: ClassRepresentation, targets: list[AlignTarget], conf: AlignConfig | None = None,
+               generator: torch.Generator | None = None, progress: bool | None = False) -> list[Alignment]:
+    """Align the class to several images in one optimisation (all their starts together).
+
+    Each image's S starts minimise L_align; its best start by loss plus the z-order check (and,
+    for flat classes, the normal check) is its alignment. Starts whose loss turns non-finite are
+    dropped; an image all of whose starts diverge gets ``failed=True``. progress: a tqdm bar over
+    the steps (None: only on a terminal).
+    """
     conf = conf or AlignConfig()
-    init, log_focal, depth_target = initial_guesses(rep, target, conf, generator)
-    sparse = init.clone().requires_grad_(True)
-    log_focal = log_focal.clone().requires_grad_(True)
+    if not targets:
+        return []
+    guesses = [initial_guesses(rep, t, conf, generator) for t in targets]
+    sparse = torch.stack([g[0] for g in guesses]).requires_grad_(True)  # (T, S, L, 3)
+    log_focal = torch.stack([g[1] for g in guesses]).requires_grad_(True)  # (T, S)
+    depth_target = torch.stack([g[2] for g in guesses])
+    batch = TargetBatch.stack(targets)
     opt = torch.optim.AdamW([sparse, log_focal], lr=conf.lr, weight_decay=0.0)
-    for step in range(conf.steps):
+    for step in bar(range(conf.steps), progress, f"aligning {len(targets)} image(s)"):
         opt.zero_grad()
-        progress = step / max(conf.steps - 1, 1)
-        alignment_loss(sparse, log_focal, depth_target, rep, target, conf, progress)["total"].sum().backward()
+        total = alignment_loss(sparse, log_focal, depth_target, rep, batch, conf, step / max(conf.steps - 1, 1))["total"]
+        total.nan_to_num(0.0, 0.0, 0.0).sum().backward()  # a diverged start must not stop the others
+        sparse.grad.nan_to_num_(0.0, 0.0, 0.0)
+        log_focal.grad.nan_to_num_(0.0, 0.0, 0.0)
         opt.step()
     with torch.no_grad():
-        loss = alignment_loss(sparse, log_focal, depth_target, rep, target, conf, 1.0)["total"]
-        dense = apply_barycentric(rep.dense_index, rep.dense_weights, sparse)
-        focal = log_focal.exp()
-        zorder = torch.tensor([zorder_disagreement(d, float(f), target.depth, target.mask, conf.zorder_cells)
-                               if target.depth is not None else 0.0 for d, f in zip(dense, focal)])
-        score = loss + conf.w_zorder * zorder
-        if conf.flat:
-            facing = torch.tensor([faces_camera(s, rep.front) for s in sparse])
-            score = torch.where(facing | ~facing.any(), score, torch.full_like(score, float("inf")))
+        loss = alignment_loss(sparse, log_focal, depth_target, rep, batch, conf, 1.0)["total"]
+        return [_pick(rep, target, sparse[n], log_focal[n].exp(), loss[n], conf) for n, target in enumerate(targets)]
+
+
+def _pick(rep: ClassRepresentation, target: AlignTarget, sparse: torch.Tensor, focal: torch.Tensor,
+          loss: torch.Tensor, conf: AlignConfig) -> Alignment:
+    """The best of one image's starts: sparse (S, L, 3), focal (S,), loss (S,)."""
+    dense = apply_barycentric(rep.dense_index, rep.dense_weights, sparse)
+    finite = torch.isfinite(loss) & torch.isfinite(sparse).flatten(1).all(1) & torch.isfinite(focal)
+    if not finite.any():
+        return Alignment(sparse=torch.full_like(sparse[0], float("nan")), dense=torch.full_like(dense[0], float("nan")),
+                         focal=float("nan"), loss=float("nan"), zorder=float("nan"),
+                         candidates=torch.full_like(loss, float("inf")), failed=True)
+    zorder = torch.tensor([zorder_disagreement(d, float(f), target.depth, target.mask, conf.zorder_cells)
+                           if target.depth is not None and ok else 0.0 for d, f, ok in zip(dense, focal, finite)])
+    score = torch.where(finite, loss + conf.w_zorder * zorder, torch.full_like(loss, float("inf")))
+    if conf.flat:
+        facing = torch.tensor([bool(ok) and faces_camera(s, rep.front) for s, ok in zip(sparse, finite)])
+        score = torch.where(facing | ~facing.any(), score, torch.full_like(score, float("inf")))
     best = int(score.argmin())
-    return Alignment(sparse=sparse[best].detach(), dense=dense[best], focal=float(focal[best]),
+    return Alignment(sparse=sparse[best].detach().clone(), dense=dense[best].clone(), focal=float(focal[best]),
                      loss=float(loss[best]), zorder=float(zorder[best]), candidates=score)
+
+
+def align(rep: ClassRepresentation, target: AlignTarget, conf: AlignConfig | None = None,
+          generator: torch.Generator | None = None, progress: bool | None = False) -> Alignment:
+    """Align the class to one image (see :func:`align_many`)."""
+    return align_many(rep, [target], conf, generator, progress)[0]

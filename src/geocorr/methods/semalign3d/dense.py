@@ -23,11 +23,15 @@ from .geometry import backproject, pixels_to_normalised
 
 @dataclass
 class DenseConfig:
-    points_per_image: int = 2000  # mask pixels back-projected per training image
+    """Defaults: the authors' ``semalign3d/core/generators/dense_pc_generator.py`` (10,000 points per
+    image, 1,000 clusters, features averaged over 1,000 neighbours)."""
+
+    points_per_image: int = 10_000  # mask pixels back-projected per training image
     neighbours: int = 4  # keypoints spanning the barycentric coordinates of a point
-    clusters: int = 2000  # k-means clusters (points of the dense cloud)
+    clusters: int = 1000  # k-means clusters (points of the dense cloud)
     min_density: float = 0.25  # drop clusters with fewer members than this share of the mean
-    feature_neighbours: int = 16  # merged points averaged into a cluster's feature
+    feature_neighbours: int = 1000  # merged points averaged into a cluster's feature
+    chunk: int = 64  # clusters whose neighbour features are gathered at once (memory only)
 
 
 def barycentric(points: torch.Tensor, keypoints: torch.Tensor, valid: torch.Tensor,
@@ -165,7 +169,11 @@ def build_dense_cloud(views: list[TrainingView], sparse: torch.Tensor, conf: Den
     counts = np.bincount(labels, minlength=conf.clusters)
     centres = torch.from_numpy(centres[counts >= conf.min_density * counts.mean()]).to(sparse.dtype)
     _, near = cKDTree(merged_pts.numpy()).query(centres.numpy(), k=min(conf.feature_neighbours, len(merged_pts)))
-    members = merged_feats[torch.from_numpy(near).reshape(len(centres), -1)]
-    features, mu, sigma = certainty(members.sum(1), members, torch.ones(members.shape[:2], dtype=torch.bool))
+    near_t = torch.from_numpy(near).reshape(len(centres), -1)
+    parts = []
+    for start in range(0, len(centres), conf.chunk):
+        members = merged_feats[near_t[start:start + conf.chunk]]
+        parts.append(certainty(members.sum(1), members, torch.ones(members.shape[:2], dtype=torch.bool)))
+    features, mu, sigma = (torch.cat(p) for p in zip(*parts))
     index, weights = barycentric(centres, sparse, torch.ones(len(sparse), dtype=torch.bool), conf.neighbours)
     return {"points": centres, "features": features, "mu": mu, "sigma": sigma, "index": index, "weights": weights}

@@ -1,41 +1,97 @@
-"""Monocular depth from Depth Anything V2 (``transformers``), or from depth files the user supplies."""
+"""Where SemAlign3D's depth comes from: Depth Anything V2 (``transformers``) or the user's depth files.
+
+A depth source maps an image (3, H, W) in [0, 1] (and, when known, the file it came from) to a
+positive depth map (H, W), larger = farther. Two sources:
+
+- :class:`DepthEstimator`: Depth Anything V2. It predicts relative inverse depth (disparity) d;
+  as in the authors' code (``semalign3d/core/data/sem3d_data_utils.py``, ``load_depth``) it is
+  mapped to z = 1 − 0.3 · d / max d, i.e. z in [0.7, 1]: a shallow relief in front of a
+  plane at 1, not a metric depth.
+- :class:`DepthFiles`: ``<image stem>.npy`` (float array) or ``.png`` (8/16-bit) per image, used as
+  z as they are (metric depth, or a renderer's z-buffer: the "oracle depth" of the examples).
+"""
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Large-hf"  # the published setting
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+RELIEF = 0.3  # z = 1 − RELIEF · d / max d (authors' load_depth)
+
+
+class DepthSource(Protocol):
+    """image (3, H, W) in [0, 1], its file (or None) -> depth (H, W), positive, larger = farther."""
+
+    def __call__(self, image: torch.Tensor, path: Path | None = None) -> torch.Tensor: ...
+
+
+def disparity_to_depth(disparity: torch.Tensor, relief: float = RELIEF) -> torch.Tensor:
+    """Relative inverse depth d (H, W) -> z = 1 − relief · d / max d (authors' mapping; negative d
+    count as 0, an all-zero map gives z = 1 everywhere)."""
+    d = disparity.clamp_min(0)
+    return 1.0 - relief * d / d.max().clamp_min(1e-12)
+
+
+def _hub_reachable() -> bool:
+    """False when the Hugging Face hub is switched off (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE) or its
+    host name does not resolve (no network): checked in milliseconds instead of ~50 s of retries."""
+    if any(os.environ.get(k, "").lower() in ("1", "true", "yes", "on") for k in ("HF_HUB_OFFLINE",
+                                                                               "TRANSFORMERS_OFFLINE")):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
+
+
+def load_depth_model(spec: str | Path) -> nn.Module:
+    """Depth Anything V2 from a local folder, the local hub cache, or the hub (when reachable).
+
+    OSError naming ``spec`` and the alternatives when it is nowhere to be found.
+    """
+    from transformers import DepthAnythingForDepthEstimation
+
+    try:
+        return DepthAnythingForDepthEstimation.from_pretrained(str(spec), local_files_only=True)
+    except OSError as err:
+        if Path(spec).exists():
+            raise OSError(f"depth model folder {spec}: not a Depth Anything model ({err})") from err
+    if not _hub_reachable():
+        raise OSError(f"depth model {str(spec)!r}: not a local folder nor in the Hugging Face cache, and the hub "
+                      f"is unreachable (offline); give a downloaded folder (depth=DIR), depth maps "
+                      f"(depth_dir=DIR, or --depth-dir), or depth=null (no depth)")
+    return DepthAnythingForDepthEstimation.from_pretrained(str(spec))
 
 
 class DepthEstimator(nn.Module):
-    """Relative depth of an image with Depth Anything V2.
+    """Depth Anything V2 as a :class:`DepthSource`.
 
-    spec: hub id, local folder, or a ``DepthAnythingConfig`` (random weights, for tests).
-    The network predicts relative inverse depth (disparity); it is turned into depth as
-    1 / max(disparity, floor · max disparity), which keeps the depth *order* the z-order check uses.
+    spec: hub id or local folder (see :func:`load_depth_model`), or a built model (e.g. random, for tests).
+    input_size: shorter input side (multiple of the patch size after rounding; published 518).
     """
 
-    def __init__(self, spec: str | Path | DepthAnythingConfig = DEFAULT_DEPTH_MODEL, input_size: int = 518,
-                 floor: float = 0.01) -> None:
+    def __init__(self, spec: str | Path | nn.Module = DEFAULT_DEPTH_MODEL, input_size: int = 518) -> None:
         super().__init__()
-        if isinstance(spec, DepthAnythingConfig):
-            self.model = DepthAnythingForDepthEstimation(spec)
-        else:
-            self.model = DepthAnythingForDepthEstimation.from_pretrained(str(spec))
+        self.model = spec if isinstance(spec, nn.Module) else load_depth_model(spec)
         self.model.eval()
         self.patch = self.model.config.patch_size
-        self.input_size, self.floor = input_size, floor
+        self.input_size = input_size
 
     @torch.inference_mode()
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """image: (3, H, W) in [0, 1] -> depth (H, W), positive, arbitrary scale."""
+    def forward(self, image: torch.Tensor, path: Path | None = None) -> torch.Tensor:
+        """image: (3, H, W) in [0, 1] -> z (H, W) in [0.7, 1] (``path`` is not used)."""
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"image: expected shape (3, H, W), got {tuple(image.shape)}")
         h, w = image.shape[1:]
@@ -46,16 +102,7 @@ class DepthEstimator(nn.Module):
         device = next(self.model.parameters()).device
         disparity = self.model(pixel_values=((x - mean) / std).to(device)).predicted_depth.float().cpu()
         disparity = F.interpolate(disparity[:, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
-        return 1.0 / disparity.clamp_min(self.floor * disparity.max().clamp_min(1e-6))
-
-
-def tiny_depth_config(hidden: int = 32) -> DepthAnythingConfig:
-    """A tiny random Depth Anything config (4 blocks, one per neck stage; for tests)."""
-    backbone = {"model_type": "dinov2", "hidden_size": hidden, "num_hidden_layers": 4, "num_attention_heads": 2,
-                "intermediate_size": 2 * hidden, "patch_size": 14, "image_size": 56,
-                "out_indices": [1, 2, 3, 4], "reshape_hidden_states": False}
-    return DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=hidden,
-                               neck_hidden_sizes=[8, 8, 16, 16], fusion_hidden_size=16, head_hidden_size=8)
+        return disparity_to_depth(disparity)
 
 
 def load_depth_file(path: str | Path, image_hw: tuple[int, int]) -> torch.Tensor:
@@ -64,7 +111,7 @@ def load_depth_file(path: str | Path, image_hw: tuple[int, int]) -> torch.Tensor
     if not path.is_file():
         raise FileNotFoundError(f"depth file not found: {path}")
     if path.suffix == ".npy":
-        depth = torch.from_numpy(np.load(path).astype(np.float32))
+        depth = torch.from_numpy(np.load(path, allow_pickle=False).astype(np.float32))
     else:
         from PIL import Image
 
@@ -74,3 +121,22 @@ def load_depth_file(path: str | Path, image_hw: tuple[int, int]) -> torch.Tensor
     if not torch.isfinite(depth).all() or (depth < 0).any():
         raise ValueError(f"{path}: depth must be finite and non-negative")
     return depth
+
+
+class DepthFiles:
+    """Depth maps from a folder, ``<image stem>.npy`` or ``<image stem>.png``, as a :class:`DepthSource`."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"depth_dir: folder not found: {self.folder}")
+
+    def __call__(self, image: torch.Tensor, path: Path | None = None) -> torch.Tensor:
+        if path is None:
+            raise ValueError(f"depth_dir {self.folder}: depth files are looked up by image file name; "
+                             f"give the image as a file, not as an array")
+        stem = Path(path).stem
+        for suffix in (".npy", ".png"):
+            if (self.folder / f"{stem}{suffix}").is_file():
+                return load_depth_file(self.folder / f"{stem}{suffix}", tuple(image.shape[1:]))
+        raise FileNotFoundError(f"depth file not found: {self.folder / stem}.npy (or .png)")

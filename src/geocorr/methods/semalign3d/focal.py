@@ -13,6 +13,7 @@ class FocalConfig:
     grid: tuple[float, ...] = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)  # shared start values
     steps: int = 500  # Adam steps on the per-image log focal lengths
     lr: float = 0.02
+    max_pairs: int = 10_000  # random edge pairs whose feature variance is minimised (bounds the memory)
 
 
 def feature_variance(points: torch.Tensor, depth: torch.Tensor, visible: torch.Tensor, log_focal: torch.Tensor,

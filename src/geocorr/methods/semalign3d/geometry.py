@@ -1,12 +1,12 @@
 """Camera and shape geometry of SemAlign3D: pure, shape-checked tensor functions.
 
 Cameras are pinhole cameras at the origin looking along +z, principal point at the image centre.
-Image points are **normalised**: ``(0, 0)`` is the image centre and one unit is half the longer
-image side, so a focal length ``f`` (also normalised) sees a half field of view of ``atan(1 / f)``.
+Image points are **normalised**: ``(0, 0)`` is the image centre and one unit is the full longer
+image side max(H, W), as in the authors' code (``semalign3d/utils/camera_intrinsics.py``: pixels
+divided by max(H, W)), so the published focal starts (10, 5, 2.5, 1.25) and σ schedules apply
+unchanged; a focal length ``f`` sees a half field of view of ``atan(0.5 / f)`` across the longer side.
 """
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -21,14 +21,14 @@ def pixels_to_normalised(points: torch.Tensor, image_hw: tuple[int, int]) -> tor
     """Pixel coordinates (..., 2) (pixel-centre convention) -> normalised image coordinates (..., 2)."""
     h, w = image_hw
     centre = points.new_tensor([(w - 1) / 2, (h - 1) / 2])
-    return (points - centre) / (max(h, w) / 2)
+    return (points - centre) / max(h, w)
 
 
 def normalised_to_pixels(points: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
     """Normalised image coordinates (..., 2) -> pixel coordinates (..., 2)."""
     h, w = image_hw
     centre = points.new_tensor([(w - 1) / 2, (h - 1) / 2])
-    return points * (max(h, w) / 2) + centre
+    return points * max(h, w) + centre
 
 
 def backproject(points: torch.Tensor, depth: torch.Tensor, focal: torch.Tensor) -> torch.Tensor:
@@ -56,18 +56,16 @@ def project(points: torch.Tensor, focal: torch.Tensor) -> torch.Tensor:
     return focal[:, None, None] * points[..., :2] / z
 
 
-def edge_pair_table(num_keypoints: int, max_count: int | None = None, must_include: int | None = None,
-                    among: list[int] | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Index table of edge pairs ``(i, j, k, l)`` (edges ``i→j`` and ``k→l``, i<j, k<l, ij ≠ kl).
+def edge_pair_table(num_keypoints: int, must_include: int | None = None,
+                    among: list[int] | None = None) -> torch.Tensor:
+    """Index table of all edge pairs ``(i, j, k, l)`` (edges ``i→j`` and ``k→l``, i<j, k<l, ij before kl).
 
     among: restrict to these keypoints (default: all ``num_keypoints``).
     must_include: keep only pairs where this keypoint takes part.
-    max_count: random subset of at most this many rows (``generator`` seeds it).
-    Returns a (P, 4) long tensor.
+    Returns a (P, 4) long tensor (P = E(E−1)/2 for E edges: all combinations, as the authors'
+    ``generate_edge_pair_combinations``, ``semalign3d/core/geometry/geom_combinations.py``).
     """
-    ids = list(range(num_keypoints)) if among is None else sorted(set(among))
-    if any(i < 0 or i >= num_keypoints for i in ids):
-        raise ValueError(f"among: keypoint ids must lie in [0, {num_keypoints}), got {ids}")
+    ids = _ids(num_keypoints, among)
     edges = torch.tensor([(a, b) for n, a in enumerate(ids) for b in ids[n + 1:]], dtype=torch.long)
     if len(edges) < 2:
         return torch.zeros(0, 4, dtype=torch.long)
@@ -75,27 +73,71 @@ def edge_pair_table(num_keypoints: int, max_count: int | None = None, must_inclu
     table = torch.cat([edges[first], edges[second]], dim=1)
     if must_include is not None:
         table = table[(table == must_include).any(dim=1)]
-    if max_count is not None and len(table) > max_count:
-        table = table[torch.randperm(len(table), generator=generator)[:max_count]]
     return table
 
 
+def tetrahedron_table(num_keypoints: int, must_include: int | None = None,
+                      among: list[int] | None = None) -> torch.Tensor:
+    """Index table of (triangle a, b, c; vertex v) rows: for every 4 keypoints, the 4 cyclic shifts
+    (the authors' ``generate_trianlge_vertex_combinations``). Returns a (T, 4) long tensor."""
+    ids = _ids(num_keypoints, among)
+    if len(ids) < 4:
+        return torch.zeros(0, 4, dtype=torch.long)
+    quads = torch.combinations(torch.tensor(ids), 4)
+    shifts = (torch.arange(4)[None] + torch.arange(4)[:, None]) % 4  # row s: (s, s+1, s+2, s+3) mod 4
+    table = quads[:, shifts].reshape(-1, 4)
+    if must_include is not None:
+        table = table[(table == must_include).any(dim=1)]
+    return table
+
+
+def _ids(num_keypoints: int, among: list[int] | None) -> list[int]:
+    ids = list(range(num_keypoints)) if among is None else sorted(set(among))
+    if any(i < 0 or i >= num_keypoints for i in ids):
+        raise ValueError(f"among: keypoint ids must lie in [0, {num_keypoints}), got {ids}")
+    return ids
+
+
+def _unit(v: torch.Tensor) -> torch.Tensor:
+    return v / v.pow(2).sum(-1, keepdim=True).add(1e-12).sqrt()
+
+
 def geometric_features(points: torch.Tensor, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scale-invariant features of edge pairs (paper Eq. 1-2).
+    """Scale-invariant features of edge pairs (paper Eq. 1-2; the authors' ``edge_pair_cos_angles``
+    and ``edge_pair_ratios``, ``semalign3d/core/geometry/geom_features.py``).
 
     points: (..., L, 3), table: (P, 4) rows (i, j, k, l) ->
-    angles (..., P): ∠(e_ij, e_kl) / π in [0, 1]; ratios (..., P): |e_ij| / (|e_ij| + |e_kl|) in [0, 1].
+    cos_angles (..., P): cos ∠(e_ij, e_kl) in [-1, 1]; ratios (..., P): |e_ij| / (|e_ij| + |e_kl|) in [0, 1].
+    Both are blind to mirroring (see :func:`tetrahedron_features`).
     """
     _check_last(points, 3, "points", "(..., L, 3)")
     if table.ndim != 2 or table.shape[1] != 4:
         raise ValueError(f"table: expected shape (P, 4), got {tuple(table.shape)}")
     e0 = points[..., table[:, 1], :] - points[..., table[:, 0], :]
     e1 = points[..., table[:, 3], :] - points[..., table[:, 2], :]
-    cross = torch.linalg.cross(e0, e1).pow(2).sum(-1).add(1e-12).sqrt()
-    angles = torch.atan2(cross, (e0 * e1).sum(-1)) / math.pi
+    cos = (_unit(e0) * _unit(e1)).sum(-1)
     n0 = e0.pow(2).sum(-1).add(1e-12).sqrt()
     n1 = e1.pow(2).sum(-1).add(1e-12).sqrt()
-    return angles, n0 / (n0 + n1)
+    return cos, n0 / (n0 + n1)
+
+
+def tetrahedron_features(points: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Chirality-aware features (the authors' ``cos_angle_x/y/z``, ``geom_features.py``).
+
+    For a row (a, b, c, v): the frame x = (b − a)/|b − a|, z = unit((b − a) × (c − a)), y = z × x;
+    returns the cosines of the angles between (v − a)/|v − a| and x, y, z. A mirror image flips the
+    sign of the z cosine, so these features tell a shape from its mirror image.
+    points: (..., L, 3), table: (T, 4) -> (..., T, 3) in [-1, 1].
+    """
+    _check_last(points, 3, "points", "(..., L, 3)")
+    if table.ndim != 2 or table.shape[1] != 4:
+        raise ValueError(f"table: expected shape (T, 4), got {tuple(table.shape)}")
+    a, b, c, v = (points[..., table[:, n], :] for n in range(4))
+    x = _unit(b - a)
+    z = _unit(torch.linalg.cross(b - a, c - a))
+    y = torch.linalg.cross(z, x)
+    d = _unit(v - a)
+    return torch.stack([(d * x).sum(-1), (d * y).sum(-1), (d * z).sum(-1)], dim=-1)
 
 
 def similarity_transform(src: torch.Tensor, dst: torch.Tensor,

@@ -5,9 +5,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .geometry import geometric_features
+from .geometry import geometric_features, tetrahedron_features
 
 EPS = 1e-4
+BATCH = 10_000  # rows fitted at once (the authors' max_combinations)
 
 
 def fit_beta(samples: torch.Tensor, valid: torch.Tensor, min_variance: float = 1e-5) -> torch.Tensor:
@@ -37,42 +38,55 @@ def beta_log_prob(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
     return norm + (a - 1) * torch.log(x) + (b - 1) * torch.log1p(-x)
 
 
-def beta_mode(params: torch.Tensor) -> torch.Tensor:
-    """Where each Beta density (P, 2) peaks -> (P,) (the nearer end when it peaks at 0 or 1)."""
-    a, b = params[:, 0], params[:, 1]
-    inner = (a - 1) / (a + b - 2).clamp_min(EPS)
-    return torch.where((a > 1) & (b > 1), inner, torch.where(a >= b, torch.ones_like(a), torch.zeros_like(a)))
-
-
-def beta_likelihood(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-    """Max-normalised Beta density: pdf(x) / pdf(mode), in [0, 1]. x: (..., P), params: (P, 2) -> (..., P)."""
-    return torch.exp(beta_log_prob(x, params) - beta_log_prob(beta_mode(params), params))
+def to_unit(cos: torch.Tensor) -> torch.Tensor:
+    """Cosines in [-1, 1] -> [0, 1], the Beta support (the authors fit cos θ on (cos + 1) / 2)."""
+    return (cos + 1) / 2
 
 
 @dataclass
 class ShapePrior:
-    """Beta distributions of angle and ratio features for a table of edge pairs.
+    """Beta distributions of the geometric features of a keypoint class (paper Sec. 3.1; the
+    authors' ``fit_beta_on_geom_features``, ``semalign3d/core/generators/geom_beta_dist_generator.py``).
 
-    table: (P, 4) edge pairs (i, j, k, l); angle, ratio: (P, 2) Beta (alpha, beta) parameters.
+    table: (P, 4) edge pairs (i, j, k, l); cos_angle, ratio: (P, 2) Beta (alpha, beta) of the
+    edge pairs' (cos + 1)/2 and length ratio. tets: (T, 4) (triangle, vertex) rows; tet: (T, 3, 2)
+    Betas of the (cos + 1)/2 of their x, y, z cosines (:func:`~.geometry.tetrahedron_features`).
+    Fitted by the method of moments (the authors: maximum likelihood, ``scipy.stats.beta.fit``).
     """
 
     table: torch.Tensor
-    angle: torch.Tensor
+    cos_angle: torch.Tensor
     ratio: torch.Tensor
+    tets: torch.Tensor
+    tet: torch.Tensor
 
     @classmethod
-    def fit(cls, points: torch.Tensor, visible: torch.Tensor, table: torch.Tensor) -> ShapePrior:
-        """points: (S, L, 3) keypoint world coordinates, visible: (S, L) bool, table: (P, 4)."""
-        angles, ratios = geometric_features(points, table)
-        valid = visible[:, table].all(dim=-1)
-        return cls(table, fit_beta(angles, valid), fit_beta(ratios, valid))
+    def fit(cls, points: torch.Tensor, visible: torch.Tensor, table: torch.Tensor, tets: torch.Tensor,
+            batch: int = BATCH) -> ShapePrior:
+        """Fit every row of ``table`` and ``tets``, ``batch`` rows at a time (memory only: all are fitted).
+
+        points: (S, L, 3) keypoint world coordinates, visible: (S, L) bool, table: (P, 4), tets: (T, 4).
+        """
+        cos_angle, ratio, tet = [], [], []
+        for start in range(0, len(table), batch):
+            rows = table[start:start + batch]
+            cos, rat = geometric_features(points, rows)
+            valid = visible[:, rows].all(dim=-1)
+            cos_angle.append(fit_beta(to_unit(cos), valid))
+            ratio.append(fit_beta(rat, valid))
+        for start in range(0, len(tets), batch):
+            rows = tets[start:start + batch]
+            feats = to_unit(tetrahedron_features(points, rows))  # (S, T, 3)
+            valid = visible[:, rows].all(dim=-1)
+            tet.append(torch.stack([fit_beta(feats[..., n], valid) for n in range(3)], dim=1))
+        empty = points.new_ones(0, 2)
+        return cls(table, torch.cat(cos_angle) if cos_angle else empty, torch.cat(ratio) if ratio else empty,
+                   tets, torch.cat(tet) if tet else points.new_ones(0, 3, 2))
 
     def log_likelihood(self, points: torch.Tensor) -> torch.Tensor:
-        """Mean log-likelihood of a keypoint cloud. points: (..., L, 3) -> (...)."""
-        angles, ratios = geometric_features(points, self.table)
-        return (beta_log_prob(angles, self.angle) + beta_log_prob(ratios, self.ratio)).mean(-1)
-
-    def likelihood(self, points: torch.Tensor) -> torch.Tensor:
-        """Mean max-normalised likelihood of angles and ratios, in [0, 1]. points: (..., L, 3) -> (...)."""
-        angles, ratios = geometric_features(points, self.table)
-        return (beta_likelihood(angles, self.angle) + beta_likelihood(ratios, self.ratio)).mean(-1) / 2
+        """Mean Beta log-density over all features of a keypoint cloud. points: (..., L, 3) -> (...)."""
+        cos, ratio = geometric_features(points, self.table)
+        tet = to_unit(tetrahedron_features(points, self.tets))  # (..., T, 3)
+        terms = [beta_log_prob(to_unit(cos), self.cos_angle), beta_log_prob(ratio, self.ratio)] + [
+            beta_log_prob(tet[..., n], self.tet[:, n]) for n in range(3)]
+        return torch.cat(terms, dim=-1).mean(-1)

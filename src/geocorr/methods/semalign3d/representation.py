@@ -20,7 +20,7 @@ from .geometry import backproject, edge_pair_table, pixels_to_normalised
 from .priors import ShapePrior
 from .sparse import SparseConfig, build_sparse_cloud
 
-FORMAT = "geocorr.semalign3d/1"
+FORMAT = "geocorr.semalign3d/2"  # 2: tetrahedron features in the prior, full-side image units
 
 
 @dataclass
@@ -59,7 +59,7 @@ class ClassRepresentation:
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {f.name: getattr(self, f.name).contiguous() for f in dataclasses.fields(self)
                    if isinstance(getattr(self, f.name), torch.Tensor)}
-        tensors.update(prior_table=self.prior.table, prior_angle=self.prior.angle, prior_ratio=self.prior.ratio)
+        tensors.update({f"prior_{f.name}": getattr(self.prior, f.name) for f in dataclasses.fields(ShapePrior)})
         info = {"format": FORMAT, "category": self.category, "keypoint_names": self.keypoint_names, "meta": self.meta}
         save_file(tensors, str(path), metadata={"geocorr": json.dumps(info)})
         return path
@@ -77,7 +77,7 @@ class ClassRepresentation:
             raise ValueError(f"{path}: not a safetensors class representation ({err})") from err
         if info.get("format") != FORMAT:
             raise ValueError(f"{path}: expected format {FORMAT!r}, got {info.get('format')!r}")
-        prior = ShapePrior(tensors.pop("prior_table"), tensors.pop("prior_angle"), tensors.pop("prior_ratio"))
+        prior = ShapePrior(**{f.name: tensors.pop(f"prior_{f.name}") for f in dataclasses.fields(ShapePrior)})
         return cls(category=info["category"], keypoint_names=info["keypoint_names"], prior=prior,
                    meta=info["meta"], **tensors)
 
@@ -102,11 +102,24 @@ def front_triangle(sparse: torch.Tensor, clouds: torch.Tensor, visible: torch.Te
     return torch.tensor([i, j, k, 1 if (facing > 0).sum() >= (facing < 0).sum() else -1])
 
 
+def mirrored_clouds(clouds: torch.Tensor, visible: torch.Tensor, flip: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The clouds of the horizontally flipped images: x → −x (principal point at the centre) and
+    keypoint i takes the place of its mirror twin ``flip[i]`` (the authors add flipped images with
+    the left/right permutation). clouds: (S, L, 3), visible: (S, L) -> the same shapes."""
+    if sorted(flip) != list(range(clouds.shape[1])):
+        raise ValueError(f"flip: expected a permutation of the {clouds.shape[1]} keypoint ids, got {flip}")
+    mirror = clouds.new_tensor([-1.0, 1.0, 1.0])
+    return clouds[:, flip] * mirror, visible[:, flip]
+
+
 def build_representation(views: list[TrainingView], category: str, keypoint_names: list[str] | None = None,
-                         conf: BuildConfig | None = None, meta: dict | None = None) -> ClassRepresentation:
+                         conf: BuildConfig | None = None, meta: dict | None = None, flip: list[int] | None = None,
+                         progress: bool | None = False) -> ClassRepresentation:
     """Focal lengths → sparse cloud → dense cloud → semantics, from annotated training views.
 
-    ``view.focal`` is ignored (estimated here).
+    ``view.focal`` is ignored (estimated here). flip: the left/right keypoint permutation; when
+    given, the mirrored training clouds join the prior and the sparse cloud. progress: tqdm bars
+    (None: only on a terminal).
     """
     conf = conf or BuildConfig()
     if len(views) < 2:
@@ -122,18 +135,24 @@ def build_representation(views: list[TrainingView], category: str, keypoint_name
     points = torch.stack([pixels_to_normalised(v.keypoints.to(dt), tuple(v.depth.shape)) for v in views])
     depth = torch.stack([v.depth_at_keypoints().to(dt) for v in views])
     visible = torch.stack([v.visible.bool() for v in views]) & points.isfinite().all(-1)
-    table = edge_pair_table(num, conf.sparse.max_combinations, generator=gen)
+    table = edge_pair_table(num)
+    table = table[torch.randperm(len(table), generator=gen)[:conf.focal.max_pairs]]
     focal = estimate_focals(points, depth, visible, table, conf.focal)
-    sparse, prior = build_sparse_cloud(points, depth, focal, visible, conf.sparse, gen)
+    clouds = backproject(points.nan_to_num(0.0), depth.nan_to_num(1.0), focal)
+    all_clouds, all_visible = clouds, visible
+    if flip is not None:
+        flipped, flipped_visible = mirrored_clouds(clouds, visible, flip)
+        all_clouds, all_visible = torch.cat([clouds, flipped]), torch.cat([visible, flipped_visible])
+    sparse, prior = build_sparse_cloud(all_clouds, all_visible, conf.sparse, gen, progress)
     views = [dataclasses.replace(v, focal=float(f)) for v, f in zip(views, focal)]
     dense = build_dense_cloud(views, sparse, conf.dense, gen)
     feats, mu, sigma = keypoint_semantics(views)
-    clouds = backproject(points.nan_to_num(0.0), depth, focal)
     return ClassRepresentation(
         category=category, keypoint_names=list(names), sparse=sparse.float(), sparse_features=feats.float(),
         sparse_mu=mu.float(), sparse_sigma=sigma.float(), dense=dense["points"].float(),
         dense_features=dense["features"].float(), dense_mu=dense["mu"].float(), dense_sigma=dense["sigma"].float(),
         dense_index=dense["index"], dense_weights=dense["weights"].float(),
-        prior=ShapePrior(prior.table, prior.angle.float(), prior.ratio.float()),
+        prior=ShapePrior(**{f.name: getattr(prior, f.name).float() if getattr(prior, f.name).is_floating_point()
+                            else getattr(prior, f.name) for f in dataclasses.fields(ShapePrior)}),
         front=front_triangle(sparse, clouds, visible),
-        meta={"num_views": len(views), "focals": focal.tolist(), **(meta or {})})
+        meta={"num_views": len(views), "focals": focal.tolist(), "flipped": flip is not None, **(meta or {})})

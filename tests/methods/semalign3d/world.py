@@ -1,4 +1,4 @@
-"""A synthetic 3D world with known answers, for the tests and benchmarks of SemAlign3D.
+"""Test fixture: a synthetic 3D world with known answers, for the tests, benchmark and example of SemAlign3D.
 
 An object class is a convex polytope whose vertices are the L keypoints of a template skeleton;
 an instance stretches the template along its three axes and jitters the keypoints. Views are
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from scipy.spatial import ConvexHull
 
-from ...grid import TokenGrid
+from geocorr.grid import TokenGrid
 
 # Object axes: x forward, y left, z up. Left/right twins: 2↔3, 4↔5.
 TEMPLATE = torch.tensor([
@@ -83,7 +83,7 @@ class SyntheticWorld:
         """
         az, el = math.radians(azimuth), math.radians(elevation)
         radius = points.norm(dim=1).max().item()
-        distance = focal * radius / fill
+        distance = 2 * focal * radius / fill  # bounding sphere radius = fill × half the longer side
         eye = distance * torch.tensor([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)],
                                       dtype=torch.float64)
         fwd = -eye / distance
@@ -97,7 +97,7 @@ class SyntheticWorld:
         world = (points - eye) @ rot.T
 
         h, w = image_hw
-        s = max(h, w) / 2
+        s = max(h, w)  # normalised units: the longer side (see geometry.py)
         ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
                                 indexing="ij")
         rays = torch.stack([(xs - (w - 1) / 2) / (focal * s), (ys - (h - 1) / 2) / (focal * s), torch.ones_like(xs)],

@@ -1,12 +1,11 @@
-"""Training GECO's LoRA: features of both images -> cosine scores -> OT layer -> GECO loss.
+"""Training GECO's LoRA: features of both images -> cosine scores -> OT plan -> GECO loss.
 
-``GecoTrainConfig`` defaults are the published setting (AdamW lr 1e-4, no weight decay, 8 epochs,
-batch 6, no scheduler, 518 px, ≤ 800 pairs per category, LoRA rank 10, OT ε 0.1 / KL 10 / 10
-iterations / dustbin 0.3 / mass 0.9, loss weights 1 / 1 / 10 / 10, validation every 1000 steps).
-
-Two simplifications, both documented choices: the random crop is resized straight to
-``image_size`` (published: a 400 px crop that the model then resizes to 518 px), and the ≤ 800
-pairs per category are drawn once (seeded) rather than afresh every epoch.
+``GecoTrainConfig`` defaults are the published setting (reginehartwig/geco @ 03c8314:
+configs/train_pairs.yaml, configs/train_setting_default.yaml, scripts/train_pairs.py): AdamW lr
+1e-4, no weight decay, 8 epochs, batch 6, no scheduler, 518 px, 800 pairs per category and
+epoch (a fresh slice each epoch), LoRA rank 10, OT ε 0.1 / KL 10 / 10 iterations / dustbin 0.3 /
+mass 0.9 with the dataset's padded keypoint count, loss on the raw plan with weights
+1 / 1 / 10 / 10, validation every 1000 steps, augmentation of src/dataset/augmentations.py.
 """
 from __future__ import annotations
 
@@ -18,15 +17,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...backbones import BackboneSpec
-from ...datasets.base import PairDataset
-from ...ot import OptimalTransport, OTConfig, assignment_log_probs, mask_marginals
-from ...training import TrainConfig, Trainer
-from ...training.augment import AugmentConfig
-from ...training.validation import pck_validator
+from ....backbones import BackboneSpec
+from ....datasets.base import PairDataset
+from ....methods.geco import Geco, load
+from ....methods.geco.loss import GecoLossConfig, geco_loss
+from ....methods.geco.transport import OptimalTransport, OTConfig
+from ....ot import mask_marginals
+from ... import TrainConfig, Trainer
+from ...augment import AugmentConfig
+from ...validation import pck_validator
 from .data import GecoPairs, collate
-from .loss import GecoLossConfig, geco_loss
-from .model import Geco
+from .sources import GecoSource, geco_source
 
 ADAPTER_FILE = "adapter.safetensors"
 
@@ -43,15 +44,11 @@ class GecoTrainConfig(TrainConfig):
     val_every: int = 1000
     checkpoint_every: int = 1000
     image_size: int = 518  # square training images (37×37 tokens at patch 14)
-    per_category: int | None = 800  # pairs per category
+    per_category: int | None = 800  # pairs per category and epoch (a fresh slice each epoch)
     rank: int = 10  # LoRA rank (scale 1)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     ot: OTConfig = field(default_factory=OTConfig)
     loss: GecoLossConfig = field(default_factory=GecoLossConfig)
-
-
-CONFIG = GecoTrainConfig  # the config class ``geocorr train`` builds
-JOINT_TRAINING = True  # ``geocorr train`` may pass several datasets (GECO trains on three jointly)
 
 
 class GecoTraining(nn.Module):
@@ -79,39 +76,42 @@ class GecoTraining(nn.Module):
         return torch.einsum("bcn,bcm->bnm", fa, fb)
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """A collated batch (see :func:`geocorr.methods.geco.data.collate`) -> loss terms."""
+        """A collated batch (see :func:`geocorr.training.recipes.geco.data.collate`) -> loss terms."""
         scores = self.similarity(batch["source_image"], batch["target_image"])
-        mask = batch["keypoint_mask"]
-        num_kps = mask.sum(1)
-        log_a = mask_marginals(batch["source_foreground"], (batch["source_visible"] & mask).sum(1), num_kps,
+        mask, count = batch["keypoint_mask"], batch["num_keypoints"]
+        log_a = mask_marginals(batch["source_foreground"], (batch["source_visible"] & mask).sum(1), count,
                                self.conf.ot.mass).log()
-        log_b = mask_marginals(batch["target_foreground"], (batch["target_visible"] & mask).sum(1), num_kps,
+        log_b = mask_marginals(batch["target_foreground"], (batch["target_visible"] & mask).sum(1), count,
                                self.conf.ot.mass).log()
-        log_phat = assignment_log_probs(self.ot(scores, log_a, log_b))
-        return geco_loss(log_phat, batch["source_tokens"], batch["target_tokens"], batch["source_visible"],
-                         batch["target_visible"], batch["twin"], mask, batch["source_foreground"],
-                         batch["target_foreground"], self.conf.loss)
+        return geco_loss(self.ot(scores, log_a, log_b), batch["source_tokens"], batch["target_tokens"],
+                         batch["source_visible"], batch["target_visible"], batch["twin"], mask,
+                         batch["source_foreground"], batch["target_foreground"], self.conf.loss)
 
     def export(self, out_dir: str | Path) -> None:
         """Write the trained LoRA as ``out_dir/adapter.safetensors`` (load it with adapter=that path)."""
         self.matcher.save_adapter(Path(out_dir) / ADAPTER_FILE)
 
 
-def build_trainer(train_set: PairDataset | Sequence[PairDataset], out_dir: str | Path,
+TrainSet = PairDataset | GecoSource
+
+
+def build_trainer(train_set: TrainSet | Sequence[TrainSet], out_dir: str | Path,
                   conf: GecoTrainConfig | None = None,
                   backbone: BackboneSpec = "facebook/dinov2-base", adapter: str | Path | None = None,
                   val_set: PairDataset | None = None, val_pairs: int | None = None, progress: bool = True) -> Trainer:
     """A :class:`Trainer` for GECO on ``train_set`` — one dataset or several trained jointly —
     validated on ``val_set`` if given.
 
+    A plain :class:`PairDataset` gets GECO's settings for its kind (:func:`~.sources.geco_source`:
+    padded keypoint count read from its folder, PF-Pascal's ``.mat`` keypoints without augmentation).
     conf: default the published :class:`GecoTrainConfig`.
     backbone: hub id, local folder or transformers config; adapter: LoRA to start from (None: fresh).
     """
-    from . import load
-
     conf = conf or GecoTrainConfig()
+    sets = [train_set] if isinstance(train_set, (PairDataset, GecoSource)) else list(train_set)
+    sources = [s if isinstance(s, GecoSource) else geco_source(s) for s in sets]
     matcher = load(backbone=backbone, adapter=adapter, image_size=conf.image_size, merge=False, rank=conf.rank)
     model = GecoTraining(matcher, conf)
-    data = GecoPairs(train_set, conf.image_size, matcher.backbone.patch, conf.augment, conf.per_category, conf.seed)
+    data = GecoPairs(sources, conf.image_size, matcher.backbone.patch, conf.augment, conf.per_category, conf.seed)
     validate = pck_validator(val_set, max_pairs=val_pairs) if val_set is not None else None
     return Trainer(model, data, conf, out_dir, collate_fn=collate, validate=validate, progress=progress)

@@ -1,12 +1,19 @@
-"""GECO's training samples: augmented keypoint pairs mapped onto the token grid.
+"""GECO's training samples: (augmented) keypoint pairs mapped onto the token grid.
 
 A sample holds both images at the training resolution plus, per keypoint of the category, its
-token in each image, its visibility and its symmetric twin, and each image's foreground tokens
-for the OT marginals and the fg×bg loss term. Foreground comes from an object mask where the
-dataset has one (``ImageAnnotation.meta["mask"]``: a file path or an (H, W) array, see
-:func:`attach_masks`; GECO used SAM masks, :mod:`geocorr.training.sam_masks` makes them), else
-from the convex hull of the visible keypoints (the fallback for datasets without masks, e.g.
-PF-Willow).
+token in each image, its visibility and its symmetric twin, each image's foreground tokens (for
+the OT marginals and the fg×bg loss term) and the dataset's padded keypoint count (for the object
+mass). Foreground comes from an object mask where the dataset has one
+(``ImageAnnotation.meta["mask"]``: a file path or an (H, W) array, see :func:`attach_masks`; GECO
+used SAM masks, :mod:`geocorr.training.sam_masks` makes them), sampled at the token grid by
+nearest neighbour (official: reginehartwig/geco src/losses/__init__.py), else from the convex hull
+of the visible keypoints (the fallback for datasets without masks, e.g. PF-Willow).
+
+Pairs per category and epoch (official: src/dataset/spair.py ``SpairDataset2AugmentedPadded``,
+likewise apk_pairs.py / pfpascal_pairs.py): each category of each dataset has one seeded stream of
+permutations of its pairs; epoch e takes the next ``per_category`` of them, positions
+[e·s, (e+1)·s) with s = min(per_category, pairs), a fresh permutation being appended whenever the
+stream runs out. Eight epochs of 800 thus see up to 6,400 distinct pairs of a category.
 """
 from __future__ import annotations
 
@@ -22,9 +29,10 @@ from matplotlib.path import Path as Polygon
 from PIL import Image
 from scipy.spatial import ConvexHull, QhullError
 
-from ...datasets.base import ImageAnnotation, Pair, PairDataset
-from ...grid import TokenGrid
-from ...training.augment import AugmentConfig, augment
+from ....datasets.base import ImageAnnotation, Pair, PairDataset
+from ....grid import TokenGrid
+from ...augment import AugmentConfig, augment, resize_only
+from .sources import GecoSource
 
 
 def keypoint_hull_tokens(points: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:
@@ -82,49 +90,57 @@ def attach_masks(dataset: PairDataset, image_root: str | Path, mask_root: str | 
     return replace(dataset, pairs=pairs)
 
 
-def sample_pairs(dataset: Sequence[Pair], per_category: int | None, seed: int) -> list[Pair]:
-    """At most ``per_category`` pairs of each category (a seeded random subset), in dataset order."""
-    by_category: dict[str, list[int]] = defaultdict(list)
-    for i, pair in enumerate(dataset):
-        by_category[pair.category].append(i)
-    keep: list[int] = []
-    g = torch.Generator().manual_seed(seed)
-    for category in sorted(by_category):
-        indices = by_category[category]
-        if per_category is not None and len(indices) > per_category:
-            chosen = torch.randperm(len(indices), generator=g)[:per_category].sort().values.tolist()
-            indices = [indices[j] for j in chosen]
-        keep += indices
-    return [dataset[i] for i in sorted(keep)]
+class _Category:
+    """One category of one source: its usable pairs and their seeded stream of permutations."""
+
+    def __init__(self, source: int, pairs: list[Pair], twin: np.ndarray | None, slots: int, seed: int) -> None:
+        self.source, self.pairs, self.twin, self.slots, self.seed = source, pairs, twin, slots, seed
+        self._rounds: dict[int, list[int]] = {}
+
+    def pair(self, epoch: int, slot: int) -> Pair:
+        """The pair at position epoch·slots + slot of the permutation stream."""
+        rnd, at = divmod(epoch * self.slots + slot, len(self.pairs))
+        if rnd not in self._rounds:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + rnd)
+            self._rounds[rnd] = torch.randperm(len(self.pairs), generator=g).tolist()
+        return self.pairs[self._rounds[rnd][at]]
 
 
 class GecoPairs:
     """Training pairs for GECO; :meth:`sample` draws the augmentations from the given generator.
 
-    datasets: one keypoint :class:`PairDataset` or several trained jointly (GECO: AP-10K +
-        SPair-71k + PF-Pascal); each dataset's ``symmetry[category]["twin"]`` gives the M− pairs
-        and (as published) the flip permutation. Categories without a table get no negatives and
-        no flips (a flip without a permutation would mislabel left and right).
+    sources: the datasets trained jointly (GECO: AP-10K + SPair-71k + PF-Pascal), each with its
+        padded keypoint count and augmentation switch (:func:`~.sources.geco_source`); each
+        dataset's ``symmetry[category]["twin"]`` gives the M− pairs and (as published) the flip
+        permutation. Categories without a table get no negatives and no flips (a flip without a
+        permutation would mislabel left and right).
     image_size: side of the square training images; patch: the backbone's token size.
-    per_category: at most this many pairs per category of each dataset (GECO: 800); seed picks them.
+    per_category: pairs per category and epoch (GECO: 800; None: all); seed: the permutations.
+    Its length is the number of pairs of one epoch.
     """
 
-    def __init__(self, datasets: PairDataset | Sequence[PairDataset], image_size: int, patch: int,
-                 augment_conf: AugmentConfig, per_category: int | None = 800, seed: int = 0) -> None:
+    def __init__(self, sources: Sequence[GecoSource], image_size: int, patch: int, augment_conf: AugmentConfig,
+                 per_category: int | None = 800, seed: int = 0) -> None:
         if image_size % patch:
             raise ValueError(f"image_size {image_size} must be a multiple of the patch size {patch}")
+        if per_category is not None and per_category < 1:
+            raise ValueError(f"per_category must be >= 1 or None, got {per_category}")
+        self.sources = list(sources)
         self.image_size, self.patch, self.augment_conf = image_size, patch, augment_conf
-        self.pairs: list[tuple[Pair, np.ndarray | None]] = []
-        for dataset in [datasets] if isinstance(datasets, PairDataset) else datasets:
-            self.pairs += self._usable_pairs(dataset, per_category, seed)
+        self.categories: list[_Category] = []
+        for i, source in enumerate(self.sources):
+            for category, (pairs, twin) in sorted(self._usable_pairs(source.dataset).items()):
+                slots = len(pairs) if per_category is None else min(per_category, len(pairs))
+                self.categories.append(_Category(i, pairs, twin, slots, seed * 1_000_003 + len(self.categories)))
+        self.offsets = np.cumsum([0] + [c.slots for c in self.categories])
         side = image_size
         self.grid = TokenGrid(image_hw=(side, side), content_hw=(side, side), input_hw=(side, side), patch=patch)
 
     @staticmethod
-    def _usable_pairs(dataset: PairDataset, per_category: int | None, seed: int):
+    def _usable_pairs(dataset: PairDataset) -> dict[str, tuple[list[Pair], np.ndarray | None]]:
         twins = {c: np.asarray(t["twin"]) for c, t in dataset.symmetry.items() if "twin" in t}
-        pairs = []
-        for pair in sample_pairs(dataset, per_category, seed):
+        out: dict[str, tuple[list[Pair], np.ndarray | None]] = {}
+        for pair in dataset:
             src, trg = pair.source, pair.target
             if src.num_keypoints != trg.num_keypoints:
                 raise ValueError(f"pair {src.path} -> {trg.path}: {src.num_keypoints} vs {trg.num_keypoints} keypoints")
@@ -133,47 +149,56 @@ class GecoPairs:
                 raise ValueError(f"{dataset.name} category {pair.category}: twin table has {len(twin)} entries "
                                  f"for {src.num_keypoints} keypoints")
             if (src.visible | trg.visible).any():
-                pairs.append((pair, twin))
-        if not pairs:
+                out.setdefault(pair.category, ([], twin))[0].append(pair)
+        if not out:
             raise ValueError(f"dataset {dataset.name} ({dataset.split}) has no pair with a visible keypoint")
-        return pairs
+        return out
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return int(self.offsets[-1])
 
-    def sample(self, index: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """One augmented pair (see :func:`collate` for the keys)."""
-        pair, twin = self.pairs[index]
-        src = self._view(pair.source, generator, twin)
-        trg = self._view(pair.target, generator, twin)
-        if not (src["visible"] | trg["visible"]).any():  # the crops cut every keypoint away: no crop
-            plain = AugmentConfig(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip=0.0, jitter_p=0.0,
-                                  blur_p=0.0, solarize_p=0.0)
-            src = self._view(pair.source, generator, None, plain)
-            trg = self._view(pair.target, generator, None, plain)
+    def pair(self, index: int, epoch: int = 0) -> tuple[Pair, _Category]:
+        """The pair at ``index`` of ``epoch`` (0-based) and its category."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} pairs per epoch")
+        c = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        category = self.categories[c]
+        return category.pair(epoch, index - int(self.offsets[c])), category
+
+    def sample(self, index: int, generator: torch.Generator, epoch: int = 0) -> dict[str, torch.Tensor]:
+        """One augmented pair of ``epoch`` (see :func:`collate` for the keys)."""
+        pair, category = self.pair(index, epoch)
+        source = self.sources[category.source]
+        src = self._view(pair.source, generator, category.twin, source.augment)
+        trg = self._view(pair.target, generator, category.twin, source.augment)
         k = pair.source.num_keypoints
         return {
             "source_image": src["image"], "target_image": trg["image"],
             "source_tokens": src["tokens"], "target_tokens": trg["tokens"],
             "source_visible": src["visible"], "target_visible": trg["visible"],
             "source_foreground": src["foreground"], "target_foreground": trg["foreground"],
-            "twin": torch.as_tensor(twin if twin is not None else np.arange(k), dtype=torch.long),
+            "twin": torch.as_tensor(category.twin if category.twin is not None else np.arange(k), dtype=torch.long),
+            "num_keypoints": torch.tensor(source.num_keypoints),
         }
 
     def _view(self, ann: ImageAnnotation, g: torch.Generator, twin: np.ndarray | None,
-              conf: AugmentConfig | None = None) -> dict[str, torch.Tensor]:
+              augmented: bool) -> dict[str, torch.Tensor]:
+        size = (self.image_size, self.image_size)
+        kps = np.asarray(ann.keypoints, dtype=np.float64)
         with Image.open(ann.path) as img:
-            image, kps, vis, mask = augment(img, np.asarray(ann.keypoints, dtype=np.float64), ann.visible,
-                                            (self.image_size, self.image_size), conf or self.augment_conf, g,
-                                            permutation=twin, mask=_mask_image(ann))
+            if augmented:
+                image, kps, vis, mask = augment(img, kps, ann.visible, size, self.augment_conf, g,
+                                                permutation=twin, mask=_mask_image(ann))
+            else:
+                image, kps, vis, mask = resize_only(img, kps, ann.visible, size, mask=_mask_image(ann))
         grid_pts = self.grid.image_to_grid(torch.as_tensor(np.nan_to_num(kps), dtype=torch.float64))
         h, w = self.grid.grid_hw
         cells = grid_pts.round().long().clamp(min=0)
         cells[:, 0].clamp_(max=w - 1)
         cells[:, 1].clamp_(max=h - 1)
         if mask is not None:
-            m = torch.as_tensor(np.array(mask), dtype=torch.float32)[None, None] / 255
-            foreground = F.adaptive_avg_pool2d(m, (h, w))[0, 0] >= 0.5
+            m = torch.as_tensor(np.array(mask), dtype=torch.float32)[None, None]
+            foreground = F.interpolate(m, size=(h, w), mode="nearest")[0, 0] > 127
         else:
             foreground = torch.as_tensor(keypoint_hull_tokens(grid_pts[torch.as_tensor(vis)].numpy(), (h, w)))
         tensor = torch.as_tensor(np.array(image), dtype=torch.float32).permute(2, 0, 1) / 255
@@ -186,7 +211,8 @@ def collate(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
 
     Keys: source_image, target_image (B, 3, S, S) in [0, 1]; source_tokens, target_tokens (B, K)
     long; source_visible, target_visible (B, K) bool; twin (B, K) long; keypoint_mask (B, K) bool
-    (False = padding); source_foreground, target_foreground (B, N) bool.
+    (False = padding); source_foreground, target_foreground (B, N) bool; num_keypoints (B,) long,
+    the padded keypoint count of each pair's dataset.
     """
     k = max(len(s["twin"]) for s in samples)
     out: dict[str, list] = defaultdict(list)
@@ -196,6 +222,6 @@ def collate(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
             out[key].append(torch.cat([s[key], s[key].new_zeros(pad)]))
         out["twin"].append(torch.cat([s["twin"], torch.arange(len(s["twin"]), k)]))
         out["keypoint_mask"].append(torch.arange(k) < len(s["twin"]))
-        for key in ("source_image", "target_image", "source_foreground", "target_foreground"):
+        for key in ("source_image", "target_image", "source_foreground", "target_foreground", "num_keypoints"):
             out[key].append(s[key])
     return {key: torch.stack(values) for key, values in out.items()}

@@ -1,0 +1,195 @@
+"""Hand-made cases where the presets' conventions disagree; every expected value is worked out here."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy.io import savemat
+
+from geocorr.conventions import containing_pixel, containing_token, pixel_corner, token_corner
+from geocorr.datasets.base import check_keypoints_in_image, with_coordinates
+from geocorr.datasets.pf_willow import load_pf_willow
+from geocorr.evaluation.pck import correct_keypoints
+from geocorr.evaluation.protocols import get_pipeline, get_protocol
+from geocorr.grid import TokenGrid
+from geocorr.methods.base import DenseMatcher, Features
+
+# ------------------------------------------------------------------ threshold comparison
+
+
+def test_point_exactly_on_the_threshold():
+    # target image 100 x 60: L = 100; alpha 0.1 -> threshold 10 px; the prediction is exactly 10 px away.
+    pred, gt, size = np.array([[10.0, 0.0]]), np.array([[0.0, 0.0]]), np.array([100.0])
+    assert correct_keypoints(pred, gt, size, [0.1], "<=")[0, 0]  # geocorr: 10 <= 10
+    assert correct_keypoints(pred, gt, size, [0.1], "<=f32")[0, 0]  # GECO: f32(10/100) == f32(0.1)
+    # GeoAware, box threshold: f32(0.1) = 0.10000000149 times L = 100 in float64 = 10.00000015 > 10: counted
+    assert correct_keypoints(pred, gt, size, [0.1], "<f32")[0, 0]
+    # GeoAware, image threshold in its 840 frame: f32(0.1) * 840 rounds to exactly 84.0 in float32;
+    # a prediction 84 px away is not < 84.
+    at_84 = np.array([[84.0, 0.0]])
+    assert not correct_keypoints(at_84, gt, np.array([840.0]), [0.1], "<f32", float32_threshold=True)[0, 0]
+    assert correct_keypoints(at_84, gt, np.array([840.0]), [0.1], "<=")[0, 0]
+    # 1e-9 px beyond the threshold: float64 says no; in float32 15.000000001 rounds to 15 and
+    # 15 / 300 rounds to the same float32 as 0.05, so GECO counts it.
+    pred = np.array([[15.000000001, 0.0]])
+    assert not correct_keypoints(pred, gt, np.array([300.0]), [0.05], "<=")[0, 0]
+    assert correct_keypoints(pred, gt, np.array([300.0]), [0.05], "<=f32")[0, 0]
+
+
+def test_geoaware_frame_rescales_distance_and_threshold():
+    # target 420 px wide -> 840 frame scale 2: d = 9.99 -> 19.98 and L = 100 -> 200: 19.98 < 20.
+    gt = np.array([[0.0, 0.0], [0.0, 0.0]])
+    pred = np.array([[9.99, 0.0], [10.0, 0.0]])
+    ok = correct_keypoints(pred, gt, np.array([100.0, 100.0]), [0.1], "<f32", scale=np.array([2.0, 2.0]))
+    assert ok[:, 0].tolist() == [True, False]
+
+
+def test_presets_pick_their_comparison_threshold_and_levels():
+    geco = get_protocol("geco", "pf-pascal")
+    assert (geco.comparison, geco.normalisation, geco.averaging, geco.alphas) == ("<=f32", "image", "point",
+                                                                                 (0.05, 0.10, 0.15))
+    geo = get_protocol("geoaware", "spair")
+    assert (geo.comparison, geo.frame, geo.normalisation, geo.averaging, geo.alphas) == ("<f32", 840, "bbox", "image",
+                                                                                        (0.01, 0.05, 0.10))
+    assert get_protocol("geocorr", "spair").alphas == (0.01, 0.05, 0.10, 0.15)
+    assert get_protocol("geocorr", "pf-willow").comparison == "<="
+    assert get_pipeline("geco", "ap10k").upsample == "none" and get_pipeline("geco", "spair").upsample == "features"
+    assert get_pipeline("geoaware", "spair").spair_boxes == "pair" and get_pipeline("geco", "spair").spair_boxes == "image"
+    assert get_pipeline("geocorr", "pf-willow").coordinates == "pixel-centre"
+    with pytest.raises(ValueError, match="unknown protocol"):
+        get_pipeline("mine", "spair")
+
+
+# ------------------------------------------------------------------ token conventions
+
+
+def test_keypoint_on_a_token_border():
+    # 28 x 28 image, 2 x 2 tokens of 14 px: the border between token 0 and 1 is the image edge
+    # coordinate 14, i.e. pixel-centre x = 13.5. GECO: floor(v * g / W) with v = x + 0.5.
+    grid = TokenGrid((28, 28), (28, 28), (28, 28), 14)
+    pts = torch.tensor([[13.5, 13.4], [13.4, 27.5], [-0.5, 0.0]])
+    assert containing_token(pts, grid).tolist() == [[1, 0], [0, 1], [0, 0]]
+    # a 100-px wide image squeezed into 28 px: token = floor((x + 0.5) / 50)
+    wide = TokenGrid((28, 100), (28, 28), (28, 28), 14)
+    assert containing_token(torch.tensor([[49.5, 0.0], [49.4, 0.0]]), wide)[:, 0].tolist() == [1, 0]
+    # containing pixel: floor(x + 0.5), the far edge belongs to the last pixel
+    assert containing_pixel(torch.tensor([[13.5, 13.4], [99.5, 0.0]]), (28, 100)).tolist() == [[14, 13], [99, 0]]
+
+
+def test_geco_corner_prediction():
+    # token j of a 100 (101) px wide image cut into 2 tokens: floor(j * W / 2) = 50 for j = 1, i.e.
+    # 49.5 in geocorr's pixel-centre frame; token 0 -> -0.5.
+    for width in (100, 101):
+        grid = TokenGrid((28, width), (28, 28), (28, 28), 14)
+        assert token_corner(torch.tensor([[1, 0], [0, 1]]), grid).tolist() == [[49.5, -0.5], [-0.5, 13.5]]
+    assert pixel_corner(torch.tensor([[3, 7]])).tolist() == [[2.5, 6.5]]
+
+
+def _matcher(**conf) -> DenseMatcher:
+    return DenseMatcher(torch.nn.Linear(1, 1), **conf).eval()
+
+
+def _one_hot_features() -> Features:
+    # 2 x 2 tokens on a 28 x 28 image; token (column j, row i) has the one-hot feature e_{2i + j}.
+    dense = torch.eye(4).reshape(4, 2, 2)[None]
+    return Features(dense, [TokenGrid((28, 28), (28, 28), (28, 28), 14)])
+
+
+def test_token_query_and_corner_prediction_where_conventions_disagree():
+    feats = _one_hot_features()
+    # x = 13.6 is inside token 0 (edge coordinate 14.1 -> token 1? no: floor(14.1 / 14) = 1) -> token 1;
+    # x = 13.4 -> edge 13.9 -> token 0. Bilinear at x = 13.4 reads grid coordinate 13.9 / 14 - 0.5 =
+    # 0.4929: weights 0.507 (token 0) and 0.493 (token 1) -> best target token 0.
+    bilinear = _matcher(upsample="none")
+    token = _matcher(upsample="none", query="token")
+    corner = _matcher(upsample="none", query="token", prediction="corner")
+    pts = torch.tensor([[13.4, 3.0], [13.6, 3.0]])
+    # bilinear at 13.6: grid 0.5071 -> token 1 wins
+    assert bilinear.match_features(feats, feats, pts).points.tolist() == [[6.5, 6.5], [20.5, 6.5]]
+    assert token.match_features(feats, feats, pts).points.tolist() == [[6.5, 6.5], [20.5, 6.5]]
+    # a point just left of the border but whose bilinear weights favour the other token:
+    # x = 13.45 -> edge 13.95 -> token 0; grid coordinate 13.95 / 14 - 0.5 = 0.4964 -> token 0 too.
+    # x = 20.0 (inside token 1, grid 0.9643): both give token 1. The corner of token 1 is
+    # floor(1 * 28 / 2) - 0.5 = 13.5, of token 0 is -0.5.
+    assert corner.match_features(feats, feats, pts).points.tolist() == [[-0.5, -0.5], [13.5, -0.5]]
+
+
+def test_token_query_reads_the_containing_token_not_the_nearest_mixture():
+    # Token 0 carries e0, token 1 carries 0.2 e0 + e1 (rows equal). At x = 13.4 (token 0, grid
+    # 0.4929) bilinear reads 0.507 e0 + 0.493 (0.2 e0 + e1) = 0.6056 e0 + 0.493 e1, whose cosine
+    # with token 1 (0.2, 1)/|.| = 0.6142 beats that with token 0 = 0.7755? compute: q/|q| =
+    # (0.7755, 0.6313); cos to e0 = 0.7755, to (0.2, 1)/1.0198 = (0.1551 + 0.6313)/1.0198 = 0.7711.
+    # -> bilinear picks token 0 as well; the token query reads e0 exactly -> token 0 (cos 1).
+    dense = torch.zeros(2, 2, 2)
+    dense[0, :, 0] = 1.0
+    dense[0, :, 1], dense[1, :, 1] = 0.2, 1.0
+    feats = Features(dense[None], [TokenGrid((28, 28), (28, 28), (28, 28), 14)])
+    pts = torch.tensor([[13.4, 3.0]])
+    token = _matcher(upsample="none", query="token").match_features(feats, feats, pts)
+    assert token.points.tolist() == [[6.5, 6.5]] and token.scores.item() == pytest.approx(1.0)
+    bilinear = _matcher(upsample="none").match_features(feats, feats, pts)
+    assert bilinear.scores.item() == pytest.approx(0.7755, abs=1e-3)
+
+
+def test_upsampled_corner_is_the_pixel_corner():
+    # Up-sampled similarity to e0 is 1 on every pixel whose grid coordinate clamps to token (0, 0)
+    # (pixels 0..6 in x and y): argmax takes the first, pixel (0, 0): centre (0, 0), corner (-0.5, -0.5).
+    feats = _one_hot_features()
+    pts = torch.tensor([[2.0, 2.0]])
+    assert _matcher(query="token").match_features(feats, feats, pts).points.tolist() == [[0.0, 0.0]]
+    assert _matcher(query="token", prediction="corner").match_features(feats, feats, pts).points.tolist() == \
+        [[-0.5, -0.5]]
+
+
+def test_matcher_options_are_validated():
+    with pytest.raises(ValueError, match="query must be"):
+        _matcher(query="nearest")
+    with pytest.raises(ValueError, match="prediction must be"):
+        _matcher(prediction="middle")
+
+
+# ------------------------------------------------------------------ coordinates and silent errors
+
+
+def _willow_tree(tmp_path, coords: np.ndarray, size=(40, 30), n=2):
+    folder = tmp_path / "duck(S)"
+    folder.mkdir(parents=True)
+    for i in range(n):
+        Image.new("RGB", size).save(folder / f"im{i}.png")
+        savemat(folder / f"im{i}.mat", {"pts_coord": coords})
+    return tmp_path
+
+
+def test_one_based_coordinate(tmp_path):
+    # MATLAB 1-based value 1 = the first pixel: geocorr's pixel centre 0; read as annotated (0 on the
+    # image edge, as the official codes do) it is 1 px from the edge, i.e. 0.5 in the pixel-centre frame.
+    coords = np.ones((2, 10))
+    coords[:, 1] = [40.0, 30.0]  # the last pixel: 39 / 29.5
+    data = load_pf_willow(_willow_tree(tmp_path, coords))
+    assert data.pairs[0].source.keypoints[:2].tolist() == [[0.0, 0.0], [39.0, 29.0]]
+    official = with_coordinates(data, "as-annotated")
+    assert official.pairs[0].source.keypoints[:2].tolist() == [[0.5, 0.5], [39.5, 29.5]]
+    assert official.pairs[0].target.bbox.tolist() == [0.5, 0.5, 39.5, 29.5]
+    # distances between keypoints do not move
+    assert with_coordinates(data, "pixel-centre") is data
+
+
+def test_annotation_that_does_not_fit_its_image_is_an_error(tmp_path):
+    # a 40 x 30 image whose annotation reaches x = 80 (the original of a halved image)
+    coords = np.ones((2, 10))
+    coords[:, 3] = [80.0, 10.0]
+    data = load_pf_willow(_willow_tree(tmp_path, coords))
+    with pytest.raises(ValueError, match=r"im0\.png: keypoint 3 at \(79\.0, 9\.0\) lies outside the 40×30 image"):
+        check_keypoints_in_image(data)
+    clipped, count = check_keypoints_in_image(data, clip=True)
+    assert count == 2  # one keypoint in each of the two images
+    assert clipped.pairs[0].source.keypoints[3].tolist() == [39.5, 9.0]
+    # the far edge itself is accepted (SPair-71k annotates it): x = W - 0.5 + 0.5
+    coords[:, 3] = [41.0, 10.0]
+    edge = load_pf_willow(_willow_tree(tmp_path / "edge", coords))
+    assert check_keypoints_in_image(edge) == (edge, 0) or check_keypoints_in_image(edge)[1] == 0
+
+
+def test_mat_full_of_nan_names_the_file(tmp_path):
+    root = _willow_tree(tmp_path, np.full((2, 10), np.nan))
+    with pytest.raises(ValueError, match=r"im0\.mat: 'pts_coord' holds NaN"):
+        load_pf_willow(root)

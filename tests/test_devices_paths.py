@@ -1,0 +1,263 @@
+"""Every user path runs with the model on a second device — checked on a CPU-only machine.
+
+Issue 14: on a GPU every path stopped in ``DinoV2Backbone.preprocess`` with "Expected all tensors to
+be on the same device" (the image stayed on the CPU, mean/std moved with the model), and the CPU suite
+could not see it. Here a second device, ``fakegpu``, is registered as torch's PrivateUse1 backend
+(with torch's own Python device guard, so autograd runs across it). Its tensors are CPU tensors in a
+wrapper that says ``device == fakegpu:0``; every operation checks its inputs the way a GPU kernel
+does, so an operation mixing a CPU tensor (more than a scalar) with a fakegpu tensor raises the same
+``RuntimeError: Expected all tensors to be on the same device`` a CUDA run raises, and ``.numpy()``
+of a fakegpu tensor fails as on CUDA. Each path runs with ``device="fakegpu"`` and must complete.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten, tree_map
+
+import geocorr
+from geocorr.backbones import tiny_config
+from geocorr.cli import main as cli
+
+FAKE = "fakegpu"
+aten = torch.ops.aten
+# Operations that accept inputs on two devices (copies between devices; CPU index tensors).
+CROSS_DEVICE = {aten._to_copy.default, aten.copy_.default, aten._copy_from.default, aten._copy_from_and_resize.default,
+                aten.index.Tensor, aten._unsafe_index.Tensor, aten.index_put_.default, aten.index_put.default, aten._index_put_impl_.default}
+
+
+_KERNELS: list = []
+
+
+def _register_fake_backend() -> None:
+    if torch._C._get_privateuse1_backend_name() == FAKE:
+        return
+    torch.utils.backend_registration._setup_privateuseone_for_python_backend(FAKE)
+    # torch.tensor(data, device=...) allocates and copies below the Python dispatch layer: backend kernels.
+    lib = torch.library.Library("aten", "IMPL")
+
+    def empty_strided(size, stride, dtype=None, layout=None, device=None, pin_memory=None):
+        return FakeGpuTensor(torch.empty_strided(size, stride, dtype=dtype))
+
+    def empty(size, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
+        return FakeGpuTensor(torch.empty(size, dtype=dtype))
+
+    def copy_(self, src, non_blocking=False):
+        self.elem.copy_(src.elem if isinstance(src, FakeGpuTensor) else src)
+        return self
+
+    lib.impl("empty_strided", empty_strided, "PrivateUse1")
+    lib.impl("empty.memory_format", empty, "PrivateUse1")
+    lib.impl("copy_", copy_, "PrivateUse1")
+    _KERNELS.append(lib)  # kept alive for the session
+
+
+class FakeGpuTensor(torch.Tensor):
+    """A CPU tensor (``elem``) that says it lives on ``fakegpu:0``."""
+
+    elem: torch.Tensor
+
+    @staticmethod
+    def __new__(cls, elem: torch.Tensor) -> FakeGpuTensor:
+        out = torch.Tensor._make_wrapper_subclass(
+            cls, elem.size(), strides=elem.stride(), storage_offset=elem.storage_offset(), dtype=elem.dtype,
+            layout=elem.layout, device=torch.device(FAKE, 0), requires_grad=elem.requires_grad)
+        out.elem = elem
+        return out
+
+    __torch_function__ = torch._C._disabled_torch_function_impl
+
+    def __repr__(self) -> str:
+        return f"FakeGpuTensor({self.elem!r})"
+
+    def numpy(self, *args, **kwargs):
+        raise TypeError(f"can't convert {FAKE}:0 device type tensor to numpy. Use Tensor.cpu() to copy the "
+                        f"tensor to host memory first.")
+
+    def __format__(self, spec: str) -> str:
+        return self.elem.__format__(spec)
+
+    def tolist(self):
+        return self.elem.tolist()  # a copy to the host, as on CUDA
+
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        return _dispatch(func, args, kwargs or {})
+
+
+def _dispatch(func, args, kwargs):
+    flat, _ = tree_flatten((args, kwargs))
+    devices = {FAKE if isinstance(a, FakeGpuTensor) else a.device.type
+               for a in flat if isinstance(a, torch.Tensor) and (isinstance(a, FakeGpuTensor) or a.dim() > 0)}
+    if len(devices) > 1 and func not in CROSS_DEVICE:
+        raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
+                           f"{FAKE}:0 and cpu! ({func})")
+    if func is aten._fused_sdp_choice.default:
+        return 0  # the math attention kernel (made of the ops checked here)
+    out_device = FAKE if FAKE in devices else "cpu"
+    if kwargs.get("device") is not None:
+        out_device = torch.device(kwargs["device"]).type
+        kwargs = {**kwargs, "device": torch.device("cpu")}
+    if func is aten.copy_.default:
+        out_device = FAKE if isinstance(args[0], FakeGpuTensor) else "cpu"
+
+    def unwrap(t):
+        return t.elem if isinstance(t, FakeGpuTensor) else t
+
+    out = func(*tree_map(unwrap, args), **tree_map(unwrap, kwargs))
+    if func._schema.is_mutable and func.overloadpacket.__name__.endswith("_"):
+        return args[0]  # in place: the caller's tensor (its elem was written)
+    if out_device != FAKE:
+        return out
+    with torch.inference_mode(False):  # autograd sets a view's version counter from its base's
+        return tree_map(lambda t: FakeGpuTensor(t) if type(t) is torch.Tensor or isinstance(t, torch.nn.Parameter)
+                        else t, out)
+
+
+class FakeGpuMode(TorchDispatchMode):
+    """Routes every operation (also factory calls with ``device="fakegpu"``) through the device check."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return _dispatch(func, args, kwargs or {})
+
+
+@pytest.fixture
+def fakegpu():
+    """Run the test body with the ``fakegpu`` device available; yields its name."""
+    _register_fake_backend()
+    with FakeGpuMode():
+        yield FAKE
+
+
+def _on_fake(t: torch.Tensor) -> bool:
+    return isinstance(t, FakeGpuTensor)
+
+
+# --- the mechanism itself ----------------------------------------------------------------------------
+
+def test_fake_device_raises_the_gpu_error_for_a_tensor_left_on_the_cpu(fakegpu):
+    x = torch.rand(3, 4).to(fakegpu)
+    assert x.device.type == fakegpu and _on_fake(x * 2)
+    with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device"):
+        x + torch.ones(3, 4)
+    with pytest.raises(TypeError, match="numpy"):
+        x.numpy()
+    assert x.cpu().numpy().shape == (3, 4)
+    lin = torch.nn.Linear(4, 2).to(fakegpu)
+    lin(x).square().sum().backward()
+    assert _on_fake(lin.weight.grad)
+
+
+# --- library paths ----------------------------------------------------------------------------------
+
+def _image(h: int, w: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+POINTS = [[5.0, 7.0], [30.0, 20.0], [50.5, 40.0]]
+
+
+@pytest.mark.parametrize("method, conf", [
+    ("dinov2", dict(image_size=56)),
+    ("dinov2", dict(image_size=56, upsample="none")),
+    ("dinov2", dict(image_size=56, resize="pad")),
+    ("geco", dict(image_size=56, adapter=None)),
+    ("geoaware", dict(image_size=56)),
+])
+def test_dense_methods_features_match_and_match_features_on_the_device(fakegpu, method, conf):
+    cpu = geocorr.load(method, backbone=tiny_config(), **conf)
+    torch.manual_seed(0)
+    model = geocorr.load(method, backbone=tiny_config(), device=fakegpu, **conf)
+    model.load_state_dict(cpu.state_dict())
+    img0, img1 = _image(60, 64, 0), _image(48, 70, 1)
+    feats = model.features([img0, img1])
+    assert _on_fake(feats.dense)
+    matches = model.match_features(feats[0], feats[1], POINTS)
+    assert _on_fake(matches.points) and _on_fake(matches.scores)
+    expected = cpu.match(img0, img1, POINTS)
+    torch.testing.assert_close(model.match(img0, img1, POINTS).points.cpu(), expected.points)
+    # images already on the device are taken as they are
+    img0_dev = torch.from_numpy(img0).permute(2, 0, 1).float().div(255).to(fakegpu)
+    torch.testing.assert_close(model.match(img0_dev, img1, POINTS).points.cpu(), expected.points)
+
+
+def test_cyclecorr_match_on_the_device(fakegpu):
+    cpu = geocorr.load("cyclecorr")
+    model = geocorr.load("cyclecorr", device=fakegpu)
+    model.load_state_dict(cpu.state_dict())
+    img0, img1 = _image(60, 64, 0), _image(48, 70, 1)
+    matches = model.match(img0, img1, POINTS)
+    torch.testing.assert_close(matches.points.cpu(), cpu.match(img0, img1, POINTS).points)
+
+
+# --- command-line paths -----------------------------------------------------------------------------
+
+@pytest.fixture
+def pair_files(tmp_path) -> list[str]:
+    paths = []
+    for i, (h, w) in enumerate([(60, 64), (48, 70)]):
+        paths.append(str(tmp_path / f"img{i}.png"))
+        Image.fromarray(_image(h, w, i)).save(paths[-1])
+    return paths
+
+
+def _tiny_model_args(backbone_dir: Path, device: str) -> list[str]:
+    return ["--backbone", str(backbone_dir), "--image-size", "56", "--device", device]
+
+
+@pytest.mark.parametrize("method", ["dinov2", "geco", "cyclecorr"])
+def test_cli_match_on_the_device(fakegpu, method, pair_files, tiny_backbone_dir, tmp_path, capsys):
+    model = _tiny_model_args(tiny_backbone_dir, fakegpu) if method != "cyclecorr" else ["--device", fakegpu]
+    if method == "geco":
+        model += ["--option", "weights=null"]  # a fresh LoRA
+    out = tmp_path / "match.png"
+    assert cli(["match", *pair_files, "--point", "5,7", "--point", "30,20", "--method", method, *model,
+                "--out", str(out)]) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.count("->") == 2 and out.stat().st_size > 0
+
+
+def test_cli_eval_and_metrics_on_the_device(fakegpu, pf_willow_root, tiny_backbone_dir, tmp_path, capsys):
+    preds, report = tmp_path / "preds.json", tmp_path / "eval.json"
+    argv = ["eval", "--method", "dinov2", *_tiny_model_args(tiny_backbone_dir, fakegpu), "--dataset", "pf-willow",
+            "--root", str(pf_willow_root), "--max-pairs", "3", "--save-predictions", str(preds),
+            "--out", str(report), "--no-progress"]
+    assert cli(argv) == 0, capsys.readouterr().err
+    assert cli(["metrics", str(preds), "--out", str(tmp_path / "metrics.json")]) == 0, capsys.readouterr().err
+    assert json.loads(report.read_text()) and json.loads((tmp_path / "metrics.json").read_text())
+
+
+def test_cli_track_on_the_device(fakegpu, tiny_backbone_dir, tmp_path, capsys):
+    from geocorr.demo.video import VideoWriter
+
+    video = tmp_path / "clip.mp4"
+    with VideoWriter(video, fps=10) as writer:
+        for t in range(4):
+            writer.write(_image(48, 64, t))
+    table = tmp_path / "tracks.csv"
+    argv = ["track", str(video), "--point", "10,10", "--point", "40,30", "--method", "dinov2",
+            *_tiny_model_args(tiny_backbone_dir, fakegpu), "--csv", str(table), "--batch-size", "2", "--no-progress"]
+    assert cli(argv) == 0, capsys.readouterr().err
+    assert len(table.read_text().splitlines()) == 1 + 4 * 2
+
+
+def test_demo_point_matcher_on_the_device(fakegpu):
+    from geocorr.demo.app import PointMatcher
+
+    model = geocorr.load("dinov2", backbone=tiny_config(), image_size=56, device=fakegpu)
+    result = PointMatcher(model)(_image(60, 64, 0), _image(48, 70, 1), POINTS, twin=True)
+    assert result.points.shape == (3, 2) and result.twins.shape == (3, 2) and np.isfinite(result.scores).all()
+
+
+def test_cli_export_check_on_the_device(fakegpu, pair_files, tiny_backbone_dir, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    argv = ["export", "--method", "dinov2", *_tiny_model_args(tiny_backbone_dir, fakegpu),
+            "--out", str(tmp_path / "m.onnx"), "--check", *pair_files]
+    assert cli(argv) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.count("min cosine") == 2
