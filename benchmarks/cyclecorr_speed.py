@@ -35,7 +35,7 @@ from geocorr.methods.cyclecorr import (
     toy_car,
 )
 from geocorr.methods.cyclecorr.objectives import CycleObjective, InitializationObjective
-from geocorr.methods.cyclecorr.training import CycleTrainConfig
+from geocorr.training.recipes.cyclecorr import CycleTrainConfig
 
 
 def timed(fn, runs: int, warmup: int, device: torch.device) -> float:

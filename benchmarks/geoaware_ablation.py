@@ -5,7 +5,7 @@ with four more inference rules:
 
     Baseline                       sparse contrastive loss only, argmax on the token grid
     + Dense Training Objective     + L_dense (soft-argmax end-point error)
-    + Pose-variant Augmentation    + single / double / self flip pairs (needs the dataset's flip tables)
+    + Pose-variant Augmentation    + double / self flip loss terms in each step (needs the dataset's flip tables)
     + Perturbation & Dropout       + ground-truth noise (0.05 L) and input dropout 0.2
     Soft Argmax Inference          the model above, soft-argmax over the whole map
     + Window Soft Argmax (5/9/15)  argmax centre, soft-argmax in a 5×5 / 9×9 / 15×15 window
@@ -34,18 +34,19 @@ from geocorr.evaluation.cache import FeatureCache
 from geocorr.evaluation.metrics import compute_metrics
 from geocorr.evaluation.protocols import get_protocol
 from geocorr.evaluation.runner import evaluate
-from geocorr.methods.geoaware.training import GeoAwareTrainConfig, build_trainer
+from geocorr.training.recipes.geoaware import GeoAwareTrainConfig, build_trainer
 from geocorr.training.splits import split_by_images
 
-NO_AUGMENTATION = dict(single_flip=0.0, double_flip=0.0, self_flip=0.0)
-PUBLISHED_AUGMENTATION = dict(single_flip=1.0, double_flip=1.0, self_flip=0.25)
+# pose-variant loss weights inside each step (published: single flip off, double 1, self 0.25)
+NO_AUGMENTATION = {"single_flip": 0.0, "double_flip": 0.0, "self_flip": 0.0}
+PUBLISHED_AUGMENTATION = {"single_flip": 0.0, "double_flip": 1.0, "self_flip": 0.25}
 
 # name, training config overrides, model options (loss weights, noise, dropout)
 TRAINING_ROWS = [
-    ("Baseline", NO_AUGMENTATION, dict(dense_weight=0.0, noise=0.0, dropout=0.0)),
-    ("+ Dense Training Objective", NO_AUGMENTATION, dict(dense_weight=1.0, noise=0.0, dropout=0.0)),
-    ("+ Pose-variant Augmentation", PUBLISHED_AUGMENTATION, dict(dense_weight=1.0, noise=0.0, dropout=0.0)),
-    ("+ Perturbation & Dropout", PUBLISHED_AUGMENTATION, dict(dense_weight=1.0, noise=0.05, dropout=0.2)),
+    ("Baseline", NO_AUGMENTATION, {"dense_weight": 0.0, "noise": 0.0, "dropout": 0.0}),
+    ("+ Dense Training Objective", NO_AUGMENTATION, {"dense_weight": 1.0, "noise": 0.0, "dropout": 0.0}),
+    ("+ Pose-variant Augmentation", PUBLISHED_AUGMENTATION, {"dense_weight": 1.0, "noise": 0.0, "dropout": 0.0}),
+    ("+ Perturbation & Dropout", PUBLISHED_AUGMENTATION, {"dense_weight": 1.0, "noise": 0.05, "dropout": 0.2}),
 ]
 # name, inference, window (on the last trained model)
 INFERENCE_ROWS = [
@@ -122,7 +123,7 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             trainer = build_trainer(train, out, conf, backbone=args.backbone, progress=True,
-                                    inference="argmax", upsample="none", post_processor=dict(dropout=options["dropout"]),
+                                    inference="argmax", upsample="none", post_processor={"dropout": options["dropout"]},
                                     dense_weight=options["dense_weight"], noise=options["noise"])
         trainer.fit()
         model = trainer.model.eval()

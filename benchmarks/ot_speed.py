@@ -20,7 +20,8 @@ import time
 import torch
 
 from geocorr.backbones import tiny_config
-from geocorr.ot import OptimalTransport, assignment_log_probs, mask_marginals
+from geocorr.methods.geco.transport import OptimalTransport
+from geocorr.ot import mask_marginals
 
 
 def _sync(device: torch.device) -> None:
@@ -51,14 +52,14 @@ def ot_inputs(batch: int, n: int, device: torch.device):
 
 
 def ot_step(layer: OptimalTransport, scores: torch.Tensor, log_a: torch.Tensor) -> None:
-    log_phat = assignment_log_probs(layer(scores, log_a, log_a))
-    log_phat[:, :-1, :-1].diagonal(dim1=1, dim2=2).sum().neg().backward()
+    log_p = layer(scores, log_a, log_a)  # the raw plan, as GECO's loss reads it
+    log_p[:, :-1, :-1].diagonal(dim1=1, dim2=2).sum().neg().backward()
 
 
 def training_step_seconds(args, device: torch.device) -> tuple[float, int]:
     """Seconds of one GECO training step on random images, and its token count."""
     from geocorr.methods.geco import load
-    from geocorr.methods.geco.training import GecoTrainConfig, GecoTraining
+    from geocorr.training.recipes.geco import GecoTrainConfig, GecoTraining
 
     backbone = args.backbone or tiny_config()
     matcher = load(backbone=backbone, adapter=None, image_size=args.step_size, merge=False)
@@ -73,6 +74,7 @@ def training_step_seconds(args, device: torch.device) -> tuple[float, int]:
         "source_visible": torch.ones(b, k, dtype=torch.bool), "target_visible": torch.rand(b, k, generator=g) < 0.8,
         "twin": torch.arange(k).flip(0).expand(b, k).contiguous(), "keypoint_mask": torch.ones(b, k, dtype=torch.bool),
         "source_foreground": torch.rand(b, n, generator=g) < 0.5, "target_foreground": torch.rand(b, n, generator=g) < 0.5,
+        "num_keypoints": torch.full((b,), 30),
     }
     batch = {key: v.to(device) for key, v in batch.items()}
     return timed(lambda: model.training_step(batch)["loss"].backward(), device, args.repeats), n

@@ -42,7 +42,7 @@ def main() -> None:
     print(f"PF-Willow, {len(full)} pairs, image size {args.image_size}, backbone {args.backbone}")
     for preset in args.presets:
         pipeline = get_pipeline(preset, "pf-willow")
-        dataset, clipped = check_keypoints_in_image(with_coordinates(full, pipeline.coordinates))
+        dataset, _ = check_keypoints_in_image(with_coordinates(full, pipeline.coordinates))
         matcher = DenseMatcher(base.backbone, **{**base.conf, **pipeline.matcher_options()}).eval()
         tic = time.perf_counter()
         predictions = evaluate(matcher, dataset, cache=cache, progress=False)

@@ -162,7 +162,7 @@ def onnx_agreement(model, exported) -> dict:
 
 
 def configurations(args) -> list[dict]:
-    from geocorr.deploy import check_dtype
+    from geocorr.backbones.precision import check_dtype
 
     dtypes = []
     for dtype in args.dtypes:

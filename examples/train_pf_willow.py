@@ -30,7 +30,7 @@ from geocorr.evaluation.metrics import compute_metrics
 from geocorr.evaluation.protocols import get_protocol
 from geocorr.evaluation.runner import evaluate
 from geocorr.methods.geco import load
-from geocorr.methods.geco.training import GecoTrainConfig, build_trainer
+from geocorr.training.recipes.geco import GecoTrainConfig, build_trainer
 from geocorr.training.splits import split_by_images
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

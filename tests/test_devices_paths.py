@@ -11,7 +11,9 @@ of a fakegpu tensor fails as on CUDA. Each path runs with ``device="fakegpu"`` a
 """
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +66,7 @@ class FakeGpuTensor(torch.Tensor):
     elem: torch.Tensor
 
     @staticmethod
-    def __new__(cls, elem: torch.Tensor) -> FakeGpuTensor:
+    def __new__(cls, elem: torch.Tensor) -> FakeGpuTensor:  # noqa: PYI034
         out = torch.Tensor._make_wrapper_subclass(
             cls, elem.size(), strides=elem.stride(), storage_offset=elem.storage_offset(), dtype=elem.dtype,
             layout=elem.layout, device=torch.device(FAKE, 0), requires_grad=elem.requires_grad)
@@ -164,11 +166,11 @@ POINTS = [[5.0, 7.0], [30.0, 20.0], [50.5, 40.0]]
 
 
 @pytest.mark.parametrize("method, conf", [
-    ("dinov2", dict(image_size=56)),
-    ("dinov2", dict(image_size=56, upsample="none")),
-    ("dinov2", dict(image_size=56, resize="pad")),
-    ("geco", dict(image_size=56, adapter=None)),
-    ("geoaware", dict(image_size=56)),
+    ("dinov2", {"image_size": 56}),
+    ("dinov2", {"image_size": 56, "upsample": "none"}),
+    ("dinov2", {"image_size": 56, "resize": "pad"}),
+    ("geco", {"image_size": 56, "adapter": None}),
+    ("geoaware", {"image_size": 56}),
 ])
 def test_dense_methods_features_match_and_match_features_on_the_device(fakegpu, method, conf):
     cpu = geocorr.load(method, backbone=tiny_config(), **conf)
@@ -194,6 +196,50 @@ def test_cyclecorr_match_on_the_device(fakegpu):
     img0, img1 = _image(60, 64, 0), _image(48, 70, 1)
     matches = model.match(img0, img1, POINTS)
     torch.testing.assert_close(matches.points.cpu(), cpu.match(img0, img1, POINTS).points)
+
+
+@pytest.fixture(scope="module")
+def semalign3d_setup():
+    """A small SemAlign3D class built (on the CPU) from a tiny DINOv2's features of synthetic views."""
+    from geocorr.methods.semalign3d import build_representation
+    from geocorr.methods.semalign3d.dense import DenseConfig, TrainingView
+    from geocorr.methods.semalign3d.focal import FocalConfig
+    from geocorr.methods.semalign3d.representation import BuildConfig
+    from geocorr.methods.semalign3d.sparse import SparseConfig
+
+    spec = importlib.util.spec_from_file_location("semalign3d_world", Path(__file__).parent / "methods" / "semalign3d"
+                                                  / "world.py")  # the synthetic 3D world of SemAlign3D's tests
+    world_module = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(world_module)
+    SyntheticWorld = world_module.SyntheticWorld
+
+    world, generator = SyntheticWorld(seed=0), torch.Generator().manual_seed(1)
+    torch.manual_seed(0)
+    features = geocorr.load("dinov2", backbone=tiny_config(), image_size=56)
+    views, images = [], []
+    for i in range(6):
+        points, scale = world.instance(generator)
+        view = world.render(points, scale, 60.0 * i, 20.0, 2.0)
+        images.append(view.features[:3].sigmoid())
+        feats = features.features(images[-1])
+        views.append(TrainingView(feats.dense[0], feats.grids[0], view.depth, view.mask, view.keypoints,
+                                  view.visible, keypoint_depth=view.world[:, 2]))
+    conf = BuildConfig(focal=FocalConfig(steps=20), sparse=SparseConfig(steps=30, lr=1e-2),
+                       dense=DenseConfig(points_per_image=100, clusters=40))
+    return features, build_representation(views, "synthetic", conf=conf), views, images
+
+
+def test_semalign3d_match_on_the_device(semalign3d_setup, fakegpu):
+    from geocorr.methods.base import PairContext
+
+    cpu_features, rep, views, images = semalign3d_setup
+    features = geocorr.load("dinov2", backbone=tiny_config(), image_size=56, device=fakegpu)
+    features.load_state_dict(cpu_features.state_dict())
+    model = geocorr.load("semalign3d", representation=rep, features=features, depth=None,
+                         align={"steps": 2, "samples_per_focal": 1, "pixels": 16, "background_pixels": 16})
+    query = views[0].keypoints[views[0].visible][:3]
+    matches = model.match(images[0], images[1], query, PairContext(masks=(views[0].mask, views[1].mask)))
+    assert matches.points.shape == (3, 2) and torch.isfinite(matches.points.cpu()).all()
 
 
 # --- command-line paths -----------------------------------------------------------------------------
@@ -254,10 +300,76 @@ def test_demo_point_matcher_on_the_device(fakegpu):
     assert result.points.shape == (3, 2) and result.twins.shape == (3, 2) and np.isfinite(result.scores).all()
 
 
-def test_cli_export_check_on_the_device(fakegpu, pair_files, tiny_backbone_dir, tmp_path, capsys):
+def test_cli_export_check_on_the_device(fakegpu, pair_files, tiny_backbone_dir, tmp_path, capsys, monkeypatch):
+    """``--check`` compares the device's features with onnxruntime's (CPU). The export itself is traced
+    from a CPU twin (same weights): torch.export cannot trace the fake device's wrapper tensors."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
+    from torch.utils._python_dispatch import _disable_current_modes
+
+    import geocorr.deploy.onnx as onnx_module
+
+    export_onnx = onnx_module.export_onnx
+
+    def export_cpu_twin(model, path, **kwargs):
+        assert model.device.type == fakegpu
+        with _disable_current_modes():
+            twin = geocorr.load("dinov2", backbone=tiny_backbone_dir, image_size=56)
+            return export_onnx(twin, path, **kwargs)
+
+    monkeypatch.setattr(onnx_module, "export_onnx", export_cpu_twin)
     argv = ["export", "--method", "dinov2", *_tiny_model_args(tiny_backbone_dir, fakegpu),
             "--out", str(tmp_path / "m.onnx"), "--check", *pair_files]
     assert cli(argv) == 0, capsys.readouterr().err
-    assert capsys.readouterr().out.count("min cosine") == 2
+    lines = [line for line in capsys.readouterr().out.splitlines() if "min cosine" in line]
+    assert len(lines) == 2
+    assert all(float(line.split("max |Δ| / max |f| = ")[1].split(",")[0]) < 1e-4 for line in lines)
+
+
+class _Killed(Exception):
+    """Stands for the process being killed mid-run."""
+
+
+@pytest.fixture
+def fresh_accelerate(monkeypatch):
+    """accelerate's process state is a singleton: start and leave it unset (and its device variable)."""
+    from accelerate.state import AcceleratorState
+
+    monkeypatch.setenv("ACCELERATE_TORCH_DEVICE", "cpu")
+    monkeypatch.delenv("ACCELERATE_TORCH_DEVICE")
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_cli_train_validation_and_resume_on_the_device(fakegpu, fresh_accelerate, pf_willow_root, tiny_backbone_dir,
+                                                       tmp_path, capsys, monkeypatch):
+    from accelerate.state import AcceleratorState
+
+    from geocorr.training.recipes.geco import GecoTraining
+
+    out = tmp_path / "run"
+    argv = ["train", "--method", "geco", "--dataset", "pf-willow", "--root", str(pf_willow_root),
+            "--val-fraction", "0.5", "--val-pairs", "2", "--per-category", "2", "--max-steps", "2",
+            "--batch-size", "1", "--image-size", "56", "--backbone", str(tiny_backbone_dir), "--out", str(out),
+            "--checkpoint-every", "1", "--val-every", "1", "--device", fakegpu, "--no-progress"]
+    step = GecoTraining.training_step
+    calls = []
+
+    def killed_at_second_step(self, batch):
+        assert batch["source_image"].device.type == fakegpu  # accelerate moved the batch to --device
+        calls.append(1)
+        if len(calls) == 2:
+            raise _Killed
+        return step(self, batch)
+
+    monkeypatch.setattr(GecoTraining, "training_step", killed_at_second_step)
+    with pytest.raises(_Killed):
+        cli(argv)
+    monkeypatch.setattr(GecoTraining, "training_step", step)
+    AcceleratorState._reset_state(reset_partial_state=True)  # a new process would start afresh
+    assert cli([*argv, "--resume"]) == 0, capsys.readouterr().err
+    assert "pck@0.10" in capsys.readouterr().out and (out / "adapter.safetensors").is_file()
+    validations = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in validations if "val_pck@0.10" in r] == [1, 2]
+

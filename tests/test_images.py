@@ -3,7 +3,13 @@ import pytest
 import torch
 from PIL import Image
 
-from geocorr.images import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, image_size, load_image, open_image
+from geocorr.images import (
+    DEFAULT_MAX_PIXELS,
+    MAX_PIXELS_ENV,
+    image_size,
+    load_image,
+    open_image,
+)
 
 
 def test_reads_png_file_exactly(tmp_path):
@@ -150,3 +156,31 @@ def test_tensor_and_array_inputs():
         load_image(np.full((2, 2, 3), 2.0, dtype=np.float32))
     with pytest.raises(ValueError, match="int32"):
         load_image(np.zeros((2, 2, 3), dtype=np.int32))
+
+
+def test_dense_methods_refuse_images_smaller_than_a_patch():
+    import geocorr
+    from geocorr.backbones import tiny_config
+
+    model = geocorr.load("dinov2", backbone=tiny_config(), image_size=28)
+    ok = torch.rand(3, 30, 30)
+    for shape in [(3, 1, 1), (3, 13, 900)]:  # the "matches" with scores 0.37 / -0.24
+        with pytest.raises(ValueError, match=r"smaller than 14 pixels on a side"):
+            model.match(torch.rand(*shape), ok, [[0.0, 0.0]])
+    assert model.match(ok, torch.rand(3, 14, 900), [[3.0, 3.0]]).points.shape == (1, 2)
+
+
+def test_demo_upload_cap_and_conversion(tmp_path):
+    pytest.importorskip("gradio")
+    import gradio as gr
+
+    from geocorr.demo.app import read_upload
+
+    Image.new("LA", (40, 30), (90, 255)).save(tmp_path / "grey_alpha.png")
+    arr = read_upload({"path": str(tmp_path / "grey_alpha.png"), "orig_name": "g.png"}, "Source")
+    assert arr.shape == (30, 40, 3) and arr.dtype == np.uint8 and (arr == 90).all()
+    with pytest.raises(gr.Error, match=r"Target: 'g\.png' is 40×30 = 1,200 pixels; the demo takes images up to 1,000 pixels"):
+        read_upload({"path": str(tmp_path / "grey_alpha.png"), "orig_name": "g.png"}, "Target", max_pixels=1000)
+    (tmp_path / "t.png").write_text("text")
+    with pytest.raises(gr.Error, match="not an image file"):
+        read_upload({"path": str(tmp_path / "t.png")}, "Source")

@@ -5,7 +5,8 @@ import ot as pot
 import pytest
 import torch
 
-from geocorr.ot import OptimalTransport, OTConfig, assignment_log_probs, log_optimal_transport, mask_marginals
+from geocorr.methods.geco.transport import OptimalTransport, OTConfig
+from geocorr.ot import log_optimal_transport, mask_marginals
 
 
 def _problem(b=2, n=5, m=4, seed=0, dtype=torch.float64):
@@ -79,33 +80,14 @@ def test_gradcheck_scores_marginals_and_dustbin():
     )
 
 
-def test_gradcheck_assignment_log_probs():
-    scores, a, b = _problem(b=1, n=3, m=2, seed=5)
-    scores.requires_grad_(True)
-    assert torch.autograd.gradcheck(
-        lambda s: assignment_log_probs(log_optimal_transport(s, a.log(), b.log(), 0.3, iters=5)).nan_to_num(neginf=0.0),
-        (scores,),
-    )
-
-
-def test_assignment_probs_are_normalised():
-    scores, a, b = _problem(seed=6)
-    p = assignment_log_probs(log_optimal_transport(scores, a.log(), b.log(), 0.3)).exp()
-    torch.testing.assert_close(p[:, :-1].sum(2), torch.ones(2, 5, dtype=p.dtype))
-    plan = log_optimal_transport(scores, a.log(), b.log(), 0.3).exp()
-    torch.testing.assert_close(p[:, -1, :-1], plan[:, -1, :-1] / plan[:, :, :-1].sum(1))
-    assert (p[:, -1, -1] == 0).all() and (p <= 1).all()
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("scale", [1e-6, 1.0, 1e3, 1e6])
 def test_finite_for_any_score_range(dtype, scale):
     scores, a, b = _problem(seed=7, dtype=torch.float32)
     scores = (scores * scale).to(dtype).requires_grad_(True)
     log_p = log_optimal_transport(scores, a.log().to(dtype), b.log().to(dtype), 0.3)
-    probs = assignment_log_probs(log_p)
-    assert torch.isfinite(log_p).all() and torch.isfinite(probs[:, :-1]).all()
-    probs[:, :-1, 0].sum().backward()
+    assert torch.isfinite(log_p).all()
+    log_p[:, :-1, 0].sum().backward()
     assert torch.isfinite(scores.grad).all()
 
 
@@ -121,8 +103,13 @@ def test_mask_marginals_published_shares():
 def test_mask_marginals_empty_masks():
     none = mask_marginals(torch.zeros(1, 4, dtype=torch.bool), torch.tensor([1]), torch.tensor([3]))
     torch.testing.assert_close(none[0, :4], torch.full((4,), (0.1 + 0.9 * 2 / 4) / 4))
+    # no background token: the dustbin takes the background share (official
+    # get_partial_distributions_input_marginals): 3 of 3 visible -> foreground 0.9 · 4/4, dustbin 1 - 0.9
     full = mask_marginals(torch.ones(1, 4, dtype=torch.bool), torch.tensor([3]), torch.tensor([3]))
-    torch.testing.assert_close(full, torch.tensor([[0.25, 0.25, 0.25, 0.25, 0.0]]))
+    torch.testing.assert_close(full, torch.tensor([[0.225, 0.225, 0.225, 0.225, 0.1]]))
+    # GECO's padded count: SPair bottle, 2 of its keypoints visible, numkp 30 -> object 0.9 · 3/31
+    padded = mask_marginals(torch.tensor([[True, True, False]]), torch.tensor([2]), torch.tensor([30]))
+    torch.testing.assert_close(padded, torch.tensor([[0.9 * 3 / 31 / 2, 0.9 * 3 / 31 / 2, 0.1, 0.9 - 0.9 * 3 / 31]]))
 
 
 def test_module_dustbin_learnable_only_when_configured():

@@ -18,8 +18,7 @@ import torch.nn.functional as F
 
 import geocorr
 from geocorr.backbones import tiny_config
-from geocorr.deploy import check_dtype
-from geocorr.deploy.precision import _probe
+from geocorr.backbones.precision import _probe, check_dtype
 
 HALF = {"bfloat16": (6e-2, 0.998, 0.9), "float16": (1.5e-2, 0.9998, 1.0)}  # rel. error, cosine, matches
 FP32 = 1e-5
@@ -109,7 +108,7 @@ def test_compiled_feature_network_agrees_with_eager():
     for batch in (images, images[:1]):  # a second batch size recompiles
         assert _relative_error(eager.features(batch).dense, compiled.features(batch).dense) <= FP32
     assert compiled._compiled is not None
-    with pytest.raises(ValueError, match="compile must be None or a torch.compile backend .*got 'fast'"):
+    with pytest.raises(ValueError, match="compile must be None, a torch.compile mode .*or backend .*got 'fast'"):
         geocorr.load("dinov2", backbone=tiny_config(), image_size=56, compile="fast")
 
 
@@ -138,7 +137,7 @@ def test_dtype_and_device_errors(monkeypatch, fresh_probe):
     with pytest.raises(ValueError, match="dtype must be one of float32, bfloat16, float16, got 'float8'"):
         check_dtype("float8")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ValueError, match="device cuda: CUDA is not available"):
+    with pytest.raises(ValueError, match="device 'cuda': no CUDA GPU is available on this machine"):
         geocorr.load("dinov2", backbone=tiny_config(), image_size=28, device="cuda", dtype="bfloat16")
 
 

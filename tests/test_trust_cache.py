@@ -126,3 +126,15 @@ def test_disk_entries_must_be_one_image(tmp_path, model, willow):
     cache = FeatureCache(directory=tmp_path, fingerprint=FINGERPRINT)
     with pytest.raises(TypeError, match="Features of one image"):
         cache.put(paths[0], model.features(paths))
+
+
+def test_every_token_grid_field_round_trips(tmp_path):
+    from geocorr.grid import TokenGrid
+    from geocorr.methods.base import Features
+
+    grid = TokenGrid((300, 200), (56, 42), (56, 56), 14, offset=(0, 7))  # centred padding (GeoAware)
+    features = Features(torch.randn(1, 8, 4, 4), [grid])
+    key = str(tmp_path / "no-such-image.png")
+    FeatureCache(directory=tmp_path, fingerprint=FINGERPRINT).put(key, features)
+    back = FeatureCache(directory=tmp_path, fingerprint=FINGERPRINT).get(key)
+    assert back.grids == [grid] and torch.equal(back.dense, features.dense)

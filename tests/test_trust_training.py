@@ -11,7 +11,13 @@ from safetensors import safe_open
 from torch import nn
 
 import geocorr.files
-from geocorr.training import CheckpointError, TrainConfig, Trainer, list_checkpoints, load_checkpoint
+from geocorr.training import (
+    CheckpointError,
+    TrainConfig,
+    Trainer,
+    list_checkpoints,
+    load_checkpoint,
+)
 
 
 class Regression(nn.Module):

@@ -40,7 +40,7 @@ def test_released_geco_entry_has_the_published_hash():
 
 
 def test_fetch_downloads_from_a_source_verifies_and_caches(home, fake):
-    entry, src, payload = fake
+    _, src, payload = fake
     path = weights.fetch("fake")
     assert path == home / "adapters" / "fake" / "fake_lora.pth" and path.read_bytes() == payload
     src.unlink()  # the source is gone: the cache answers
@@ -48,7 +48,7 @@ def test_fetch_downloads_from_a_source_verifies_and_caches(home, fake):
 
 
 def test_hash_mismatch_is_refused_and_not_cached(home, fake, monkeypatch, tmp_path):
-    entry, src, _ = fake
+    entry = fake[0]
     monkeypatch.setitem(weights.WEIGHTS, "fake", WeightsEntry(**{**entry.__dict__, "sha256": "0" * 64}))
     with pytest.raises(ValueError, match=r"not the 'fake' weights.*expected 0000"):
         weights.fetch("fake")
@@ -83,7 +83,7 @@ def test_add_installs_the_released_file_and_cli_lists_it(home, capsys):
     assert "sha256 verified" in capsys.readouterr().out
     assert weights.sha256sum(weights.cache_path("geco")) == OFFICIAL_SHA
     assert main(["weights"]) == 0
-    line = next(li for li in capsys.readouterr().out.splitlines() if li.startswith("geco "))
+    line = next(li for li in capsys.readouterr().out.splitlines() if li.split()[:1] == ["geco"])
     assert "cached" in line and "not cached" not in line and str(weights.cache_path("geco")) in line
     assert main(["weights", "add", "geco", str(home / "none.pth")]) == 2
     assert "no such file" in capsys.readouterr().err
@@ -110,8 +110,47 @@ def test_offline_backbone_lookup_is_fast():
             "t = time.perf_counter()\n"
             "try:\n    geocorr.load('dinov2', backbone='facebook/dinov2-giant-not-cached')\n"
             "except OSError as e:\n    print('ERR', time.perf_counter() - t, str(e)[:80])\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
     print(f"offline backbone lookup: {out.stdout.strip()}")
     assert "ERR" in out.stdout, out.stderr[-2000:]
     assert float(out.stdout.split()[1]) < 5.0  # today's failure mode took 23-34 s
+
+
+def test_listing_shows_backbones_cached_or_not(home, tmp_path, monkeypatch, capsys):
+    from huggingface_hub import constants
+
+    # A hub cache holding facebook/dinov2-small only (the layout huggingface_hub writes).
+    repo = tmp_path / "hub" / "models--facebook--dinov2-small"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "snapshots" / "abc123" / "config.json").write_text("{}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert main(["weights", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    small = next(li for li in lines if li.split()[:1] == ["vits14"])
+    base = next(li for li in lines if li.split()[:1] == ["vitb14"])
+    assert " cached " in small and str(repo / "snapshots" / "abc123") in small
+    assert "not cached" in base and "huggingface.co/facebook/dinov2-base" in base
+
+
+def test_quiet_loading_silences_only_library_noise():
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    import geocorr
+    from geocorr.backbones import tiny_config
+
+    assert hf_logging.is_progress_bar_enabled()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # overrides pytest's own ignore of this warning
+        geocorr.load("geco", backbone=tiny_config(), image_size=28, adapter=None)  # peft wraps the model
+        with weights.quiet_loading():
+            assert not hf_logging.is_progress_bar_enabled()
+            warnings.warn("a real warning", UserWarning, stacklevel=1)
+    messages = [str(w.message) for w in caught]
+    assert not any("is_gradient_checkpointing" in m for m in messages), messages
+    assert "a real warning" in messages  # everything else still reaches the user
+    assert hf_logging.is_progress_bar_enabled()  # restored

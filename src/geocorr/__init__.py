@@ -9,9 +9,8 @@ Importing geocorr is cheap (no torch); ``load_image`` is imported on first use.
 """
 from __future__ import annotations
 
-from typing import Any
-
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from .methods import METHODS, load
 

@@ -34,17 +34,17 @@ def containing_token(points: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
     """The token whose area contains each point (image pixels, pixel-centre) -> (N, 2) int64.
 
     The point's distance from the image's left/top edge, ``x + 0.5``, is scaled into the backbone
-    input and divided by the patch size, then floored; points on the far edge belong to the last
-    token of the image content. Computed in float64.
+    input, moved by the padding before the content (``grid.offset``), divided by the patch size and
+    floored; points on the far edge belong to the last token of the image content. Float64.
     """
     _check_points(points, "points")
-    (height, width), (ch, cw) = grid.image_hw, grid.content_hw
+    (height, width), (ch, cw), (top, left) = grid.image_hw, grid.content_hw, grid.offset
     edge = points.double() + 0.5
-    scale = torch.tensor([cw / (width * grid.patch), ch / (height * grid.patch)], dtype=torch.float64,
-                         device=points.device)
-    cells = torch.floor(edge * scale).long()
-    gh, gw = grid.content_grid_hw
-    return torch.stack([cells[:, 0].clamp(0, gw - 1), cells[:, 1].clamp(0, gh - 1)], dim=1)
+    scale = torch.tensor([cw / width, ch / height], dtype=torch.float64, device=points.device)
+    shift = torch.tensor([left, top], dtype=torch.float64, device=points.device)
+    cells = torch.floor((edge * scale + shift) / grid.patch).long()
+    r0, r1, c0, c1 = grid.content_tokens
+    return torch.stack([cells[:, 0].clamp(c0, c1 - 1), cells[:, 1].clamp(r0, r1 - 1)], dim=1)
 
 
 def containing_pixel(points: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
@@ -61,15 +61,16 @@ def containing_pixel(points: torch.Tensor, image_hw: tuple[int, int]) -> torch.T
 def token_corner(cells: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
     """GECO's match position of token cells (N, 2) -> (N, 2) image pixels (pixel-centre), float32.
 
-    The token's top-left corner in image pixels, ``j · patch · W / W'`` (W' the resized content
-    width; ``j · W / g`` at a square resize), floored onto the integer pixel-edge grid — computed
-    exactly in integers — then moved to geocorr's convention (``- 0.5``).
+    The token's top-left corner in image pixels, ``(j · patch − left) · W / W'`` (W' the resized
+    content width, ``left`` the padding before it; ``j · W / g`` at a square resize), floored onto
+    the integer pixel-edge grid — computed exactly in integers — then moved to geocorr's convention
+    (``- 0.5``).
     """
     _check_points(cells, "cells")
-    (height, width), (ch, cw) = grid.image_hw, grid.content_hw
+    (height, width), (ch, cw), (top, left) = grid.image_hw, grid.content_hw, grid.offset
     cells = cells.long()
-    x = torch.div(cells[:, 0] * grid.patch * width, cw, rounding_mode="floor")
-    y = torch.div(cells[:, 1] * grid.patch * height, ch, rounding_mode="floor")
+    x = torch.div((cells[:, 0] * grid.patch - left) * width, cw, rounding_mode="floor")
+    y = torch.div((cells[:, 1] * grid.patch - top) * height, ch, rounding_mode="floor")
     return torch.stack([x, y], dim=1).float() - 0.5
 
 

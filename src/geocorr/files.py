@@ -18,6 +18,13 @@ import torch
 from safetensors.torch import save as safetensors_save
 
 
+def os_error(code: int | None, message: str) -> OSError:
+    """An ``OSError`` whose text is just ``message`` (no ``[Errno N]`` prefix), keeping ``errno``."""
+    err = OSError(message)
+    err.errno = code
+    return err
+
+
 def _write_all(fd: int, data: bytes) -> None:
     """Write every byte of ``data`` to the file descriptor (``os.write`` may write less)."""
     view = memoryview(data)
@@ -48,7 +55,7 @@ def write_atomic(path: str | Path, data: bytes, what: str = "file") -> None:
         reason = "no space left on the device" if err.errno in (errno.ENOSPC, errno.EDQUOT) else (
             err.strerror or str(err))
         kept = " (the previous file is kept)" if path.exists() else ""
-        raise OSError(err.errno, f"{what}: cannot write {path}: {reason}{kept}") from None
+        raise os_error(err.errno, f"{what}: cannot write {path}: {reason}{kept}") from None
     try:  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)
     except OSError:

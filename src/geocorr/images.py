@@ -23,16 +23,15 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-ImageLike = Union[str, Path, Image.Image, np.ndarray, torch.Tensor]
+ImageLike = str | Path | Image.Image | np.ndarray | torch.Tensor
 
-__all__ = ["DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "ImageLike", "image_size", "load_image",
-           "max_image_pixels", "open_image"]
+__all__ = ["DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "ImageLike", "ImageTooLargeError", "image_size",
+           "load_image", "max_image_pixels", "open_image"]
 
 # Pillow's own refusal threshold (2 × PIL.Image.MAX_IMAGE_PIXELS = 2 × 89,478,485): every image
 # Pillow opens by default still opens; a 400-Mpx bomb does not.
@@ -42,6 +41,14 @@ MAX_PIXELS_ENV = "GEOCORR_MAX_IMAGE_PIXELS"
 _OPEN_LOCK = threading.Lock()  # Image.MAX_IMAGE_PIXELS is process-global: see _open_header
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+class ImageTooLargeError(ValueError):
+    """An image has more pixels than the limit in force; ``size`` = (width, height), ``limit``."""
+
+    def __init__(self, message: str, size: tuple[int, int], limit: int):
+        super().__init__(message)
+        self.size, self.limit = size, limit
 
 
 def max_image_pixels(max_pixels: int | None = None) -> int:
@@ -66,10 +73,10 @@ def _check_size(size: tuple[int, int], name: str, max_pixels: int | None, min_si
     w, h = size
     limit = max_image_pixels(max_pixels)
     if w * h > limit:
-        raise ValueError(
+        raise ImageTooLargeError(
             f"{name}: {w}×{h} = {w * h:,} pixels is more than the limit of {limit:,} (a guard against "
             f"decompression bombs); if you trust it, raise the limit: {MAX_PIXELS_ENV}={w * h} "
-            f"(Python: max_pixels={w * h})"
+            f"(Python: max_pixels={w * h})", (w, h), limit
         )
     if min(w, h) < min_side:
         raise ValueError(
@@ -192,10 +199,12 @@ def _from_array(arr: np.ndarray, name: str, max_pixels: int | None, min_side: in
 
 def _channels_first(x: torch.Tensor, name: str) -> torch.Tensor:
     """(C, H, W) float, C in {1, 3, 4}, checked for [0, 1] -> (3, H, W) float32 (alpha over white)."""
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name}: the image contains NaN or inf")
-    if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"{name}: values must lie in [0, 1], got [{x.min():.3g}, {x.max():.3g}]")
+    if x.numel():
+        lo, hi = x.aminmax()  # NaN propagates into both; one pass (isfinite().all() is 30x slower on CPU)
+        if not (torch.isfinite(lo) and torch.isfinite(hi)):
+            raise ValueError(f"{name}: the image contains NaN or inf")
+        if lo < 0 or hi > 1:
+            raise ValueError(f"{name}: values must lie in [0, 1], got [{lo:.3g}, {hi:.3g}]")
     if x.shape[0] == 4:
         x = x[:3] * x[3:] + (1 - x[3:])  # composite over white
     elif x.shape[0] == 1:

@@ -147,9 +147,71 @@ def upsampled_cosine_similarity(query: torch.Tensor, feats: torch.Tensor, grid: 
     its dot product with q interpolates the token map ``q·f`` and its squared norm is ``Σ_kl w_k w_l
     f_k·f_l``, from 6 token-level maps of neighbour dot products.
 
-    query: (N, C); feats: (C, h, w) on ``grid`` -> (N, H, W) with (H, W) = ``grid.image_hw``.
+    query: (N, C); feats: (C, h, w) on ``grid`` -> (N, H, W) with (H, W) = ``grid.image_hw``. The result
+    holds N·H·W values (and its computation 4·N·H·W): for the best pixel of many queries use
+    :func:`upsampled_argmax`, whose memory is bounded.
     """
     _check(query, 2, "query", "(N, C)")
+    tokens, corners, weights, norm = _upsampling_terms(feats, grid)
+    dots = F.normalize(query, dim=-1) @ tokens  # (N, h*w)
+    return _pixel_similarity(dots, corners, weights, norm).reshape(-1, *grid.image_hw)
+
+
+# Values in the largest intermediate of one step of upsampled_argmax (128 MB in float32): bounds its memory
+# whatever the number of query points and the image size (beyond the O(H·W) interpolation tables).
+CHUNK_ELEMENTS = 1 << 25
+
+
+def upsampled_argmax(query: torch.Tensor, feats: torch.Tensor, grid: TokenGrid,
+                     chunk_elements: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The best image pixel of each query under :func:`upsampled_cosine_similarity`, in bounded memory.
+
+    Equal to ``argmax_match(upsampled_cosine_similarity(query, feats, grid)[None])`` (same values, first
+    maximum on ties) but computed over chunks of queries and of pixels so that no intermediate holds
+    more than about ``chunk_elements`` values (default :data:`CHUNK_ELEMENTS`); no host synchronisation inside.
+
+    query: (N, C); feats: (C, h, w) on ``grid`` -> points (N, 2) as (x, y) pixels, scores (N,).
+    """
+    _check(query, 2, "query", "(N, C)")
+    chunk_elements = CHUNK_ELEMENTS if chunk_elements is None else chunk_elements
+    if chunk_elements < 1:
+        raise ValueError(f"chunk_elements must be >= 1, got {chunk_elements}")
+    tokens, corners, weights, norm = _upsampling_terms(feats, grid)
+    width, num_pixels = grid.image_hw[1], corners.shape[1]
+    q = F.normalize(query, dim=-1)
+    pixels = max(1, min(num_pixels, chunk_elements // 4))  # (rows, 4, pixels) gathered per step
+    rows = max(1, chunk_elements // max(4 * pixels, tokens.shape[1]))
+    scores, indices = [], []
+    for r0 in range(0, len(q), rows):
+        dots = q[r0 : r0 + rows] @ tokens  # (rows, h*w)
+        best = where = None
+        for p0 in range(0, num_pixels, pixels):
+            sl = slice(p0, p0 + pixels)
+            value, index = _pixel_similarity(dots, corners[:, sl], weights[:, sl], norm[sl]).max(dim=1)
+            if best is None or where is None:
+                best, where = value, index
+            else:  # strictly better only: the first maximum wins, as in one argmax over all pixels
+                better = value > best
+                best, where = torch.where(better, value, best), torch.where(better, index + p0, where)
+        scores.append(best)
+        indices.append(where)
+    if not scores:
+        return q.new_zeros(0, 2), q.new_zeros(0)
+    index = torch.cat(indices)
+    points = torch.stack([index % width, torch.div(index, width, rounding_mode="floor")], dim=-1)
+    return points.to(q.dtype), torch.cat(scores)
+
+
+def _pixel_similarity(dots: torch.Tensor, corners: torch.Tensor, weights: torch.Tensor,
+                      norm: torch.Tensor) -> torch.Tensor:
+    """Token-level dot products (N, h*w) -> cosine similarities (N, P) of the P pixels described by
+    corners (4, P), weights (4, P) and up-sampled feature norms (P,)."""
+    return (dots[:, corners] * weights[None]).sum(1) / norm
+
+
+def _upsampling_terms(feats: torch.Tensor, grid: TokenGrid) -> tuple[torch.Tensor, ...]:
+    """What bilinear up-sampling of ``feats`` (C, h, w) to ``grid.image_hw`` needs, per pixel (P = H·W):
+    tokens (C, h*w), corners (4, P) token indices, weights (4, P), norm (P,) of the up-sampled feature."""
     _check(feats, 3, "feats", "(C, h, w)")
     if tuple(feats.shape[-2:]) != grid.grid_hw:
         raise ValueError(f"feats grid {tuple(feats.shape[-2:])} does not match the TokenGrid {grid.grid_hw}")
@@ -177,6 +239,4 @@ def upsampled_cosine_similarity(query: torch.Tensor, feats: torch.Tensor, grid: 
           + wd**2 * norm2[corners[3]]
           + 2 * (wa * wb * right[a] + wc * wd * right[corners[2]] + wa * wc * down[a]
                  + wb * wd * down[corners[1]] + wa * wd * diag[a] + wb * wc * anti[a]))
-    dots = F.normalize(query, dim=-1) @ f.reshape(c, -1)  # (N, h*w)
-    num = (dots[:, corners] * weights[None]).sum(1)  # (N, P)
-    return (num / sq.clamp_min(1e-24).sqrt()).reshape(-1, height, width)
+    return f.reshape(c, -1), corners, weights, sq.clamp_min(1e-24).sqrt()

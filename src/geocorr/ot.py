@@ -23,6 +23,7 @@ Pure tensor functions; GECO's OT layer (a module holding the dustbin score, with
 from __future__ import annotations
 
 import math
+
 import torch
 
 __all__ = ["log_optimal_transport", "mask_marginals"]

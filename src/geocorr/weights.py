@@ -1,7 +1,6 @@
 """Named weights: where each comes from, how it is checked, and a fast answer when offline.
 
-Every named weight (``adapter="geco"``, a backbone hub id …) has a :class:`WeightsEntry` in
-:data:`WEIGHTS`. :func:`fetch` looks for it in this order and returns a verified local path:
+Every named weights file (``adapter="geco"``) has a :class:`WeightsEntry` in :data:`WEIGHTS`. :func:`fetch` looks for it in this order and returns a verified local path:
 
 1. geocorr's cache, ``$GEOCORR_HOME/<kind>s/<name>/<filename>`` (``GEOCORR_HOME`` defaults to
    ``~/.cache/geocorr``);
@@ -13,9 +12,10 @@ Every named weight (``adapter="geco"``, a backbone hub id …) has a :class:`Wei
    how to install it by hand.
 
 Files are checked by their sha256; a file whose hash differs is refused and never enters the
-cache. ``kind="hub"`` entries (backbones on the HuggingFace hub) are downloaded and cached by
-``huggingface_hub``; the registry lists them, and :func:`hub_local_only` tells the loaders to
-stay offline (``local_files_only=True``) instead of spending half a minute in HTTP retries.
+cache. Backbones come from the HuggingFace hub (listed in :mod:`geocorr.backbones.catalog`) and
+are cached by ``huggingface_hub``: :func:`hub_cached` says whether one is, and
+:func:`hub_local_only` tells the loaders to stay offline (``local_files_only=True``) instead of
+spending half a minute in HTTP retries.
 
 Offline means: ``HF_HUB_OFFLINE`` or ``GEOCORR_OFFLINE`` is set to 1/true/yes/on, or a TCP
 connection to the host cannot be opened within :data:`PROBE_TIMEOUT_S` (checked once per host
@@ -33,14 +33,29 @@ import urllib.request
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-__all__ = ["PROBE_TIMEOUT_S", "WEIGHTS", "WeightsEntry", "WeightsNotFoundError", "add", "cache_path",
-           "fetch", "geocorr_home", "hub_local_only", "is_offline", "listing", "quiet_loading", "register",
-           "reachable", "sha256sum"]
+__all__ = [
+    "PROBE_TIMEOUT_S",
+    "WEIGHTS",
+    "WeightsEntry",
+    "WeightsNotFoundError",
+    "add",
+    "cache_path",
+    "fetch",
+    "geocorr_home",
+    "hub_cached",
+    "hub_local_only",
+    "is_offline",
+    "listing",
+    "quiet_loading",
+    "reachable",
+    "register",
+    "sha256sum",
+]
 
 PROBE_TIMEOUT_S = 1.0  # seconds to wait for a TCP connection before calling a host unreachable
 _TRUE = {"1", "true", "yes", "on"}
@@ -52,23 +67,19 @@ class WeightsNotFoundError(FileNotFoundError):
 
 @dataclass(frozen=True)
 class WeightsEntry:
-    """One named weight and its sources, in the order :func:`fetch` tries them."""
+    """One named weights file and its sources, in the order :func:`fetch` tries them."""
 
     name: str  # registry name, e.g. "geco"
-    kind: Literal["adapter", "hub"]  # adapter: one file in geocorr's cache; hub: a HuggingFace hub repo
+    kind: Literal["adapter"]  # what it is; the cache folder is "<kind>s"
     description: str  # one line for `geocorr weights`
-    filename: str = ""  # adapter: the file's name as the authors publish it
-    sha256: str = ""  # adapter: sha256 of that file (hex); a file with another hash is refused
-    urls: tuple[str, ...] = ()  # adapter: direct download URLs where the authors publish it, in order
+    filename: str  # the file's name as the authors publish it
+    sha256: str  # sha256 of that file (hex); a file with another hash is refused
+    urls: tuple[str, ...] = ()  # direct download URLs where the authors publish it, in order
     published_at: str = ""  # where to get it by hand (for the error message), when no URL works
-    hub_id: str = ""  # hub: the repository id, e.g. "facebook/dinov2-base"
-    aliases: tuple[str, ...] = field(default=())  # other names (e.g. short backbone names)
 
     def __post_init__(self) -> None:
-        if self.kind == "adapter" and (not self.filename or len(self.sha256) != 64):
-            raise ValueError(f"weights {self.name!r}: an adapter entry needs a filename and a 64-hex sha256")
-        if self.kind == "hub" and not self.hub_id:
-            raise ValueError(f"weights {self.name!r}: a hub entry needs a hub_id")
+        if not self.filename or len(self.sha256) != 64:
+            raise ValueError(f"weights {self.name!r}: an entry needs a filename and a 64-hex sha256")
 
 
 WEIGHTS: dict[str, WeightsEntry] = {}
@@ -99,18 +110,15 @@ def geocorr_home() -> Path:
 
 
 def entry(name: str) -> WeightsEntry:
-    """The registry entry called ``name`` (or having it as an alias)."""
-    for e in WEIGHTS.values():
-        if name == e.name or name in e.aliases:
-            return e
-    raise KeyError(f"unknown weights {name!r}; known: {', '.join(sorted(WEIGHTS))}")
+    """The registry entry called ``name``."""
+    if name not in WEIGHTS:
+        raise KeyError(f"unknown weights {name!r}; known: {', '.join(sorted(WEIGHTS))}")
+    return WEIGHTS[name]
 
 
 def cache_path(name: str) -> Path:
-    """Where the adapter ``name`` lives in geocorr's cache (it may not exist)."""
+    """Where the weights ``name`` live in geocorr's cache (the file may not exist)."""
     e = entry(name)
-    if e.kind != "adapter":
-        raise ValueError(f"weights {name!r} are a hub model ({e.hub_id}); huggingface_hub caches them")
     return geocorr_home() / f"{e.kind}s" / e.name / e.filename
 
 
@@ -151,9 +159,6 @@ def _install(e: WeightsEntry, src: Path, what: str, move: bool = False) -> Path:
 def add(name: str, file: str | Path) -> Path:
     """Check ``file`` against the entry's sha256 and copy it into the cache; returns the cached path."""
     e = entry(name)
-    if e.kind != "adapter":
-        raise ValueError(f"weights {name!r} are a hub model ({e.hub_id}): `hf download {e.hub_id} --local-dir DIR` "
-                         "and pass DIR as the backbone")
     src = Path(file).expanduser()
     if not src.is_file():
         raise FileNotFoundError(f"weights file: no such file: {src}")
@@ -242,7 +247,7 @@ def quiet_loading() -> Iterator[None]:
 
 
 def _download(url: str, dest: Path) -> None:
-    with urllib.request.urlopen(url, timeout=30) as response, open(dest, "wb") as out:  # noqa: S310 (http/file only)
+    with urllib.request.urlopen(url, timeout=30) as response, open(dest, "wb") as out:
         shutil.copyfileobj(response, out, 1 << 20)
 
 
@@ -286,19 +291,20 @@ def fetch(name: str, file: str | Path | None = None) -> Path:
     )
 
 
+def hub_cached(hub_id: str) -> Path | None:
+    """The local snapshot folder of a HuggingFace hub model if its config is cached, else None (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    hit = try_to_load_from_cache(hub_id, "config.json")
+    return Path(hit).parent if isinstance(hit, str) else None
+
+
 def listing() -> list[dict[str, str]]:
-    """One row per registry entry: name, kind, status ("cached" / "not cached") and where."""
+    """One row per registry entry: name, kind, status ("cached" / "not cached"), where, description."""
     rows = []
     for e in WEIGHTS.values():
-        if e.kind == "adapter":
-            path = cache_path(e.name)
-            status, where = ("cached", str(path)) if path.is_file() else ("not cached", e.published_at or e.urls[0])
-        else:
-            from huggingface_hub import try_to_load_from_cache
-
-            hit = try_to_load_from_cache(e.hub_id, "config.json")
-            status = "cached" if isinstance(hit, str) else "not cached"
-            where = str(Path(hit).parent) if isinstance(hit, str) else f"huggingface.co/{e.hub_id}"
-        rows.append({"name": e.name, "kind": e.kind, "status": status, "where": where,
-                     "description": e.description})
+        path = cache_path(e.name)
+        cached = path.is_file()
+        rows.append({"name": e.name, "kind": e.kind, "status": "cached" if cached else "not cached",
+                     "where": str(path) if cached else (e.published_at or e.urls[0]), "description": e.description})
     return rows

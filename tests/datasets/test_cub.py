@@ -63,3 +63,38 @@ def test_bad_inputs(cub_root):
     (cub_root / "images.txt").unlink()
     with pytest.raises(FileNotFoundError, match="CUB images.txt"):
         load_cub(cub_root)
+
+
+def test_geco_cleaned_mat_and_half_split_pairs(tmp_path):
+    from PIL import Image
+    from scipy.io import savemat
+
+    from geocorr.datasets.cub import half_split_pairs, load_cub
+
+    # GECO's sampler by its rule: permutation seeded 123 + pairs so far, first half -> second half
+    first, second = half_split_pairs(5, 4)
+    p0, p1, p2 = (np.random.RandomState(seed).permutation(4) for seed in (123, 125, 127))
+    assert first == [*p0[:2], *p1[:2], p2[0]]
+    assert second[:2] == p0[2:].tolist() and all(a != b for a, b in zip(first, second))
+    with pytest.raises(ValueError, match="at least 2 images"):
+        half_split_pairs(3, 1)
+    # a 3-image cleaned .mat: part 0 at x = W (kept), part 1 at x = W + 1 and part 2 at y = -1 (outside:
+    # invisible), part 3 with v = 0 (hidden)
+    (tmp_path / "images").mkdir()
+    records = np.zeros((3,), dtype=[("rel_path", "O"), ("parts", "O"), ("bbox", "O"), ("width", "O"), ("height", "O")])
+    for i in range(3):
+        Image.new("RGB", (40, 30)).save(tmp_path / "images" / f"b{i}.jpg")
+        parts = np.ones((3, 15)) * 5
+        parts[:, 0], parts[:, 1], parts[:, 2], parts[2, 3] = (40, 5, 1), (41, 5, 1), (5, -1, 1), 0
+        records[i] = (f"b{i}.jpg", parts, {"x1": 1.0, "y1": 2.0, "x2": 30.0, "y2": 20.0}, 40, 30)
+    savemat(tmp_path / "test_cub_cleaned.mat", {"images": records})
+    data = load_cub(tmp_path, num_pairs=4, cleaned_mat=tmp_path / "test_cub_cleaned.mat")
+    src, trg = half_split_pairs(4, 3)
+    assert [(p.source.path.name, p.target.path.name) for p in data] == [(f"b{a}.jpg", f"b{b}.jpg") for a, b in
+                                                                        zip(src, trg)]
+    ann = data[0].source
+    assert ann.visible[:4].tolist() == [True, False, False, False] and ann.visible[4:].all()
+    assert ann.keypoints[0].tolist() == [40.0, 5.0] and ann.bbox.tolist() == [1.0, 2.0, 30.0, 20.0]
+    assert ann.size == (40, 30) and ann.meta["outside_image"] == 2
+    with pytest.raises(ValueError, match="cleaned_mat gives GECO's test split"):
+        load_cub(tmp_path, split="train", cleaned_mat=tmp_path / "test_cub_cleaned.mat")

@@ -67,7 +67,7 @@ def test_read_upload(tmp_path):
     assert read_upload(None, "Source") is None
     bad = tmp_path / "x.jpg"
     bad.write_text("not an image")
-    with pytest.raises(gr.Error, match="Target: 'photo.jpg' is not an image file"):
+    with pytest.raises(gr.Error, match=r"Target: 'photo\.jpg' is not an image file"):
         read_upload({"path": str(bad), "orig_name": "photo.jpg"}, "Target")
 
 

@@ -64,7 +64,7 @@ class ShiftMatcher:
 
 def test_methods_without_features_are_matched_frame_by_frame(square_frames):
     frames = square_frames[:3]
-    points, scores = PointTracker(ShiftMatcher(), frames[0], [[1.0, 2.0]])(frames)
+    points, _ = PointTracker(ShiftMatcher(), frames[0], [[1.0, 2.0]])(frames)
     np.testing.assert_allclose(points.numpy(), [[[4.0, 2.0]]] * 3)
     with pytest.raises(ValueError, match="momentum needs a model with dense features"):
         PointTracker(ShiftMatcher(), frames[0], [[1.0, 2.0]], momentum=0.5)
@@ -93,9 +93,18 @@ def test_track_video_max_frames_and_bad_video(colour_matcher, square_video, tmp_
     junk.write_bytes(b"\x00" * 1000)
     with pytest.raises(ValueError, match="cannot be decoded"):
         track_video(colour_matcher, junk, [[1.0, 1.0]], progress=False)
-    with pytest.raises(ValueError, match="cannot write H.264 video to 'out.webm'"):
+    with pytest.raises(ValueError, match=r"cannot write H\.264 video to 'out\.webm'"):
         track_video(colour_matcher, square_video, [[1.0, 1.0]], out=tmp_path / "out.webm",
                     csv_path=tmp_path / "t.csv", progress=False)
     assert not (tmp_path / "t.csv").exists()  # refused before any work
     with pytest.raises(ValueError, match="batch_size"):
         track_video(colour_matcher, square_video, [[1.0, 1.0]], batch_size=0, progress=False)
+
+
+def test_first_frame_returns_the_given_points(colour_matcher, square_video, tmp_path):
+    table = tmp_path / "tracks.csv"
+    given = [[20.3, 17.9], [70.2, 40.6]]  # off the token centres on purpose
+    track_video(colour_matcher, square_video, given, csv_path=table, batch_size=4, progress=False)
+    rows = [r for r in csv.DictReader(table.open()) if r["frame"] == "0"]
+    np.testing.assert_allclose([[float(r["x"]), float(r["y"])] for r in rows], given, atol=0.005)
+    assert all(float(r["score"]) == 1.0 for r in rows)

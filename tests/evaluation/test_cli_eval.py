@@ -71,4 +71,65 @@ def test_first_per_category_keeps_order():
 def test_protocols_are_documented_in_help(capsys):
     with pytest.raises(SystemExit):
         main(["eval", "--help"])
-    assert "target image's height and width" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # the preset x dataset table: coordinates, query, prediction, up-sampling, comparison per preset
+    assert "geoaware  spair,ap10k,  as-annotated  token          centre    none" in out and "<f32 840" in out
+    assert "geco      ap10k         as-annotated  token          corner    none      .05 .10 .15      image  <=f32" in out
+    assert "--pairs FILE" in out and "--clip-keypoints" in out
+
+
+def test_pair_list_is_written_and_read_back(tmp_path, capsys, willow_subset, tiny_backbone_dir):
+    assert main(_eval_args(willow_subset, tiny_backbone_dir, "--max-pairs", "3", "--out", str(tmp_path / "r.json"))) == 0
+    listed = (tmp_path / "r_pairs.csv").read_text().splitlines()
+    assert listed[0] == "index,category,source,target" and len(listed) == 4
+    reversed_list = tmp_path / "rev.csv"
+    reversed_list.write_text("\n".join([listed[0], *listed[:0:-1]]) + "\n")
+    assert main(_eval_args(willow_subset, tiny_backbone_dir, "--pairs", str(reversed_list),
+                           "--out", str(tmp_path / "again.json"))) == 0
+    again = (tmp_path / "again_pairs.csv").read_text().splitlines()
+    assert [line.split(",", 1)[1] for line in again[1:]] == [line.split(",", 1)[1] for line in listed[:0:-1]]
+    first = json.loads((tmp_path / "r.json").read_text())["metrics"]["pck"]
+    second = json.loads((tmp_path / "again.json").read_text())["metrics"]["pck"]
+    assert first["all"] == second["all"] and second["num_pairs"] == 3
+
+
+def test_annotation_outside_a_halved_image_is_refused_or_clipped(tmp_path, capsys, willow_subset, tiny_backbone_dir):
+    from PIL import Image
+
+    halved = tmp_path / "halved"
+    shutil.copytree(willow_subset, halved)
+    for png in (halved / "duck(S)").glob("*.png"):
+        with Image.open(png) as im:
+            im.resize((im.width // 2, im.height // 2)).save(png)
+    assert main(_eval_args(halved, tiny_backbone_dir, "--max-pairs", "2")) == 2
+    err = capsys.readouterr().err
+    assert "lies outside the" in err and ".png: keypoint" in err and "--clip-keypoints" in err
+    assert main(_eval_args(halved, tiny_backbone_dir, "--max-pairs", "2", "--clip-keypoints",
+                           "--out", str(tmp_path / "c.json"))) == 0
+    assert "--clip-keypoints: clipped" in capsys.readouterr().out
+    assert json.loads((tmp_path / "c.json").read_text())["stats"]["clipped_keypoints"] > 0
+
+
+def test_metrics_refuses_a_zero_target_size(tmp_path, capsys, willow_subset, tiny_backbone_dir):
+    preds = tmp_path / "p.json"
+    assert main(_eval_args(willow_subset, tiny_backbone_dir, "--max-pairs", "1", "--save-predictions", str(preds))) == 0
+    record = json.loads(preds.read_text())
+    record["pairs"][0]["target_size"] = [0, 0]
+    preds.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["metrics", str(preds)]) == 2
+    err = capsys.readouterr().err
+    assert "p.json" in err and "target_size must be a positive (width, height), got [0.0, 0.0]" in err
+
+
+def test_preset_pipeline_is_recorded_and_pose_align_is_geoaware_only(tmp_path, capsys, willow_subset,
+                                                                     tiny_backbone_dir):
+    assert main(_eval_args(willow_subset, tiny_backbone_dir, "--max-pairs", "1", "--protocol", "geoaware",
+                           "--option", "upsample=features", "--out", str(tmp_path / "g.json"))) == 0
+    config = json.loads((tmp_path / "g.json").read_text())["config"]
+    # the preset's conventions, with the explicit --option winning
+    assert config["pipeline"] == {"preset": "geoaware", "coordinates": "as-annotated", "dataset_options": {},
+                                  "query": "token", "prediction": "centre", "upsample": "features"}
+    assert config["root"]["given"] == str(willow_subset)
+    assert main(_eval_args(willow_subset, tiny_backbone_dir, "--max-pairs", "1", "--pose-align")) == 2
+    assert "--pose-align applies to --method geoaware, not dinov2" in capsys.readouterr().err

@@ -85,11 +85,12 @@ def test_no_pairs_is_an_error():
 
 
 def test_protocol_presets():
-    assert get_protocol("geoaware", "spair") == Protocol("geoaware", (0.01, 0.05, 0.10), "bbox", "image", "pooled")
+    assert get_protocol("geoaware", "spair") == Protocol("geoaware", (0.01, 0.05, 0.10), "bbox", "image", "pooled",
+                                                         "<f32", 840)
     assert get_protocol("geoaware", "pf-pascal").normalisation == "image"
-    assert get_protocol("geco", "ap10k") == Protocol("geco", (0.05, 0.10, 0.15), "image", "point", "pooled")
+    assert get_protocol("geco", "ap10k") == Protocol("geco", (0.05, 0.10, 0.15), "image", "point", "pooled", "<=f32")
     assert get_protocol("geco", "spair", normalisation="bbox", alphas=[0.1]).alphas == (0.1,)
-    with pytest.raises(ValueError, match="unknown protocol 'pck'; available: geco, geoaware"):
+    with pytest.raises(ValueError, match="unknown protocol 'pck'; available: geco, geoaware, geocorr"):
         get_protocol("pck", "spair")
     with pytest.raises(ValueError, match="averaging"):
         Protocol("x", averaging="pair")

@@ -5,7 +5,12 @@ import torch
 from PIL import Image
 from scipy.io import savemat
 
-from geocorr.conventions import containing_pixel, containing_token, pixel_corner, token_corner
+from geocorr.conventions import (
+    containing_pixel,
+    containing_token,
+    pixel_corner,
+    token_corner,
+)
 from geocorr.datasets.base import check_keypoints_in_image, with_coordinates
 from geocorr.datasets.pf_willow import load_pf_willow
 from geocorr.evaluation.pck import correct_keypoints
@@ -36,11 +41,14 @@ def test_point_exactly_on_the_threshold():
 
 
 def test_geoaware_frame_rescales_distance_and_threshold():
-    # target 420 px wide -> 840 frame scale 2: d = 9.99 -> 19.98 and L = 100 -> 200: 19.98 < 20.
-    gt = np.array([[0.0, 0.0], [0.0, 0.0]])
-    pred = np.array([[9.99, 0.0], [10.0, 0.0]])
-    ok = correct_keypoints(pred, gt, np.array([100.0, 100.0]), [0.1], "<f32", scale=np.array([2.0, 2.0]))
+    # a 420 x 300 target -> 840 frame, scale 2: image L = 420 -> 840, threshold f32(0.1) * 840 = 84.0.
+    # d = 41.99 -> 83.98 < 84 counts; d = 42 -> 84 does not (in the original frame 42 <= 42 would).
+    gt = np.zeros((2, 2))
+    pred = np.array([[41.99, 0.0], [42.0, 0.0]])
+    ok = correct_keypoints(pred, gt, np.array([420.0, 420.0]), [0.1], "<f32", scale=np.array([2.0, 2.0]),
+                           float32_threshold=True)
     assert ok[:, 0].tolist() == [True, False]
+    assert correct_keypoints(pred, gt, np.array([420.0, 420.0]), [0.1], "<=")[:, 0].tolist() == [True, True]
 
 
 def test_presets_pick_their_comparison_threshold_and_levels():
@@ -71,6 +79,12 @@ def test_keypoint_on_a_token_border():
     # a 100-px wide image squeezed into 28 px: token = floor((x + 0.5) / 50)
     wide = TokenGrid((28, 100), (28, 28), (28, 28), 14)
     assert containing_token(torch.tensor([[49.5, 0.0], [49.4, 0.0]]), wide)[:, 0].tolist() == [1, 0]
+    # centred padding (GeoAware): a 28 x 14 image placed at left = 7 in a 28 x 28 input: the point's
+    # input position is x + 0.5 + 7, token floor((x + 7.5) / 14): x = 6.4 -> 0, x = 6.5 -> 1
+    centred = TokenGrid((28, 14), (28, 14), (28, 28), 14, offset=(0, 7))
+    assert containing_token(torch.tensor([[6.4, 0.0], [6.5, 0.0]]), centred)[:, 0].tolist() == [0, 1]
+    # its corner: token 1 starts at input 14 -> image edge 14 - 7 = 7 -> 6.5; token 0 at -7 -> -7.5
+    assert token_corner(torch.tensor([[1, 0], [0, 0]]), centred)[:, 0].tolist() == [6.5, -7.5]
     # containing pixel: floor(x + 0.5), the far edge belongs to the last pixel
     assert containing_pixel(torch.tensor([[13.5, 13.4], [99.5, 0.0]]), (28, 100)).tolist() == [[14, 13], [99, 0]]
 
@@ -95,39 +109,23 @@ def _one_hot_features() -> Features:
 
 
 def test_token_query_and_corner_prediction_where_conventions_disagree():
-    feats = _one_hot_features()
-    # x = 13.6 is inside token 0 (edge coordinate 14.1 -> token 1? no: floor(14.1 / 14) = 1) -> token 1;
-    # x = 13.4 -> edge 13.9 -> token 0. Bilinear at x = 13.4 reads grid coordinate 13.9 / 14 - 0.5 =
-    # 0.4929: weights 0.507 (token 0) and 0.493 (token 1) -> best target token 0.
-    bilinear = _matcher(upsample="none")
-    token = _matcher(upsample="none", query="token")
-    corner = _matcher(upsample="none", query="token", prediction="corner")
-    pts = torch.tensor([[13.4, 3.0], [13.6, 3.0]])
-    # bilinear at 13.6: grid 0.5071 -> token 1 wins
-    assert bilinear.match_features(feats, feats, pts).points.tolist() == [[6.5, 6.5], [20.5, 6.5]]
-    assert token.match_features(feats, feats, pts).points.tolist() == [[6.5, 6.5], [20.5, 6.5]]
-    # a point just left of the border but whose bilinear weights favour the other token:
-    # x = 13.45 -> edge 13.95 -> token 0; grid coordinate 13.95 / 14 - 0.5 = 0.4964 -> token 0 too.
-    # x = 20.0 (inside token 1, grid 0.9643): both give token 1. The corner of token 1 is
-    # floor(1 * 28 / 2) - 0.5 = 13.5, of token 0 is -0.5.
-    assert corner.match_features(feats, feats, pts).points.tolist() == [[-0.5, -0.5], [13.5, -0.5]]
-
-
-def test_token_query_reads_the_containing_token_not_the_nearest_mixture():
-    # Token 0 carries e0, token 1 carries 0.2 e0 + e1 (rows equal). At x = 13.4 (token 0, grid
-    # 0.4929) bilinear reads 0.507 e0 + 0.493 (0.2 e0 + e1) = 0.6056 e0 + 0.493 e1, whose cosine
-    # with token 1 (0.2, 1)/|.| = 0.6142 beats that with token 0 = 0.7755? compute: q/|q| =
-    # (0.7755, 0.6313); cos to e0 = 0.7755, to (0.2, 1)/1.0198 = (0.1551 + 0.6313)/1.0198 = 0.7711.
-    # -> bilinear picks token 0 as well; the token query reads e0 exactly -> token 0 (cos 1).
-    dense = torch.zeros(2, 2, 2)
-    dense[0, :, 0] = 1.0
-    dense[0, :, 1], dense[1, :, 1] = 0.2, 1.0
-    feats = Features(dense[None], [TokenGrid((28, 28), (28, 28), (28, 28), 14)])
+    # 2 x 2 tokens on a 28 x 28 image: column 0 carries e0, column 1 carries 10 e1 (both rows).
+    dense = torch.zeros(1, 2, 2, 2)
+    dense[0, 0, :, 0] = 1.0
+    dense[0, 1, :, 1] = 10.0
+    feats = Features(dense, [TokenGrid((28, 28), (28, 28), (28, 28), 14)])
+    # x = 13.4 lies in token column 0 (edge coordinate 13.9 < 14). Bilinear reads grid coordinate
+    # 13.9 / 14 - 0.5 = 0.4929: 0.5071 e0 + 0.4929 * 10 e1 = (0.507, 4.929), cosine 0.102 with e0 and
+    # 0.995 with e1 -> best target column 1, centre 1 * 14 + 6.5 = 20.5. The token query reads e0
+    # -> column 0, centre 6.5. y = 3 is row 0 (centre 6.5) for both.
     pts = torch.tensor([[13.4, 3.0]])
+    assert _matcher(upsample="none").match_features(feats, feats, pts).points.tolist() == [[20.5, 6.5]]
     token = _matcher(upsample="none", query="token").match_features(feats, feats, pts)
     assert token.points.tolist() == [[6.5, 6.5]] and token.scores.item() == pytest.approx(1.0)
-    bilinear = _matcher(upsample="none").match_features(feats, feats, pts)
-    assert bilinear.scores.item() == pytest.approx(0.7755, abs=1e-3)
+    # GECO's corner of token (0, 0) is floor(0) - 0.5 = -0.5; of token (1, 0): floor(1 * 28 / 2) - 0.5 = 13.5
+    corner = _matcher(upsample="none", query="token", prediction="corner")
+    assert corner.match_features(feats, feats, pts).points.tolist() == [[-0.5, -0.5]]
+    assert corner.match_features(feats, feats, torch.tensor([[14.0, 3.0]])).points.tolist() == [[13.5, -0.5]]
 
 
 def test_upsampled_corner_is_the_pixel_corner():
@@ -186,7 +184,7 @@ def test_annotation_that_does_not_fit_its_image_is_an_error(tmp_path):
     # the far edge itself is accepted (SPair-71k annotates it): x = W - 0.5 + 0.5
     coords[:, 3] = [41.0, 10.0]
     edge = load_pf_willow(_willow_tree(tmp_path / "edge", coords))
-    assert check_keypoints_in_image(edge) == (edge, 0) or check_keypoints_in_image(edge)[1] == 0
+    assert check_keypoints_in_image(edge)[1] == 0
 
 
 def test_mat_full_of_nan_names_the_file(tmp_path):

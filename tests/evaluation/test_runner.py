@@ -8,6 +8,7 @@ from geocorr.backbones import tiny_config
 from geocorr.datasets.pf_willow import load_pf_willow
 from geocorr.evaluation.cache import FeatureCache, model_fingerprint
 from geocorr.evaluation.runner import evaluate, shard
+from geocorr.methods.base import DenseMatcher
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +31,16 @@ def tiny_model():
     return geocorr.load("dinov2", backbone=tiny_config(), image_size=56, upsample="none")
 
 
-class CountingModel:
-    """Forwards features/match_features to a model and counts the images sent to features()."""
+class CountingModel(DenseMatcher):
+    """The same dense matcher (shared backbone and options), counting the images sent to features()."""
 
     def __init__(self, model):
-        self.model, self.images = model, 0
+        super().__init__(model.backbone, **model.conf)
+        self.images = 0
 
     def features(self, images):
         self.images += len(images)
-        return self.model.features(images)
-
-    def match_features(self, *args):
-        return self.model.match_features(*args)
+        return super().features(images)
 
 
 def small_willow_feature_bytes(model, dataset) -> int:
@@ -107,8 +106,8 @@ def test_disk_cache_is_reused(tmp_path, small_willow, tiny_model):
 
 def test_methods_without_reusable_features_use_match(small_willow, tiny_model):
     class MatchOnly:
-        def match(self, img0, img1, points):
-            return tiny_model.match(img0, img1, points)
+        def match(self, img0, img1, points, context=None):
+            return tiny_model.match(img0, img1, points, context)
 
     subset = list(range(4))
     reference = evaluate(tiny_model, small_willow, pair_indices=subset, batch_size=2, progress=False)

@@ -14,7 +14,7 @@ def model():
 
 def test_registry_lists_methods_and_refuses_unknown():
     assert {"dinov2", "geco", "geoaware", "semalign3d", "cyclecorr"} <= set(geocorr.METHODS)
-    with pytest.raises(ValueError, match="unknown method 'sift'.*available"):
+    with pytest.raises(ValueError, match=r"unknown method 'sift'.*available"):
         geocorr.load("sift")
 
 
@@ -58,9 +58,14 @@ def test_bad_points(model, points, message):
 def test_features_batch_of_mixed_sizes_and_inputs(model, pf_willow_root):
     path = sorted((pf_willow_root / "duck(S)").glob("*.png"))[0]
     arr = np.random.default_rng(0).integers(0, 256, (17, 90, 3), dtype=np.uint8)
-    feats = model.features([path, arr, torch.rand(3, 5, 5)])
+    feats = model.features([path, arr, torch.rand(3, 14, 15)])
     assert feats.dense.shape == (3, 32, 4, 4)
-    assert [g.image_hw for g in feats.grids][1:] == [(17, 90), (5, 5)]
+    assert [g.image_hw for g in feats.grids][1:] == [(17, 90), (14, 15)]
+
+
+def test_images_smaller_than_a_patch_are_refused(model):
+    with pytest.raises(ValueError, match=r"images\[1\]: the image is 13×5 pixels, smaller than 14 pixels"):
+        model.features([torch.rand(3, 20, 20), torch.rand(3, 5, 13)])
 
 
 def test_empty_image_list_is_refused(model):

@@ -6,7 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from geocorr.training import ResumableSampler, TrainConfig, Trainer, list_checkpoints, load_checkpoint, save_checkpoint
+from geocorr.training import (
+    ResumableSampler,
+    TrainConfig,
+    Trainer,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 class Regression(nn.Module):
@@ -44,7 +51,7 @@ class Noisy:
     def __len__(self):
         return 64
 
-    def sample(self, index, generator):
+    def sample(self, index, generator, epoch=0):
         return {"x": self.x[index] + 0.05 * torch.randn(4, generator=generator), "y": self.y[index]}
 
 
@@ -163,7 +170,7 @@ def test_corrupt_checkpoint_is_reported(tmp_path):
 def test_sampler_shards_and_resumes():
     full = ResumableSampler(10, 2, seed=3, world_size=1)
     keys = [k for _, k in zip(range(20), iter(full))]
-    assert sorted(i for i, _ in keys[:10]) == list(range(10))  # one epoch = a permutation
+    assert sorted(i for i, _, _ in keys[:10]) == list(range(10))  # one epoch = a permutation
     late = ResumableSampler(10, 2, seed=3)
     late.start_step = 3
     assert [k for _, k in zip(range(14), iter(late))] == keys[6:20]
@@ -217,3 +224,22 @@ def test_two_processes_equal_one_with_the_global_batch(tmp_path):
     two = torch.load(tmp_path / "two" / "final.pt")
     torch.testing.assert_close(two["weight"], one.linear.weight.detach(), rtol=0, atol=1e-6)
     torch.testing.assert_close(two["bias"], one.linear.bias.detach(), rtol=0, atol=1e-6)
+
+
+def test_sample_gets_the_epoch_of_its_step(tmp_path):
+    """64 samples / batch 4 = 16 steps per epoch: steps 1-16 draw epoch 0, steps 17-20 epoch 1."""
+
+    class Epochs(Noisy):
+        def __init__(self):
+            super().__init__()
+            self.epochs = []
+
+        def sample(self, index, generator, epoch):
+            self.epochs.append(epoch)
+            return super().sample(index, generator)
+
+    data = Epochs()
+    Trainer(Regression(), data, _conf(max_steps=20, scheduler="none"), tmp_path, progress=False).fit()
+    assert data.epochs == [0] * 16 * 4 + [1] * 4 * 4
+    keys = [key for _, key in zip(range(40), iter(ResumableSampler(10, 2, seed=3)))]
+    assert [epoch for _, _, epoch in keys] == [step // 5 for step in range(20) for _ in range(2)]

@@ -20,6 +20,7 @@ from ..evaluation.predictions import Predictions
 from ..evaluation.protocols import ARGMAX_METHODS, PRESETS, get_pipeline, get_protocol
 from ..evaluation.report import format_table, write_csv, write_json, write_plot
 from ..evaluation.runner import evaluate_sharded
+from ..methods import get as get_method
 from .common import add_model_arguments, load_model, parse_option
 
 PART_DATASET = "pascal-parts"
@@ -69,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "layout .txt, or the <out>_pairs.csv a run writes")
     data.add_argument("--clip-keypoints", action="store_true",
                       help="clip keypoints lying outside their image and report how many (default: refuse)")
+    data.add_argument("--mask-dir", type=Path, metavar="DIR",
+                      help="object masks <DIR>/<image path under --root>.png (white = object), given to methods "
+                           "that use masks (GeoAware's pose alignment, SemAlign3D)")
+    data.add_argument("--pose-align", action="store_true",
+                      help="GeoAware: adaptive pose alignment (the paper's † rows): match from the mirrored source "
+                           "where its IMD to the target is smaller; needs the dataset's left/right flip tables")
     add_model_arguments(parser)
     add_protocol_arguments(parser)
     run_group = parser.add_argument_group("run")
@@ -85,14 +92,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_config(args: argparse.Namespace) -> dict:
-    """Everything that changes the predictions (not the protocol: metrics are recomputed)."""
-    return {"method": args.method, "backbone": args.backbone, "weights": args.weights,
+    """Everything that changes the predictions (the preset's pipeline included; its scoring is
+    recomputed). Local paths are recorded as given and resolved."""
+    return {"method": args.method, "backbone": _given_and_resolved(args.backbone), "weights": args.weights,
             "image_size": args.image_size, "dtype": args.dtype, "dataset": args.dataset,
-            "root": str(args.root.resolve()), "split": args.split, "max_pairs": args.max_pairs,
+            "root": _given_and_resolved(args.root), "split": args.split, "max_pairs": args.max_pairs,
             "max_pairs_per_category": args.max_pairs_per_category, "categories": args.categories,
             "pairs": None if args.pairs is None else str(args.pairs.resolve()), "clip_keypoints": args.clip_keypoints,
+            "mask_dir": None if args.mask_dir is None else str(args.mask_dir.resolve()), "pose_align": args.pose_align,
             "dataset_options": dict(args.dataset_option), "method_options": dict(args.option),
             "pipeline": pipeline_config(args)}
+
+
+def _given_and_resolved(path: str | Path | None) -> dict | str | None:
+    """A local path as {"given", "resolved"}; a hub id or None as it is."""
+    if path is None or not Path(path).exists():
+        return None if path is None else str(path)
+    return {"given": str(path), "resolved": str(Path(path).resolve())}
 
 
 def pipeline_config(args: argparse.Namespace) -> dict:
@@ -100,8 +116,10 @@ def pipeline_config(args: argparse.Namespace) -> dict:
 
     Matcher conventions apply to feature-argmax methods only, and an explicit ``--option`` wins.
     """
-    pipeline = get_pipeline(args.protocol, args.dataset).to_dict()
-    out = {"preset": args.protocol, "coordinates": pipeline["coordinates"]}
+    preset = get_pipeline(args.protocol, args.dataset)
+    pipeline = preset.to_dict()
+    out = {"preset": args.protocol, "coordinates": pipeline["coordinates"],
+           "dataset_options": {**preset.dataset_options(args.dataset), **dict(args.dataset_option)}}
     if args.dataset == "spair":
         out["spair_boxes"] = pipeline["spair_boxes"]
     if args.method in ARGMAX_METHODS:
@@ -132,7 +150,24 @@ def prepare_pairs(args: argparse.Namespace, dataset: PairDataset, pipeline: dict
 
         dataset = with_pair_boxes(dataset)
     dataset = with_coordinates(dataset, pipeline["coordinates"])
+    if args.mask_dir is not None:
+        from ..training.recipes.geco.data import attach_masks
+
+        dataset = attach_masks(dataset, args.root, args.mask_dir)
     return check_keypoints_in_image(dataset, clip=args.clip_keypoints)
+
+
+def pose_alignment_options(args: argparse.Namespace, dataset: PairDataset) -> dict:
+    """``--pose-align``: GeoAware's model options (its flag and the dataset's left/right flips)."""
+    if not args.pose_align:
+        return {}
+    if args.method != "geoaware":
+        raise ValueError(f"--pose-align applies to --method geoaware, not {args.method}")
+    flips = {c: list(t["flip"]) for c, t in dataset.symmetry.items() if "flip" in t}
+    missing = sorted(set(dataset.categories) - set(flips))
+    if missing:
+        raise ValueError(f"--pose-align: {args.dataset} has no left/right flip table for {', '.join(missing)}")
+    return {"pose_align": True, "flips": flips}
 
 
 def first_per_category(pairs: list, limit: int) -> list:
@@ -218,8 +253,8 @@ def run(args: argparse.Namespace) -> int:
     if predictions is not None:
         print(f"reusing predictions of the same config from {args.save_predictions}")
     else:
-        dataset = load_dataset(args.dataset, args.root, split=args.split, **dict(args.dataset_option))
         pipeline = config["pipeline"]
+        dataset = load_dataset(args.dataset, args.root, split=args.split, **pipeline["dataset_options"])
         dataset, clipped = prepare_pairs(args, dataset, pipeline)
         if clipped:
             print(f"--clip-keypoints: clipped {clipped} keypoint annotation(s) lying outside their image")
@@ -229,11 +264,12 @@ def run(args: argparse.Namespace) -> int:
         device = str(state.device) if state.num_processes > 1 else args.device
         args.device = device
         matcher = {k: pipeline[k] for k in ("query", "prediction", "upsample") if k in pipeline}
-        model = load_model(args, **matcher)
+        model = load_model(args, **matcher, **pose_alignment_options(args, dataset))
+        context = set(get_method(args.method).needs) | ({"masks"} if args.mask_dir is not None else set())
         cache = FeatureCache(args.cache_mb << 20, args.cache_dir,
                              model_fingerprint(model, config) if args.cache_dir else "")
         predictions = evaluate_sharded(model, dataset, rank=state.process_index, world=state.num_processes,
-                                       batch_size=args.batch_size, cache=cache, config=config,
+                                       batch_size=args.batch_size, cache=cache, config=config, context=context,
                                        progress=not args.no_progress and state.is_main_process)
         if not state.is_main_process:
             return 0

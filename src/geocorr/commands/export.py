@@ -56,14 +56,14 @@ def _check(model, exported, images: list[str]) -> int:
 
     names = [f"--check[{i}]" for i in range(len(images))]
     ours = features_per_item(model, images, names)
-    for i, message in ours.errors.items():
+    for message in ours.errors.values():
         print(f"geocorr export: error: {message}", file=sys.stderr)
     if ours.features is None:
         return 2
     theirs = exported.features([images[i] for i in ours.index])
     for row, i in enumerate(ours.index):
         (h, w) = ours.features.grids[row].grid_hw
-        a, b = ours.features.dense[row, :, :h, :w], theirs.dense[row, :, :h, :w]
+        a, b = ours.features.dense[row, :, :h, :w].cpu(), theirs.dense[row, :, :h, :w]  # onnxruntime's are on the CPU
         error = (a - b).abs().max().item() / a.abs().max().clamp_min(1e-12).item()
         cosine = F.cosine_similarity(a, b, dim=0).min().item()
         print(f"{images[i]}: max |Δ| / max |f| = {error:.2e}, min cosine = {cosine:.6f}")

@@ -4,8 +4,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..images import load_image
-from ..methods.base import match_pair
 from .common import add_context_arguments, add_model_arguments, context_from_args, load_model, parse_point
 
 
@@ -20,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..images import load_image
+    from ..methods.base import match_pair
+
     source, target = load_image(args.source, "source"), load_image(args.target, "target")
     model = load_model(args)
     target_grid = []
@@ -31,17 +32,15 @@ def run(args: argparse.Namespace) -> int:
 
     matches = match_pair(model, source, target, args.point, context_from_args(args), features_of=features_of)
     grid = target_grid[-1] if target_grid else None
-    for (qx, qy), (x, y), s in zip(args.point, matches.points.tolist(), matches.scores.tolist()):
+    for (qx, qy), (x, y), s in zip(args.point, matches.points.tolist(), matches.scores.tolist(), strict=True):
         print(f"({qx:g}, {qy:g}) -> ({x:.1f}, {y:.1f})  score {s:.4f}")
     if args.out is not None:
-        from ..viz import plot_matches, plot_similarity
+        from ..viz import plot_match_summary
 
-        if matches.similarity is not None and grid is not None:
-            fig = plot_similarity(target, matches.similarity[0], matches.points[:1], grid=grid,
-                                  source=source, source_point=[args.point[0]],
-                                  title=f"match, score {matches.scores[0]:.3f}")
-        else:  # no token-level heat map from this method: draw the matches
-            fig = plot_matches(source, target, args.point, matches.points)
+        # every match numbered; per-query sharpened heat maps when the method has token similarities
+        heat = matches.similarity if grid is not None else None
+        fig = plot_match_summary(source, target, args.point, matches.points, scores=matches.scores,
+                                 similarity=heat, grid=grid, title=f"{args.method}: {len(args.point)} point(s)")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(args.out, dpi=120)
         print(f"wrote {args.out}")

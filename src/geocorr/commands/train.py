@@ -21,11 +21,10 @@ from importlib import import_module
 from pathlib import Path
 
 import torch
-
 from accelerate.utils import set_seed
 
 from ..datasets import DATASETS, load_dataset
-from ..deploy.precision import check_dtype
+from ..backbones.precision import check_dtype
 from ..devices import resolve_device
 from ..files import file_digest
 from ..training.recipes.geco import attach_masks
@@ -37,12 +36,13 @@ from ..training.splits import split_by_images
 TRAINERS: dict[str, str] = {
     "geco": "geocorr.training.recipes.geco",
     "geoaware": "geocorr.training.recipes.geoaware",
-    "cyclecorr": "geocorr.methods.cyclecorr.training",
+    "cyclecorr": "geocorr.training.recipes.cyclecorr",
 }
 
 # command-line option -> config field (unset options keep the method's published defaults)
 _OVERRIDES = ("epochs", "max_steps", "batch_size", "lr", "image_size", "seed", "val_every",
-              "checkpoint_every", "num_workers", "mixed_precision", "per_category", "meshes", "keep_checkpoints")
+              "checkpoint_every", "num_workers", "mixed_precision", "per_category", "meshes", "keep_checkpoints",
+              "scheduler")
 # options that do not change what is trained (a resume may change them); every other option is part
 # of the run's fingerprint, stored in its checkpoints (the config overrides are checked as the config)
 _NOT_THE_RUN = ("command", "_run", "out", "resume", "no_progress", "device")
@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="GECO: precomputed object masks (<image path under root>.png), one per --dataset; "
                            "default: the keypoints' convex hull")
     data.add_argument("--meshes", help="cyclecorr: folder of CAD models (OBJ/OFF/PLY/GLB/STL, searched recursively)")
+    data.add_argument("--stage", choices=["init", "cycle"],
+                      help="cyclecorr: init (regress a classical flow, batch 40) or cycle (quartets, batch 10; "
+                           "start it from the init export with --adapter); default cycle")
     data.add_argument("--sam", metavar="MODEL",
                       help="GECO: first write SAM masks (hub id or folder, e.g. facebook/sam-vit-huge) "
                            "into --mask-dir for the images that have none")
@@ -75,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     conf.add_argument("--max-steps", type=int, help="optimiser steps in all (overrides --epochs)")
     conf.add_argument("--batch-size", type=int)
     conf.add_argument("--lr", type=float)
+    conf.add_argument("--scheduler", choices=["none", "onecycle"], help="learning-rate schedule")
     conf.add_argument("--image-size", type=int, help="side of the square training images")
     conf.add_argument("--per-category", type=int, help="pairs per category")
     conf.add_argument("--seed", type=int)
@@ -100,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
     method = import_module(TRAINERS[args.method])
     overrides = {k: getattr(args, k) for k in _OVERRIDES if getattr(args, k) is not None}
     device = _training_device(args, overrides)
-    conf = dataclasses.replace(method.CONFIG(), **overrides)
+    if args.stage is not None and args.method != "cyclecorr":
+        raise ValueError(f"--stage applies to --method cyclecorr, not {args.method}")
+    conf = dataclasses.replace(method.STAGES[args.stage]() if args.stage else method.CONFIG(), **overrides)
     if len(args.root) != len(args.dataset) or (args.mask_dir and len(args.mask_dir) != len(args.dataset)):
         raise ValueError(f"give one --root (and one --mask-dir, if any) per --dataset: {len(args.dataset)} "
                          f"datasets, {len(args.root)} roots, {len(args.mask_dir or [])} mask folders")

@@ -7,9 +7,9 @@ in an image has ``visible = False`` and its coordinates are NaN.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

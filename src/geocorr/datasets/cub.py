@@ -11,17 +11,25 @@ Official layout under ``root`` (the ``CUB_200_2011`` folder)::
     parts/part_locs.txt     <image_id> <part_id> <x> <y> <visible>
     images/<relative path>
 
-Pairs (GECO's protocol: 10,000 seeded random test pairs): ordered pairs of two distinct images of
-the split drawn uniformly with ``numpy.random.default_rng(seed)`` (seed 0), without repeats. All
-birds share the 15 parts, so a pair may mix species; the category of every pair is ``"bird"``
-(the species is in ``ImageAnnotation.meta``). Coordinates are used as given (pixels); part ids
-become 0-based keypoint ids.
+Pairs without ``cleaned_mat``: ordered pairs of two distinct images of the split drawn uniformly
+with ``numpy.random.default_rng(seed)`` (seed 0), without repeats. All birds share the 15 parts, so
+a pair may mix species; the category of every pair is ``"bird"`` (the species is in
+``ImageAnnotation.meta``). Coordinates are used as given (pixels); part ids become 0-based
+keypoint ids.
+
+GECO's evaluation (``cleaned_mat=<annotations>/data/test_cub_cleaned.mat``, the file its
+``download_data/prepare_cub.sh`` fetches; reginehartwig/geco @ 03c8314 ``src/dataset/cub_200.py``):
+the images, parts (x, y, v), boxes and sizes of that file, in its order; a part is visible when
+v > 0.5 and it lies in ``[0, W] × [0, H]`` (outside: invisible); ``num_pairs`` (10,000) pairs from
+:func:`half_split_pairs` (its ``random_pairs_2``), which is seeded and reproduces their pairs exactly.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+from scipy.io import loadmat
+from scipy.io.matlab import MatReadError
 
 from .base import ImageAnnotation, Pair, PairDataset
 from .files import image_size, require_dir, require_file
@@ -45,13 +53,73 @@ def _table(path: Path, what: str, columns: int) -> list[list[str]]:
     return rows
 
 
-def load_cub(root: str | Path, split: str = "test", num_pairs: int = 10_000, seed: int = 0) -> PairDataset:
-    """``num_pairs`` random ordered pairs of CUB-200-2011 ``split`` images (see the module docstring)."""
+def half_split_pairs(num_pairs: int, num_images: int) -> tuple[list[int], list[int]]:
+    """GECO's CUB pair sampler (``src/dataset/pairwise_utils.py`` ``random_pairs_2``), by its rule:
+    repeat until ``num_pairs`` pairs: permute the images with the legacy numpy generator seeded
+    ``123 + pairs so far``, pair the first half with the last half (the middle image of an odd
+    count is left out). Returns the source and target indices."""
+    if num_images < 2:
+        raise ValueError(f"need at least 2 images to pair, got {num_images}")
+    first: list[int] = []
+    second: list[int] = []
+    half = num_images // 2
+    while len(first) < num_pairs:
+        order = np.random.RandomState(len(first) + 123).permutation(num_images)
+        first += order[:half].tolist()
+        second += order[-half:].tolist()
+    return first[:num_pairs], second[:num_pairs]
+
+
+def _field(record, name: str, where: str):
+    if not hasattr(record, name):
+        raise ValueError(f"{where}: record has no field {name!r} (expected GECO's *_cub_cleaned.mat)")
+    return getattr(record, name)
+
+
+def load_cub_cleaned(root: Path, mat_path: str | Path, num_pairs: int) -> PairDataset:
+    """GECO's CUB test set from ``test_cub_cleaned.mat`` (see the module docstring)."""
+    mat_path = require_file(mat_path, "CUB cleaned annotation (.mat)")
+    try:
+        records = np.atleast_1d(loadmat(mat_path, struct_as_record=False, squeeze_me=True)["images"])
+    except (KeyError, ValueError, MatReadError) as err:
+        raise ValueError(f"{mat_path}: not a *_cub_cleaned.mat file with an 'images' array ({err})") from None
+    images = []
+    for i, record in enumerate(records):
+        where = f"{mat_path}, image {i}"
+        parts = np.asarray(_field(record, "parts", where), dtype=np.float64)
+        if parts.shape != (3, NUM_PARTS):
+            raise ValueError(f"{where}: parts must have shape (3, {NUM_PARTS}), got {parts.shape}")
+        width, height = int(_field(record, "width", where)), int(_field(record, "height", where))
+        box = _field(record, "bbox", where)
+        x, y, v = parts
+        inside = (x >= 0) & (x <= width) & (y >= 0) & (y <= height)
+        visible = (v > 0.5) & inside & np.isfinite(x) & np.isfinite(y)
+        images.append(ImageAnnotation(
+            path=root / "images" / str(_field(record, "rel_path", where)),
+            keypoints=np.where(visible[:, None], parts[:2].T, np.nan), visible=visible, size=(width, height),
+            category=CATEGORY, bbox=np.array([box.x1, box.y1, box.x2, box.y2], dtype=np.float64),
+            meta={"outside_image": int(((v > 0.5) & ~inside).sum())},
+        ))
+    first, second = half_split_pairs(num_pairs, len(images))
+    table = symmetry_table("cub")
+    return PairDataset(name="cub", split="test", pairs=[Pair(images[a], images[b], CATEGORY) for a, b in
+                                                        zip(first, second)],
+                       keypoint_names={CATEGORY: list(table["names"])}, symmetry={CATEGORY: table})
+
+
+def load_cub(root: str | Path, split: str = "test", num_pairs: int = 10_000, seed: int = 0,
+             cleaned_mat: str | Path | None = None) -> PairDataset:
+    """``num_pairs`` random ordered pairs of CUB-200-2011 ``split`` images (see the module docstring);
+    with ``cleaned_mat``, GECO's test set and pairs instead (``seed`` does not apply)."""
     if split not in SPLITS:
         raise ValueError(f"CUB-200-2011 split must be one of {SPLITS}, got {split!r}")
     if num_pairs < 1:
         raise ValueError(f"num_pairs must be >= 1, got {num_pairs}")
     root = require_dir(root, "CUB-200-2011 root")
+    if cleaned_mat is not None:
+        if split != "test":
+            raise ValueError(f"cleaned_mat gives GECO's test split; got split={split!r}")
+        return load_cub_cleaned(root, cleaned_mat, num_pairs)
     paths = dict(_table(root / "images.txt", "CUB images.txt", 2))
     labels = dict(_table(root / "image_class_labels.txt", "CUB image_class_labels.txt", 2))
     classes = dict(_table(root / "classes.txt", "CUB classes.txt", 2))

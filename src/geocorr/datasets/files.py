@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from ..images import image_size as _image_size
 
 
 def require_dir(path: str | Path, what: str) -> Path:
@@ -23,10 +23,6 @@ def require_file(path: str | Path, what: str) -> Path:
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) of an image file, read from its header only."""
-    path = require_file(path, "image")
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except UnidentifiedImageError as err:
-        raise ValueError(f"{path}: not a readable image file") from err
+    """(width, height) of an image file as :func:`geocorr.images.load_image` returns it (EXIF
+    orientation applied, so sizes agree with the pixels), read from its header only."""
+    return _image_size(require_file(path, "image"), str(path))

@@ -8,13 +8,13 @@ part repeats); GECO's negatives, visibility buckets and (as published) flip augm
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 DATASETS = ("spair", "ap10k", "cub")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _table(dataset: str) -> dict:
     if dataset not in DATASETS:
         raise ValueError(f"no keypoint symmetry table for dataset {dataset!r}; known: {', '.join(DATASETS)}")

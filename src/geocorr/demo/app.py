@@ -16,9 +16,9 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..grid import TokenGrid
+from ..images import ImageTooLargeError, open_image
 from ..methods.base import Features, Matcher, Matches, PairContext, is_dense, match_pair
 from ..viz import draw_points, heatmap_overlay, point_colors
 
@@ -101,7 +101,7 @@ def render(source: np.ndarray, target: np.ndarray, queries, result: DemoMatch) -
 def summary(queries, result: DemoMatch) -> str:
     """One line per point: '#1 (x, y) -> (x', y')  score s  [twin -> (x'', y'')]'."""
     lines = []
-    for k, ((qx, qy), (x, y), s) in enumerate(zip(queries, result.points, result.scores), start=1):
+    for k, ((qx, qy), (x, y), s) in enumerate(zip(queries, result.points, result.scores, strict=True), start=1):
         line = f"#{k} ({qx:.0f}, {qy:.0f}) -> ({x:.1f}, {y:.1f})  score {s:.3f}"
         if result.twins is not None:
             line += f"  twin -> ({result.twins[k - 1][0]:.1f}, {result.twins[k - 1][1]:.1f})"
@@ -109,19 +109,28 @@ def summary(queries, result: DemoMatch) -> str:
     return "\n".join(lines)
 
 
-def read_upload(payload: dict | None, label: str) -> np.ndarray | None:
+# Largest upload the demo decodes: 50 Mpx covers 48-Mpx phone photos; a 10000² upload (100 Mpx) peaked
+# at 5 GB (issue 17 item 11). Users with larger images downscale them first (the message says so).
+UPLOAD_MAX_PIXELS = 50_000_000
+
+
+def read_upload(payload: dict | None, label: str, max_pixels: int = UPLOAD_MAX_PIXELS) -> np.ndarray | None:
     """An uploaded image (Gradio's file payload) as (H, W, 3) uint8 RGB, or None when there is none.
 
-    Alpha and grey images are converted to RGB and EXIF rotation applied; a file that is not an
-    image raises ``gr.Error`` naming the upload (shown in the page).
+    Read with :func:`geocorr.images.open_image` (grey, 16-bit, palette and alpha images converted to
+    RGB, EXIF rotation applied); a file that is not an image, or has more than ``max_pixels``
+    pixels, raises ``gr.Error`` naming the upload (shown in the page).
     """
     if payload is None:
         return None
     name = payload.get("orig_name") or Path(payload["path"]).name
     try:
-        with Image.open(payload["path"]) as img:
-            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
-    except (UnidentifiedImageError, OSError):
+        return np.asarray(open_image(payload["path"], f"{label} '{name}'", max_pixels=max_pixels))
+    except ImageTooLargeError as err:
+        w, h = err.size
+        raise gr.Error(f"{label}: '{name}' is {w}×{h} = {w * h:,} pixels; the demo takes images up to "
+                       f"{max_pixels:,} pixels ({max_pixels / 1e6:g} Mpx): downscale it and upload again.") from None
+    except (ValueError, OSError):
         raise gr.Error(f"{label}: '{name}' is not an image file that can be read; "
                        "upload a JPEG, PNG or WebP image.") from None
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..matching import argmax_match, sample_features, window_soft_argmax
-from ..methods.base import Matcher, PairContext, check_points, is_dense, match_pair
+from ..methods.base import DenseMatcherProtocol, Matcher, PairContext, check_points, is_dense, match_pair
 from ..viz import draw_points, point_colors
-from .video import VideoWriter, frame_rate, read_frames
+from .video import VideoWriter, frame_count, frame_rate, read_frames
 
 __all__ = ["PointTracker", "TrackingSummary", "track_video"]
 
@@ -53,35 +53,48 @@ class PointTracker:
         self.momentum, self.refine = momentum, refine
         self.window, self.temperature = window, temperature
         self.context = context
-        self.dense = is_dense(model)
+        self.dense_model = model if is_dense(model) else None  # the dense capability, declared by the model
+        self.dense = self.dense_model is not None
         if not self.dense and momentum > 0:
             raise ValueError(f"momentum needs a model with dense features; {type(model).__name__} has none")
         self.query = self._query() if self.dense else None
 
+    @torch.inference_mode()
     def _query(self) -> torch.Tensor:
-        feats = self.model.features([self.first_frame])
+        assert self.dense_model is not None
+        feats = self.dense_model.features([self.first_frame])
         grid = feats.grids[0]
         h, w = grid.grid_hw
         cells = grid.image_to_grid(self.points.to(feats.dense.device))[None]
         return F.normalize(sample_features(feats.dense[..., :h, :w], cells)[0], dim=-1)  # (N, C)
 
-    @torch.inference_mode()
     def __call__(self, frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Track in a batch of consecutive frames: -> points (T, N, 2) in pixels, scores (T, N)."""
-        if not self.dense:
+        """Track in a batch of consecutive frames: -> points (T, N, 2) in pixels, scores (T, N).
+
+        A method without the dense capability runs its own ``match`` (with autograd available:
+        SemAlign3D optimises an alignment per frame).
+        """
+        if self.dense_model is None:
             out = [match_pair(self.model, self.first_frame, f, self.points, self.context) for f in frames]
             points = torch.stack([m.points.float().cpu() for m in out])
             return points, torch.stack([m.scores.float().cpu() for m in out])
-        feats = self.model.features(list(frames))
+        return self._track_dense(self.dense_model, frames)
+
+    @torch.inference_mode()
+    def _track_dense(self, model: DenseMatcherProtocol,
+                     frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        assert self.query is not None
+        feats = model.features(list(frames))
         points, scores = [], []
-        for dense, grid in zip(feats.dense, feats.grids):
+        for dense, grid in zip(feats.dense, feats.grids, strict=True):
             h, w = grid.grid_hw
-            ch, cw = grid.content_grid_hw
-            target = F.normalize(dense[:, :ch, :cw], dim=0)  # padding tokens never match
+            r0, r1, c0, c1 = grid.content_tokens
+            target = F.normalize(dense[:, r0:r1, c0:c1], dim=0)  # padding tokens never match
             sim = torch.einsum("nc,chw->nhw", self.query, target)[None]  # (1, N, ch, cw)
             cells, best = argmax_match(sim)
             if self.refine == "soft":
                 cells = window_soft_argmax(sim, self.window, self.temperature)
+            cells = cells + cells.new_tensor([c0, r0])  # content block -> token grid
             if self.momentum > 0:
                 new = F.normalize(sample_features(dense[None, :, :h, :w], cells)[0], dim=-1)
                 self.query = F.normalize((1 - self.momentum) * self.query + self.momentum * new, dim=-1)
@@ -124,7 +137,8 @@ def track_video(model, video: str | Path, points, out: str | Path | None = None,
     """Track ``points`` (N, 2) of the first frame of ``video`` through it, streaming.
 
     out: annotated video (points in their colours with a trail of the last ``trail`` positions).
-    csv_path: the tracks, one row per frame and point: frame, time_s, point, x, y, score.
+    csv_path: the tracks, one row per frame and point: frame, time_s, point, x, y, score (frame 0:
+        the given points, score 1).
     batch_size: frames per ``model.features`` call. tracker_conf: options of :class:`PointTracker`.
     """
     if batch_size < 1:
@@ -156,16 +170,21 @@ def track_video(model, video: str | Path, points, out: str | Path | None = None,
         if csv_path is not None:
             rows = csv.writer(stack.enter_context(open(csv_path, "w", newline="")))
             rows.writerow(["frame", "time_s", "point", "x", "y", "score"])
-        bar = stack.enter_context(tqdm(total=None, unit="frame", desc="tracking", disable=not progress))
+        total = frame_count(video)
+        if max_frames is not None:
+            total = max_frames if total is None else min(total, max_frames)
+        bar = stack.enter_context(tqdm(total=total, unit="frame", desc="tracking", disable=not progress))
         history: list[np.ndarray] = []
         count, model_seconds = 0, 0.0
         for batch in _batches(stream(), batch_size):
             t0 = time.perf_counter()
             pts, scores = tracker(batch)
             model_seconds += time.perf_counter() - t0
-            for frame, p, s in zip(batch, pts.numpy(), scores.numpy()):
+            for frame, p, s in zip(batch, pts.numpy(), scores.numpy(), strict=True):
+                if count == 0:  # the first frame: the given points themselves
+                    p, s = tracker.points.numpy(), np.ones(len(p), dtype=np.float32)
                 if rows is not None:
-                    for k, ((x, y), score) in enumerate(zip(p, s)):
+                    for k, ((x, y), score) in enumerate(zip(p, s, strict=True)):
                         rows.writerow([count, f"{count / float(fps):.4f}", k, f"{x:.2f}", f"{y:.2f}", f"{score:.4f}"])
                 if writer is not None:
                     history = (history + [p])[-trail:] if trail > 0 else []

@@ -4,14 +4,14 @@ Frames are (H, W, 3) uint8 RGB arrays. Errors name the file and what was wrong.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import av
 import numpy as np
 
-__all__ = ["SUFFIXES", "VideoWriter", "frame_rate", "read_frames"]
+__all__ = ["SUFFIXES", "VideoWriter", "frame_count", "frame_rate", "read_frames"]
 
 DEFAULT_FPS = 25
 SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")  # containers that hold H.264
@@ -36,6 +36,24 @@ def frame_rate(path: str | Path) -> Fraction:
     with _open(path) as container:
         rate = container.streams.video[0].average_rate
     return Fraction(rate) if rate else Fraction(DEFAULT_FPS)
+
+
+def frame_count(path: str | Path) -> int | None:
+    """Number of frames of the first video stream as the container declares it (for progress bars).
+
+    The stream's frame count when the container stores one (MP4, MOV); else duration × average
+    rate, rounded (MKV, AVI); None when neither is known. It is the container's word, not a decode.
+    """
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        if stream.frames:
+            return int(stream.frames)
+        rate = stream.average_rate
+        if stream.duration and stream.time_base and rate:
+            return max(1, round(float(stream.duration * stream.time_base * rate)))
+        if container.duration and rate:  # container duration is in microseconds (av.time_base)
+            return max(1, round(container.duration / av.time_base * float(rate)))
+    return None
 
 
 def read_frames(path: str | Path) -> Iterator[np.ndarray]:
@@ -82,7 +100,7 @@ class VideoWriter:
         self._stream = None
         self._size: tuple[int, int] | None = None
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:  # noqa: PYI034 (typing.Self needs Python 3.11)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,9 +1,9 @@
-"""Deployment: compute dtypes, batches with per-item errors, ONNX export and its runtime.
+"""Deployment: batches with per-item errors, ONNX export and its runtime.
 
 The ONNX parts import ``onnx`` / ``onnxruntime`` only when used (``pip install geocorr[export]``).
+Which dtypes a device runs is a backbone question: :func:`geocorr.backbones.precision.check_dtype`.
 """
 from .batch import BatchFeatures, features_per_item
 from .onnx import OnnxMatcher, export_onnx
-from .precision import check_dtype
 
-__all__ = ["BatchFeatures", "OnnxMatcher", "check_dtype", "export_onnx", "features_per_item"]
+__all__ = ["BatchFeatures", "OnnxMatcher", "export_onnx", "features_per_item"]

@@ -12,6 +12,7 @@ recomputed (and re-written), never used: the cache cannot change a PCK.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import warnings
@@ -117,7 +118,7 @@ class FeatureCache:
             raise TypeError(f"the on-disk feature cache stores the Features of one image, got {type(value).__name__}")
         grid = value.grids[0]
         meta = {"key": key, "fingerprint": self.fingerprint, "image_sha256": self._source_digest(key),
-                "grid": json.dumps([list(grid.image_hw), list(grid.content_hw), list(grid.input_hw), grid.patch])}
+                "grid": json.dumps(dataclasses.asdict(grid))}
         text = json.dumps(meta, sort_keys=True)
         tensors = {"dense": value.dense}
         write_atomic(self._file(key), safetensors_bytes(
@@ -128,7 +129,7 @@ class FeatureCache:
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
             if meta.get("format") != FORMAT or set(tensors) != {"dense"}:
                 raise ValueError("not a geocorr feature-cache file")
             if tensor_digest(tensors, meta["entry"]) != meta["sha256"]:
@@ -139,12 +140,12 @@ class FeatureCache:
                                  f"not of {key!r}")
             if entry["image_sha256"] != self._source_digest(key):
                 raise ValueError(f"stale: {key} changed since its features were cached")
-            image_hw, content_hw, input_hw, patch = json.loads(entry["grid"])
-            grid = TokenGrid(tuple(image_hw), tuple(content_hw), tuple(input_hw), int(patch))
+            fields = json.loads(entry["grid"])
+            grid = TokenGrid(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})  # type: ignore[arg-type]
             dense = tensors["dense"]
             if dense.ndim != 4 or dense.shape[0] != 1 or tuple(dense.shape[2:]) != grid.grid_hw:
                 raise ValueError(f"features of shape {tuple(dense.shape)} do not fit its token grid {grid.grid_hw}")
-        except Exception as err:  # safetensors raises its own error kinds for a foreign or damaged file
+        except Exception as err:  # noqa: BLE001  (safetensors, json, TokenGrid: any failure means recompute)
             self.rejected += 1
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             warnings.warn(f"feature cache: {path} not used ({reason}); recomputing", stacklevel=3)

@@ -15,6 +15,7 @@ All scores are percentages. Keys of the result (``A`` = the protocol's α levels
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ class _Rows:
 
 
 def _rows(predictions: Predictions) -> _Rows:
-    cols = {k: [] for k in _Rows.__dataclass_fields__}
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in _Rows.__dataclass_fields__}
     for i, p in enumerate(predictions.pairs):
         ids = np.flatnonzero(p.source_visible)
         table = predictions.symmetry.get(p.category, {})
@@ -97,7 +98,7 @@ def compute_metrics(predictions: Predictions, protocol: Protocol) -> dict:
 
     correct = within(size, protocol.normalisation)
     mutual = rows.visible
-    out = {"protocol": protocol.to_dict(), "alphas": list(alphas)}
+    out: dict[str, Any] = {"protocol": protocol.to_dict(), "alphas": list(alphas)}
 
     def summary(mask: np.ndarray, ok: np.ndarray, averaging: str = protocol.averaging) -> dict:
         p = Protocol(protocol.name, alphas, protocol.normalisation, averaging, protocol.category_average,
@@ -107,7 +108,7 @@ def compute_metrics(predictions: Predictions, protocol: Protocol) -> dict:
             "per_category": {c: _percent(v) for c, v in
                              pck_per_category(ok[mask], rows.pair[mask], rows.category[mask], averaging).items()},
             "num_points": int(mask.sum()),
-            "num_pairs": int(len(np.unique(rows.pair[mask]))),
+            "num_pairs": len(np.unique(rows.pair[mask])),
         }
 
     out["pck"] = summary(mutual, correct)

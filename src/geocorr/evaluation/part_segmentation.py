@@ -68,7 +68,7 @@ def segmentation_scores(confusion: np.ndarray, classes: list[int] | None = None)
         "mean_precision": 100 * float(precision[present].mean()) if present.any() else float("nan"),
         "mean_recall": 100 * float(recall[present].mean()) if present.any() else float("nan"),
         "miou": 100 * float(iou[present].mean()) if present.any() else float("nan"),
-        "iou": [100 * float(v) if p else float("nan") for v, p in zip(iou, present)],
+        "iou": [100 * float(v) if p else float("nan") for v, p in zip(iou, present, strict=True)],
     }
 
 
@@ -111,7 +111,7 @@ def evaluate_part_segmentation(model, dataset: PartDataset, num_components: int 
         name_id = {n: i for i, n in enumerate(dataset.part_names)}
         mirror = [name_id[{"l": "r", "r": "l"}[dataset.part_names[i][0]] + dataset.part_names[i][1:]]
                   for i in dataset.oriented]
-        swapped = sum(confusion[i, j] for i, j in zip(dataset.oriented, mirror))
+        swapped = sum(confusion[i, j] for i, j in zip(dataset.oriented, mirror, strict=True))
         scores["oriented"]["lr_confusion"] = 100 * swapped / max(int(confusion[dataset.oriented].sum()), 1)
     scores["num_train_images"], scores["num_test_images"] = len(dataset.train), len(dataset.test)
     return scores

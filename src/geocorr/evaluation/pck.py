@@ -21,7 +21,7 @@ All functions are pure numpy with shapes in their docstrings (N points, P pairs,
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -75,9 +75,9 @@ def correct_keypoints(
     _check("predicted", predicted, (-1, 2))
     _check("target", target, (len(predicted), 2))
     _check("size", size, (len(predicted),))
-    alphas = np.asarray(alphas, np.float64)
-    if alphas.ndim != 1 or len(alphas) == 0 or (alphas <= 0).any():
-        raise ValueError(f"alphas must be a non-empty list of positive numbers, got {alphas.tolist()}")
+    levels = np.asarray(alphas, np.float64)
+    if levels.ndim != 1 or len(levels) == 0 or (levels <= 0).any():
+        raise ValueError(f"alphas must be a non-empty list of positive numbers, got {levels.tolist()}")
     if comparison not in COMPARISONS:
         raise ValueError(f"comparison must be one of {COMPARISONS}, got {comparison!r}")
     if scale is not None:
@@ -86,15 +86,18 @@ def correct_keypoints(
         predicted, target, size = predicted * scale[:, None], target * scale[:, None], size * scale
     if comparison == "<=":
         distance = np.linalg.norm(predicted - target, axis=1)
-        return distance[:, None] <= alphas[None, :] * size[:, None]
+        return distance[:, None] <= levels[None, :] * size[:, None]
     with np.errstate(invalid="ignore", over="ignore"):
         diff = predicted.astype(np.float32) - target.astype(np.float32)
         distance32 = np.sqrt((diff * diff).sum(axis=1, dtype=np.float32))
         if comparison == "<=f32":
             ratio = distance32 / size.astype(np.float32)
-            return ratio[:, None] <= alphas.astype(np.float32)[None, :]
-        dtype = np.float32 if float32_threshold else np.float64
-        threshold = alphas.astype(np.float32).astype(dtype)[None, :] * size.astype(dtype)[:, None]
+            return ratio[:, None] <= levels.astype(np.float32)[None, :]
+        levels32 = levels.astype(np.float32)
+        if float32_threshold:
+            threshold = levels32[None, :] * size.astype(np.float32)[:, None]
+        else:
+            threshold = levels32.astype(np.float64)[None, :] * size[:, None]
         return distance32[:, None] < threshold
 
 

@@ -82,7 +82,7 @@ class PairPrediction:
         return out
 
     @classmethod
-    def from_json(cls, record: dict) -> "PairPrediction":
+    def from_json(cls, record: dict) -> PairPrediction:
         values = {}
         for name in _ARRAYS:
             if name not in record:
@@ -121,7 +121,7 @@ class Predictions:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Predictions":
+    def load(cls, path: str | Path) -> Predictions:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"predictions file: no such file: {path}")

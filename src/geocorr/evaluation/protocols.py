@@ -21,19 +21,27 @@ Comparison (see :mod:`.pck`): ``<=`` float64 (geocorr), ``<=f32`` d / L ≤ α i
 images count. ``point`` pools all keypoints; ``image`` averages each pair's PCK, then over pairs;
 ``pooled`` combines categories by their point or pair count, ``mean`` with equal weight.
 
-========  ==========  ============  ==============  =========  ==========  ============  ======  =========  ==============================
-preset    dataset     coordinates   query           predict.   upsample    α             thr.    compare    averaging / pairs
-========  ==========  ============  ==============  =========  ==========  ============  ======  =========  ==============================
-geocorr   all         pixel-centre  bilinear        centre     features    .05 .10 .15   image   <=         point, pooled / loader's pairs
-geocorr   spair,ap10k pixel-centre  bilinear        centre     features    .01–.15 (4)   image   <=         point, pooled
-geco      all         as-annotated  token (pixel)   corner     features    .05 .10 .15   image   <=f32      point, pooled; SPair: ≤ 10,000
-                                                                                                         per category; boxes: image's
-geco      ap10k       as-annotated  token           corner     none        .05 .10 .15   image   <=f32      point, pooled
-geoaware  spair       as-annotated  token           centre     none        .01 .05 .10   bbox    <f32 840   image, pooled; pair-file boxes
-geoaware  ap10k,cub   as-annotated  token           centre     none        .01 .05 .10   bbox    <f32 840   image, pooled
-geoaware  pf-pascal   as-annotated  token           centre     none        .05 .10 .15   image   <f32 840   image, pooled
-geoaware  pf-willow   as-annotated  token           centre     none        .05 .10 .15   bbox    <f32 840   image, pooled (not in the paper)
-========  ==========  ============  ==============  =========  ==========  ============  ======  =========  ==============================
+========  ============  ============  =============  ========  ========  ===============  =====  ========  =============
+preset    dataset       coordinates   query          predict.  upsample  α                thr.   compare   averaging
+========  ============  ============  =============  ========  ========  ===============  =====  ========  =============
+geocorr   all           pixel-centre  bilinear       centre    features  .05 .10 .15      image  <=        point, pooled
+geocorr   spair,ap10k   pixel-centre  bilinear       centre    features  .01 .05 .10 .15  image  <=        point, pooled
+geco      spair,cub,    as-annotated  token (pixel)  corner    features  .05 .10 .15      image  <=f32     point, pooled
+          pf-*
+geco      ap10k         as-annotated  token          corner    none      .05 .10 .15      image  <=f32     point, pooled
+geoaware  spair,ap10k,  as-annotated  token          centre    none      .01 .05 .10      bbox   <f32 840  image, pooled
+          cub
+geoaware  pf-pascal     as-annotated  token          centre    none      .05 .10 .15      image  <f32 840  image, pooled
+geoaware  pf-willow     as-annotated  token          centre    none      .05 .10 .15      bbox   <f32 840  image, pooled
+========  ============  ============  =============  ========  ========  ===============  =====  ========  =============
+
+Pairs and boxes: every preset evaluates the loader's pairs (PF-Willow: all 900 ordered pairs;
+PF-Pascal: the official test csv; SPair-71k: every test pair file — GECO's cap of 10,000 pairs
+per category never binds). SPair boxes: the image annotation's (geco, geocorr) or the pair file's
+(geoaware). AP-10K: GeoAware's notebook rules (:mod:`geocorr.datasets.ap10k`); under geco v = 1
+keypoints are hidden (``min_visibility=2``). CUB under geco: pass ``--dataset-option
+cleaned_mat=<annotations>/data/test_cub_cleaned.mat`` for GECO's images and seeded pairs.
+PF-Willow is in neither paper (its row follows each code's conventions).
 
 Query, prediction and up-sampling apply to the methods matched by feature argmax (``dinov2``,
 ``geco``); GeoAware's and the other methods' own matching is kept (their options are theirs).
@@ -95,14 +103,20 @@ class Pipeline:
     prediction: str = "centre"  # centre | corner (DenseMatcher option)
     upsample: str = "features"  # features | none (DenseMatcher option)
     spair_boxes: str = "image"  # image | pair: SPair-71k box from the image or the pair annotation
+    ap10k_min_visibility: int = 1  # AP-10K keypoints visible from v = 1 (GeoAware) or v = 2 (GECO)
 
     def __post_init__(self) -> None:
         if self.coordinates not in COORDINATES:
             raise ValueError(f"coordinates must be one of {COORDINATES}, got {self.coordinates!r}")
         for name, valid in (("query", ("bilinear", "token")), ("prediction", ("centre", "corner")),
-                            ("upsample", ("features", "none")), ("spair_boxes", ("image", "pair"))):
+                            ("upsample", ("features", "none")), ("spair_boxes", ("image", "pair")),
+                            ("ap10k_min_visibility", (1, 2))):
             if getattr(self, name) not in valid:
                 raise ValueError(f"{name} must be one of {valid}, got {getattr(self, name)!r}")
+
+    def dataset_options(self, dataset: str) -> dict[str, object]:
+        """Loader options of this pipeline (AP-10K's visibility rule: GECO hides v = 1)."""
+        return {"min_visibility": self.ap10k_min_visibility} if dataset == "ap10k" else {}
 
     def matcher_options(self) -> dict[str, str]:
         """The DenseMatcher options of this pipeline."""
@@ -121,7 +135,7 @@ def get_pipeline(name: str, dataset: str) -> Pipeline:
     if name == "geocorr":
         return Pipeline()
     if name == "geco":  # reginehartwig/geco src/evaluation/evaluation.py: AP-10K without up-sampling
-        return Pipeline("as-annotated", "token", "corner", "none" if dataset == "ap10k" else "features", "image")
+        return Pipeline("as-annotated", "token", "corner", "none" if dataset == "ap10k" else "features", "image", 2)
     if name == "geoaware":  # GeoAware-SC pck_train.py: token level, token centres, pair-file boxes
         return Pipeline("as-annotated", "token", "centre", "none", "pair")
     raise ValueError(f"unknown protocol {name!r}; available: {', '.join(PRESETS)}")

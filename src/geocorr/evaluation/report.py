@@ -52,7 +52,7 @@ def write_csv(path: str | Path, config: dict, metrics: dict) -> Path:
     alphas = metrics["alphas"]
 
     def add(metric: str, category: str, values) -> None:
-        rows.extend((metric, category, a, v) for a, v in zip(alphas, values))
+        rows.extend((metric, category, a, v) for a, v in zip(alphas, values, strict=True))
 
     for cat, values in metrics["pck"]["per_category"].items():
         add("pck", cat, values)

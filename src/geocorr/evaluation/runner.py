@@ -16,8 +16,8 @@ last pixel's far edge occur in SPair-71k).
 from __future__ import annotations
 
 import time
-from dataclasses import fields as dataclass_fields
 from collections.abc import Collection, Sequence
+from dataclasses import fields as dataclass_fields
 
 import numpy as np
 import torch

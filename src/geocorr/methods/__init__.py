@@ -24,14 +24,14 @@ from typing import Any
 __all__ = ["METHODS", "MethodEntry", "load", "option_help"]
 
 
-def option(default: Any, help: str) -> Any:  # noqa: A002 - the word argparse uses
+def option(default: Any, help: str) -> Any:
     """A dataclass field with a help line (mutable defaults are copied per instance)."""
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: json.loads(json.dumps(default)), metadata={"help": help})
     return field(default=default, metadata={"help": help})
 
 
-def required(help: str) -> Any:  # noqa: A002
+def required(help: str) -> Any:
     """A dataclass field the user must give."""
     return field(metadata={"help": help})
 
@@ -56,10 +56,15 @@ class DenseOptions:
 
 @dataclass
 class BackboneOptions(DenseOptions):
-    backbone: str = option("facebook/dinov2-base", "backbone: hub id or local transformers folder")
+    backbone: str = option("facebook/dinov2-base", "backbone: hub id (DINOv2 facebook/dinov2-*, DINOv3 "
+                           "facebook/dinov3-*-pretrain-lvd1689m), short name (vitb14, vitb16, ... see geocorr "
+                           "weights), "
+                           "local transformers folder, or random:<short name>")
     image_size: int = option(518, "backbone input side in pixels")
     resize: str = option("stretch", "stretch | pad | keep_aspect: how an image becomes the backbone input")
     dtype: str = option("float32", "compute dtype: float32 | bfloat16 | float16")
+    debias_components: int = option(0, "INSID3 positional de-biasing: remove this many positional directions from "
+                                       "the features (0: off; see geocorr.backbones.debias)")
 
 
 @dataclass
@@ -85,6 +90,12 @@ class GeoAwareOptions(BackboneOptions):
     post_processor: dict | None = option(None, "widths of a fresh post-processor (PostProcessorConfig fields)")
     sd: str | None = option(None, "add Stable Diffusion features: hub id or diffusers folder (needs geocorr[sd])")
     sd_image_size: int = option(960, "Stable Diffusion input side (published 960)")
+    layer: int = option(-1, "backbone block whose tokens are the features (-1: last; published: block 11 of ViT-B/14)")
+    final_norm: bool = option(False, "apply the backbone's final LayerNorm (published: no)")
+    resample: str = option("lanczos", "bilinear | lanczos: image resize filter (published: PIL LANCZOS)")
+    pad_position: str = option("centre", "corner | centre: where the image sits on the square canvas "
+                                         "(published: centre)")
+    pad_colour: str = option("black", "mean | black: canvas colour (published: black)")
     inference: str = option("window_soft_argmax", "window_soft_argmax | soft_argmax | argmax")
     window: int | None = option(None, "soft-argmax window side in tokens (null: 15 supervised, 11 zero-shot)")
     temperature: float = option(0.02, "softmax temperature over cosine similarities")
@@ -94,6 +105,11 @@ class GeoAwareOptions(BackboneOptions):
     single_flip: float = option(0.0, "training: loss weight of the single-flip pose variant (released: off)")
     double_flip: float = option(1.0, "training: loss weight of the double-flip pose variant")
     self_flip: float = option(0.25, "training: loss weight of the self-flip pose variant")
+    pose_align: bool = option(False, "adaptive pose alignment (the paper's † rows): needs the pair's category, "
+                                     "keypoint ids, target visibility (+ masks) and flips")
+    flips: dict | None = option(None, "pose_align: category -> left/right keypoint permutation "
+                                      "(geocorr eval fills it from the dataset)")
+    imd_size: int = option(64, "pose_align: IMD grid side (published 64)")
 
 
 @dataclass
@@ -146,7 +162,8 @@ def _build_geco(o: GecoOptions):
 
 def _build_geoaware(o: GeoAwareOptions):
     # window None: the method's default (15 supervised, 11 zero-shot)
-    return import_module("geocorr.methods.geoaware").load(**_kwargs(o, skip=() if o.window is not None else ("window",)))
+    skip = () if o.window is not None else ("window",)
+    return import_module("geocorr.methods.geoaware").load(**_kwargs(o, skip=skip))
 
 
 def _build_semalign3d(o: SemAlign3DOptions):
@@ -158,7 +175,8 @@ def _build_semalign3d(o: SemAlign3DOptions):
 
 
 def _build_cyclecorr(o: CycleCorrOptions):
-    return import_module("geocorr.methods.cyclecorr").load(**_kwargs(o, skip=() if o.network is not None else ("network",)))
+    skip = () if o.network is not None else ("network",)  # None: stored in the weights, else the paper's
+    return import_module("geocorr.methods.cyclecorr").load(**_kwargs(o, skip=skip))
 
 
 # ---------------------------------------------------------------- the registry
@@ -217,7 +235,10 @@ METHODS: dict[str, MethodEntry] = {
     "geco": MethodEntry("geco", "GECO: DINOv2 + LoRA (ICCV 2025)", GecoOptions, _build_geco, dense=True,
                         exportable=True, aliases={"adapter": "weights"}),
     "geoaware": MethodEntry("geoaware", "GeoAware, 'Telling Left from Right' (CVPR 2024)", GeoAwareOptions,
-                            _build_geoaware, dense=True, exportable=True),
+                            _build_geoaware, dense=True, exportable=True,
+                            # read only with pose_align
+                            needs=frozenset({"category", "keypoint_ids", "target_keypoints", "target_visible",
+                                             "masks"})),
     "semalign3d": MethodEntry("semalign3d", "SemAlign3D: 3D class representations aligned to images (CVPR 2025)",
                               SemAlign3DOptions, _build_semalign3d, dense=False,
                               needs=frozenset({"category", "masks"}), aliases={"representation": "weights"}),

@@ -13,10 +13,10 @@ only; nothing inspects signatures or probes attributes.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Protocol, TypeGuard
+from typing import Any, ClassVar, Protocol, TypeGuard
 
 import numpy as np
 import torch
@@ -25,9 +25,10 @@ from torch import nn
 
 from ..backbones import DinoV2Backbone
 from ..conventions import containing_pixel, containing_token, pixel_corner, token_corner
+from ..devices import out_of_memory_as_error
 from ..grid import TokenGrid
 from ..images import ImageLike, load_image
-from ..matching import argmax_match, sample_features, upsampled_cosine_similarity
+from ..matching import argmax_match, sample_features, upsampled_argmax
 
 
 @dataclass
@@ -88,7 +89,7 @@ class PairContext:
             if len(self.boxes) != 2:
                 raise ValueError(f"context.boxes: expected (source box, target box), got {len(self.boxes)} items")
             boxes = tuple(np.asarray(b, dtype=np.float64) for b in self.boxes)
-            for name, box in zip(("source", "target"), boxes):
+            for name, box in zip(("source", "target"), boxes, strict=True):
                 if box.shape != (4,) or not np.isfinite(box).all() or box[2] < box[0] or box[3] < box[1]:
                     raise ValueError(f"context.boxes: the {name} box must be finite (x0, y0, x1, y1) with "
                                      f"x1 >= x0 and y1 >= y0, got {box.tolist()}")
@@ -180,17 +181,22 @@ def check_points(points, image_hw: tuple[int, int], name: str = "points") -> tor
     return pts
 
 
+# torch.compile modes accepted as ``compile`` (a backend name is accepted too).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 class DenseMatcher(nn.Module, DenseMatcherProtocol):
     """A backbone (possibly adapted) whose dense features are matched by cosine similarity + argmax.
 
     Subclasses change how features are computed (``_dense``); matching is shared.
     """
 
-    default_conf = {
+    default_conf: ClassVar[dict[str, Any]] = {
         "upsample": "features",  # features | none: argmax over image pixels (bilinearly up-sampled
         # features, the published evaluation) or over tokens (faster: video)
         "batch_size": 8,  # images per backbone forward in features() (same-size inputs are batched)
-        "compile": None,  # torch.compile backend of the feature network: None (eager), "inductor", …
+        "compile": None,  # torch.compile of the feature network: None (eager), a backend ("inductor", …) or
+        # a mode of COMPILE_MODES ("reduce-overhead": inductor + CUDA graphs per input shape, the fast path on a GPU)
         "query": "bilinear",  # bilinear | token: the query feature is bilinearly sampled at the point, or
         # read from the cell containing it (token; with upsample="features" the up-sampled pixel) as
         # the official evaluation codes do
@@ -210,8 +216,8 @@ class DenseMatcher(nn.Module, DenseMatcherProtocol):
             raise ValueError(f"query must be 'bilinear' or 'token', got {self.conf['query']!r}")
         if self.conf["prediction"] not in ("centre", "corner"):
             raise ValueError(f"prediction must be 'centre' or 'corner', got {self.conf['prediction']!r}")
-        if self.conf["compile"] is not None and self.conf["compile"] not in torch.compiler.list_backends(()):
-            raise ValueError(f"compile must be None or a torch.compile backend "
+        if self.conf["compile"] not in (None, *COMPILE_MODES, *torch.compiler.list_backends(())):
+            raise ValueError(f"compile must be None, a torch.compile mode ({', '.join(COMPILE_MODES)}) or backend "
                              f"({', '.join(torch.compiler.list_backends(()))}), got {self.conf['compile']!r}")
         self.backbone = backbone
         self._compiled = None
@@ -237,22 +243,35 @@ class DenseMatcher(nn.Module, DenseMatcherProtocol):
             raise ValueError("images: got an empty list")
         inputs, grids = [], []
         for i, img in enumerate(items):
-            x, grid = self.backbone.preprocess(load_image(img, f"images[{i}]" if not single else "image"))
+            image = load_image(img, name := f"images[{i}]" if not single else "image", min_side=self.backbone.patch)
+            with out_of_memory_as_error(f"the input of {name} ({image.shape[1]}×{image.shape[2]} px)", self.device):
+                x, grid = self.backbone.preprocess(image)  # on the model's device from here on
             inputs.append(x)
             grids.append(grid)
         dense: list[torch.Tensor] = [None] * len(inputs)
         for batch in same_shape_batches([x.shape for x in inputs], self.conf["batch_size"]):
-            out = self._feature_net()(torch.stack([inputs[i] for i in batch]).to(self.device)).float()
-            for i, d in zip(batch, out.split(1)):
+            hw = "×".join(map(str, inputs[batch[0]].shape[1:]))
+            with out_of_memory_as_error(f"features of {len(batch)} image(s) at {hw} px", self.device):
+                out = self._feature_net()(torch.stack([inputs[i] for i in batch])).float()
+            for i, d in zip(batch, out.split(1), strict=True):
                 dense[i] = d
         return Features(_pad_cat(dense), grids)
 
     def _feature_net(self):
-        """``_dense``, compiled on first use when ``conf["compile"]`` names a backend."""
-        if self.conf["compile"] is None:
+        """``_dense``, compiled on first use when ``conf["compile"]`` names a mode or a backend."""
+        mode = self.conf["compile"]
+        if mode is None:
             return self._dense
-        if self._compiled is None:
-            self._compiled = torch.compile(self._dense, backend=self.conf["compile"])
+        if self._compiled is None and mode in COMPILE_MODES:
+            graphs = torch.compile(self._dense, mode=mode, dynamic=False)  # one graph per input shape
+
+            def run(x: torch.Tensor) -> torch.Tensor:
+                torch.compiler.cudagraph_mark_step_begin()
+                return graphs(x).clone()  # CUDA graphs reuse their output memory at the next call
+
+            self._compiled = run
+        elif self._compiled is None:
+            self._compiled = torch.compile(self._dense, backend=mode)
         return self._compiled
 
     @torch.inference_mode()
@@ -281,15 +300,21 @@ class DenseMatcher(nn.Module, DenseMatcherProtocol):
         query = F.normalize(query, dim=-1)
         target = F.normalize(dense1[0], dim=0)  # (C, h, w)
         sim = torch.einsum("nc,chw->nhw", query, target)
-        ch, cw = grid1.content_grid_hw
-        sim[:, ch:, :] = -2.0  # padding tokens never match
-        sim[:, :, cw:] = -2.0
+        sim[:, ~content_mask(grid1, sim.device)] = -2.0  # padding tokens never match
         if self.conf["upsample"] == "none":
             best, scores = argmax_match(sim[None])
             corner = self.conf["prediction"] == "corner"
             return Matches(token_corner(best[0], grid1) if corner else grid1.grid_to_image(best[0]), scores[0], sim)
-        best, scores = argmax_match(upsampled_cosine_similarity(query, dense1[0], grid1)[None])
-        return Matches(pixel_corner(best[0]) if self.conf["prediction"] == "corner" else best[0], scores[0], sim)
+        best, scores = upsampled_argmax(query, dense1[0], grid1)  # chunked: memory bounded for any N
+        return Matches(pixel_corner(best) if self.conf["prediction"] == "corner" else best, scores, sim)
+
+
+def content_mask(grid: TokenGrid, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(h, w) bool on ``grid``'s token grid: True on the tokens that overlap image content."""
+    r0, r1, c0, c1 = grid.content_tokens
+    mask = torch.zeros(grid.grid_hw, dtype=torch.bool, device=device)
+    mask[r0:r1, c0:c1] = True
+    return mask
 
 
 def same_shape_batches(shapes: Sequence[tuple], batch_size: int) -> list[list[int]]:

@@ -142,8 +142,8 @@ def resize_only(image: Image.Image, keypoints: np.ndarray, visible: np.ndarray, 
     """The whole image resized to ``size`` = (W, H), no random change (e.g. GECO's PF-Pascal pairs)."""
     box = (0, 0, image.width, image.height)
     keypoints, visible = crop_keypoints(keypoints, visible, box, size)
-    mask = mask.resize(size, Image.NEAREST) if mask is not None else None
-    return image.convert("RGB").resize(size, Image.BILINEAR), keypoints, visible, mask
+    mask = mask.resize(size, Image.Resampling.NEAREST) if mask is not None else None
+    return image.convert("RGB").resize(size, Image.Resampling.BILINEAR), keypoints, visible, mask
 
 
 def augment(image: Image.Image, keypoints: np.ndarray, visible: np.ndarray, size: tuple[int, int],
@@ -154,17 +154,18 @@ def augment(image: Image.Image, keypoints: np.ndarray, visible: np.ndarray, size
 
     keypoints: (K, 2) pixels (NaN if invisible); visible: (K,) bool. permutation: keypoint ids
     after a horizontal flip (None: never flip). mask: an "L" image, cropped and flipped alike
-    (nearest neighbour, so it stays binary).
+    (nearest neighbour, so it stays binary). The official code flips before cropping; with a
+    uniformly placed crop the two orders give the same distribution.
     Returns (RGB image of ``size``, keypoints (K, 2), visible (K,), mask or None).
     """
     box = random_crop_box(image.width, image.height, conf.crop_scale, conf.crop_ratio, g)
     image = image.convert("RGB")
     if conf.crop_size is not None:
-        image = image.resize((conf.crop_size, conf.crop_size), Image.BILINEAR, box=box)
-        image = image.resize(size, Image.BILINEAR)
+        image = image.resize((conf.crop_size, conf.crop_size), Image.Resampling.BILINEAR, box=box)
+        image = image.resize(size, Image.Resampling.BILINEAR)
     else:
-        image = image.resize(size, Image.BILINEAR, box=box)
-    mask = mask.resize(size, Image.NEAREST, box=box) if mask is not None else None
+        image = image.resize(size, Image.Resampling.BILINEAR, box=box)
+    mask = mask.resize(size, Image.Resampling.NEAREST, box=box) if mask is not None else None
     keypoints, visible = crop_keypoints(keypoints, visible, box, size)
     if permutation is not None and _uniform(g) < conf.flip:
         image, mask = ImageOps.mirror(image), ImageOps.mirror(mask) if mask is not None else None

@@ -13,7 +13,7 @@ import json
 import random
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -106,8 +106,8 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as err:  # safetensors raises its own error kinds for a damaged or foreign file
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except Exception as err:  # noqa: BLE001  (safetensors raises its own kinds for a damaged or foreign file)
         raise CheckpointError(f"checkpoint: {path} is not a readable safetensors checkpoint "
                               f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
     if meta.get("format") != FORMAT or "state" not in meta or "sha256" not in meta:
@@ -125,7 +125,7 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def rng_state() -> dict:
     """The state of every random generator training touches (as tensors and numbers)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    kind, keys, pos, has_gauss, cached = cast(tuple, np.random.get_state(legacy=True))
     state = {
         "python": random.getstate(),
         "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),

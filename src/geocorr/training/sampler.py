@@ -13,8 +13,8 @@ def sample_seed(seed: int, epoch: int, position: int) -> int:
     return int(torch.randint(0, 2**62, (1,), generator=g))
 
 
-class ResumableSampler(Sampler[tuple[int, int]]):
-    """Yields ``(index, seed)`` keys: a seeded permutation per epoch, from any global step on.
+class ResumableSampler(Sampler[tuple[int, int, int]]):
+    """Yields ``(index, seed, epoch)`` keys: a seeded permutation per epoch, from any global step on.
 
     A global step consumes ``batch_size × world_size`` samples of the permutation; process ``rank``
     takes its ``batch_size`` share of each. Incomplete last batches are dropped. The order, the
@@ -39,7 +39,7 @@ class ResumableSampler(Sampler[tuple[int, int]]):
     def __len__(self) -> int:
         return self.steps_per_epoch * self.batch_size
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
         """The keys from ``start_step`` on, without end (epochs follow each other)."""
         step = self.start_step
         while True:
@@ -48,5 +48,5 @@ class ResumableSampler(Sampler[tuple[int, int]]):
             for s in range(in_epoch, self.steps_per_epoch):
                 first = (s * self.world_size + self.rank) * self.batch_size
                 for position in range(first, first + self.batch_size):
-                    yield order[position], sample_seed(self.seed, epoch, position)
+                    yield order[position], sample_seed(self.seed, epoch, position), epoch
             step = (epoch + 1) * self.steps_per_epoch

@@ -16,7 +16,7 @@ from accelerate.utils import send_to_device, set_seed
 from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
-from ..files import tensor_digest, write_atomic
+from ..files import os_error, tensor_digest, write_atomic
 from .checkpoint import (
     LEGACY_NAME,
     CheckpointError,
@@ -59,8 +59,8 @@ def default_scheduler(optimizer: torch.optim.Optimizer, conf: TrainConfig, total
 
 
 class _Keyed(Dataset):
-    """Serves the sampler's ``(index, seed)`` keys: ``dataset.sample(index, generator)`` if the
-    dataset draws random augmentations, else ``dataset[index]``."""
+    """Serves the sampler's ``(index, seed, epoch)`` keys: ``dataset.sample(index, generator, epoch)``
+    if the dataset draws random augmentations (or a per-epoch subset), else ``dataset[index]``."""
 
     def __init__(self, dataset: Sequence) -> None:
         self.dataset = dataset
@@ -68,10 +68,11 @@ class _Keyed(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: tuple[int, int]):
-        index, seed = key
-        if callable(getattr(self.dataset, "sample", None)):
-            return self.dataset.sample(index, torch.Generator().manual_seed(seed))
+    def __getitem__(self, key: tuple[int, int, int]):
+        index, seed, epoch = key
+        sample = getattr(self.dataset, "sample", None)
+        if callable(sample):
+            return sample(index, torch.Generator().manual_seed(seed), epoch)
         return self.dataset[index]
 
 
@@ -80,9 +81,10 @@ class Trainer:
 
     model: an ``nn.Module`` following :class:`Trainable`; it may also define ``export(out_dir)``,
         called once at the end to write the trained weights in the method's own format.
-    dataset: a sized, indexable training set; if it has ``sample(index, generator)`` that is
-        called instead of ``dataset[index]`` with a generator seeded per (epoch, position), so
-        random augmentations are reproducible and resume exactly.
+    dataset: a sized, indexable training set; if it has ``sample(index, generator, epoch)`` that is
+        called instead of ``dataset[index]`` with a generator seeded per (epoch, position) and the
+        0-based epoch, so random augmentations (and per-epoch subsets) are reproducible and resume
+        exactly.
     conf: the run's :class:`TrainConfig` (a method's subclass).
     out_dir: where the checkpoints (``checkpoint-<step>.safetensors``), ``log.jsonl`` and the
         export go.
@@ -260,21 +262,21 @@ class Trainer:
         try:
             lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
         except OSError as err:
-            raise OSError(err.errno, f"training log: cannot read {path}: {err.strerror}") from None
+            raise os_error(err.errno, f"training log: cannot read {path}: {err.strerror}") from None
         while lines and not lines[-1].strip():
             lines.pop()
         records = []
         for number, line in enumerate(lines, 1):
             try:
                 record = json.loads(line)
-                if not isinstance(record, dict) or not isinstance(record.get("step"), int):
-                    raise ValueError("no integer 'step'")
-            except ValueError as err:
+            except ValueError:
+                record = None
+            if not isinstance(record, dict) or not isinstance(record.get("step"), int):
                 if number == len(lines):
                     self._notice(f"{path}: dropped the torn last line {number} (a run killed while writing it)")
                     break
-                raise ValueError(f"training log {path}: line {number} is not a geocorr log record ({err}); "
-                                 f"repair or delete that line") from None
+                raise ValueError(f"training log {path}: line {number} is not a geocorr log record (JSON with an "
+                                 f"integer 'step'); repair or delete that line")
             records.append(record)
         return records
 
@@ -296,8 +298,8 @@ class Trainer:
                     f.write(json.dumps(record) + "\n")
             except OSError as err:
                 reason = "no space left on the device" if err.errno == errno.ENOSPC else err.strerror
-                raise OSError(err.errno, f"training log: cannot append to {path}: {reason} "
-                                         f"(last good checkpoint: {self.last_checkpoint or 'none'})") from None
+                raise os_error(err.errno, f"training log: cannot append to {path}: {reason} "
+                                          f"(last good checkpoint: {self.last_checkpoint or 'none'})") from None
 
     # ---- checkpoints ----------------------------------------------------------------------------
 
@@ -323,12 +325,13 @@ class Trainer:
             try:
                 save_checkpoint(self._state(), path)
             except OSError as err:
-                raise OSError(err.errno, f"{err.strerror}; training stopped at step {self.step}, "
-                                         f"last good checkpoint: {previous or 'none'}") from None
+                raise os_error(err.errno, f"{err}; training stopped at step {self.step}, "
+                                          f"last good checkpoint: {previous or 'none'}") from None
             found = list_checkpoints(self.out_dir)
             skipped = [p for step, p in found if step > self.step]  # damaged files a resume passed over
             older = [p for step, p in found if step <= self.step][self.conf.keep_checkpoints:]
-            for old in skipped + older:
+            killed = list(self.out_dir.glob(".checkpoint-*.tmp"))  # left by runs killed while writing
+            for old in skipped + older + killed:
                 old.unlink(missing_ok=True)
         self.accelerator.wait_for_everyone()
 

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import geocorr
+from geocorr.methods.base import PairContext
 from geocorr.methods.cyclecorr import CycleCorr, CycleCorrNet, NetworkConfig
 from geocorr.methods.cyclecorr.crop import Crop
 
@@ -74,7 +75,8 @@ def test_match_moves_points_by_the_flow_through_the_crops(tiny_network):
     # img0 (31.5, 31.5) -> crop (15.5, 15.5) -> + flow (17.5, 14.5) -> img1 (x: 18 * 3 - 0.5, y: 15)
     assert matches.points[0].tolist() == pytest.approx([53.5, 14.5])
     assert matches.scores.tolist() == pytest.approx([0.75, 0.75])
-    boxed = model.match(img0, img1, [[20.0, 20.0]], box0=(16, 16, 47, 47))
+    boxes = PairContext(boxes=((16, 16, 47, 47), (0, 0, 95, 31)))  # img1's box: the whole image
+    boxed = model.match(img0, img1, [[20.0, 20.0]], boxes)
     # crop of 32 pixels: (20, 20) -> (4, 4) -> (6, 3) -> img1 (6.5 * 3 - 0.5, 3)
     assert boxed.points[0].tolist() == pytest.approx([19.0, 3.0])
 

@@ -18,7 +18,7 @@ from geocorr.methods.cyclecorr.objectives import (
     classical_flow,
 )
 from geocorr.methods.cyclecorr.quartets import QuartetDataset
-from geocorr.methods.cyclecorr.training import (
+from geocorr.training.recipes.cyclecorr import (
     WEIGHTS_FILE,
     CycleTrainConfig,
     InitTrainConfig,
@@ -207,3 +207,34 @@ def test_train_command(pf_willow_root, tmp_path, capsys):
     assert (tmp_path / "eval" / "results.json").is_file()
     assert main(common + ["--out", str(tmp_path / "run2")]) == 2
     assert "--meshes" in capsys.readouterr().err
+
+
+def test_train_command_runs_both_stages_and_resumes(pf_willow_root, tmp_path, capsys):
+    import json
+
+    from geocorr.cli import main
+
+    write_car_meshes(tmp_path / "meshes")
+    common = ["train", "--method", "cyclecorr", "--dataset", "pf-willow", "--root", str(pf_willow_root),
+              "--batch-size", "2", "--image-size", "32", "--no-progress", "--meshes", str(tmp_path / "meshes"),
+              "--checkpoint-every", "1"]
+    assert main(common + ["--stage", "init", "--max-steps", "1", "--out", str(tmp_path / "init")]) == 0
+    logged = [json.loads(line) for line in (tmp_path / "init" / "log.jsonl").read_text().splitlines()]
+    assert any("flow_epe" in row for row in logged)  # the initialisation objective (regress a classical flow)
+    cycle = common + ["--stage", "cycle", "--adapter", str(tmp_path / "init" / WEIGHTS_FILE),
+                      "--out", str(tmp_path / "cycle")]
+    assert main(cycle + ["--max-steps", "1"]) == 0
+    logged = [json.loads(line) for line in (tmp_path / "cycle" / "log.jsonl").read_text().splitlines()]
+    assert any("matchability_loss" in row for row in logged)  # the cycle objective
+    assert main(cycle + ["--max-steps", "2", "--resume"]) == 0  # continues the same run
+    assert "step=2" in capsys.readouterr().out
+    assert main(["train", "--method", "geco", "--stage", "init", "--dataset", "pf-willow", "--root",
+                 str(pf_willow_root), "--out", str(tmp_path / "x")]) == 2
+    assert "--stage applies to --method cyclecorr" in capsys.readouterr().err
+
+
+def test_published_stage_configs_of_the_command():
+    from geocorr.training.recipes.cyclecorr import STAGES
+
+    assert STAGES["init"]().batch_size == 40 and STAGES["cycle"]().batch_size == 10  # batch 40 / 10 quartets
+    assert STAGES["init"]().max_steps == STAGES["cycle"]().max_steps == 200_000

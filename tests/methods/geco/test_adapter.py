@@ -27,7 +27,7 @@ def projection_weights(model, block):
     """Effective (merged) query and value weight matrices of one block of a plain DINOv2 model."""
     names = projection_names(model)
     attn = dict(model.encoder.layer[block].named_modules())
-    get = lambda n: next(m for k, m in attn.items() if k.rsplit(".", 1)[-1] == n).weight  # noqa: E731
+    get = lambda n: next(m for k, m in attn.items() if k.rsplit(".", 1)[-1] == n).weight
     return get(names["q"]), get(names["v"])
 
 

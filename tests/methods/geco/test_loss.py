@@ -18,17 +18,17 @@ T, F = True, False
 def _batch(fg_src1=(F, F, T)):
     """Pair 0: k0 0->1 and k1 1->0 visible in both (left/right twins), k2 only in the source.
     Pair 1: two keypoints both on token 2 -> token 2 (one M+ entry), no twins, third keypoint padding."""
-    return dict(
-        log_p=PLAN.log().expand(2, 4, 4).clone(),
-        source_tokens=torch.tensor([[0, 1, 2], [2, 2, 0]]),
-        target_tokens=torch.tensor([[1, 0, 0], [2, 2, 0]]),
-        source_visible=torch.tensor([[T, T, T], [T, T, F]]),
-        target_visible=torch.tensor([[T, T, F], [T, T, F]]),
-        twin=torch.tensor([[1, 0, 2], [0, 1, 2]]),
-        keypoint_mask=torch.tensor([[T, T, T], [T, T, F]]),
-        source_foreground=torch.tensor([[T, T, F], list(fg_src1)]),
-        target_foreground=torch.tensor([[T, T, F], [T, F, T]]),
-    )
+    return {
+        "log_p": PLAN.log().expand(2, 4, 4).clone(),
+        "source_tokens": torch.tensor([[0, 1, 2], [2, 2, 0]]),
+        "target_tokens": torch.tensor([[1, 0, 0], [2, 2, 0]]),
+        "source_visible": torch.tensor([[T, T, T], [T, T, F]]),
+        "target_visible": torch.tensor([[T, T, F], [T, T, F]]),
+        "twin": torch.tensor([[1, 0, 2], [0, 1, 2]]),
+        "keypoint_mask": torch.tensor([[T, T, T], [T, T, F]]),
+        "source_foreground": torch.tensor([[T, T, F], list(fg_src1)]),
+        "target_foreground": torch.tensor([[T, T, F], [T, F, T]]),
+    }
 
 
 def test_toy_plan_by_hand():

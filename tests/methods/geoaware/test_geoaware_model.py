@@ -6,7 +6,7 @@ from geocorr.backbones import tiny_config
 from geocorr.methods.geoaware import GeoAware, load_post_processor, save_post_processor
 from geocorr.methods.geoaware.data import PairSample
 
-TINY_HEAD = dict(bottleneck_channels=16, out_channels=32, num_groups=8)
+TINY_HEAD = {"bottleneck_channels": 16, "out_channels": 32, "num_groups": 8}
 
 
 def tiny(**kwargs):
@@ -62,7 +62,8 @@ def test_training_step_backpropagates_only_into_the_post_processor():
     model = tiny(zero_shot=False, post_processor=TINY_HEAD).train()
     kps = torch.tensor([[10.0, 20.0], [80.0, 30.0], [float("nan"), float("nan")]])
     sample = PairSample(texture(seed=1), texture(90, 120, seed=2), kps, kps * 0.8,
-                        torch.tensor([True, True, False]), torch.tensor([True, False, True]), 70.0, 56.0)
+                        torch.tensor([True, True, False]), torch.tensor([True, False, True]), 70.0, 56.0,
+                        flip=torch.tensor([1, 0, 2]))  # the pose-variant losses (published weights) need it
     out = model.training_step([sample, sample])
     assert set(out) == {"loss", "loss_dense", "loss_sparse"} and torch.isfinite(out["loss"])
     out["loss"].backward()
@@ -92,7 +93,7 @@ def test_bad_options_and_files(tmp_path):
     with pytest.raises(ValueError, match="unknown option"):
         tiny(windw=5)
     with pytest.raises(ValueError, match="unknown post_processor option"):
-        tiny(zero_shot=False, post_processor=dict(width=3))
+        tiny(zero_shot=False, post_processor={"width": 3})
     with pytest.raises(ValueError, match="zero_shot=True"):
         tiny(zero_shot=True, post_processor=TINY_HEAD)
     with pytest.raises(FileNotFoundError, match="no such file"):
@@ -101,7 +102,7 @@ def test_bad_options_and_files(tmp_path):
     bad.write_text("not a tensor file")
     with pytest.raises(ValueError, match="not a safetensors file"):
         load_post_processor(bad)
-    other = tiny(zero_shot=False, post_processor=dict(bottleneck_channels=16, out_channels=16, num_groups=8))
+    other = tiny(zero_shot=False, post_processor={"bottleneck_channels": 16, "out_channels": 16, "num_groups": 8})
     save_post_processor(other.post_processor, tmp_path / "pp.safetensors")
     wrong_backbone = tiny_config(hidden_size=48, num_attention_heads=2)
     with pytest.raises(ValueError, match="post-processor expects sources"):

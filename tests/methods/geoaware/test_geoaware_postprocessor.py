@@ -106,10 +106,10 @@ def test_gradients_reach_every_parameter():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(in_channels=()), "in_channels"),
-    (dict(bottleneck_channels=100), "bottleneck_channels"),
-    (dict(out_channels=0), "out_channels"),
-    (dict(dropout=1.0), "dropout"),
+    ({"in_channels": ()}, "in_channels"),
+    ({"bottleneck_channels": 100}, "bottleneck_channels"),
+    ({"out_channels": 0}, "out_channels"),
+    ({"dropout": 1.0}, "dropout"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -4,7 +4,6 @@ import math
 import pytest
 import torch
 
-import geocorr
 from geocorr.backbones import tiny_config
 from geocorr.datasets.base import PairDataset
 from geocorr.datasets.pf_willow import load_pf_willow
@@ -24,7 +23,7 @@ from geocorr.training.recipes.geoaware import (
 )
 from geocorr.training.trainer import default_scheduler
 
-TINY_HEAD = dict(bottleneck_channels=16, out_channels=32, num_groups=8)
+TINY_HEAD = {"bottleneck_channels": 16, "out_channels": 32, "num_groups": 8}
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +167,7 @@ def test_variants_need_the_flip_permutation():
 def test_training_on_pf_willow_beats_the_untrained_post_processor(willow_split, tmp_path):
     train, test = willow_split
     model = load_geoaware(backbone=tiny_config(), zero_shot=False, image_size=112,
-                         post_processor=dict(bottleneck_channels=32, out_channels=32, num_groups=8), window=5,
+                         post_processor={"bottleneck_channels": 32, "out_channels": 32, "num_groups": 8}, window=5,
                          single_flip=0.0, double_flip=0.0, self_flip=0.0)
     # an 8×8 token grid on ~300-px images: a token spans ~0.2 of the keypoint box, so PCK is read at
     # α = 0.1 / 0.2 / 0.3 of the box (the published α levels are below this grid's resolution)

@@ -12,19 +12,19 @@ from geocorr.methods.semalign3d.alignment import (
     zorder_disagreement,
 )
 from geocorr.methods.semalign3d.dense import apply_barycentric, barycentric
-from geocorr.methods.semalign3d.focal import estimate_focals
 from geocorr.methods.semalign3d.depth import disparity_to_depth
+from geocorr.methods.semalign3d.focal import estimate_focals
 from geocorr.methods.semalign3d.geometry import (
     backproject,
     edge_pair_table,
     geometric_features,
-    tetrahedron_features,
-    tetrahedron_table,
     normalised_to_pixels,
     pixels_to_normalised,
     project,
     similarity_residual,
     similarity_transform,
+    tetrahedron_features,
+    tetrahedron_table,
 )
 from geocorr.methods.semalign3d.priors import ShapePrior, beta_log_prob, fit_beta
 from geocorr.methods.semalign3d.representation import mirrored_clouds

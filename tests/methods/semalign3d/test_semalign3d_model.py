@@ -8,10 +8,18 @@ import torch
 import geocorr
 from geocorr.backbones import tiny_config
 from geocorr.cli import main
-from geocorr.methods.semalign3d import ClassRepresentation, DepthEstimator
-from geocorr.methods.semalign3d.depth import load_depth_file, tiny_depth_config
+from geocorr.methods.base import PairContext
+from geocorr.methods.semalign3d import ClassRepresentation, DepthEstimator, DepthFiles
+from geocorr.methods.semalign3d.alignment import AlignConfig, align_many, prepare_target
+from geocorr.methods.semalign3d.depth import load_depth_file
 
-from .conftest import FAST_BUILD, training_view
+from .conftest import FAST_BUILD, tiny_depth_config, training_view
+
+
+def tiny_depth() -> DepthEstimator:
+    from transformers import DepthAnythingForDepthEstimation
+
+    return DepthEstimator(DepthAnythingForDepthEstimation(tiny_depth_config()), input_size=56)
 
 
 def test_representation_round_trip(representation, tmp_path):
@@ -20,7 +28,8 @@ def test_representation_round_trip(representation, tmp_path):
     assert loaded.category == "synthetic" and loaded.keypoint_names == representation.keypoint_names
     for name in ("sparse", "dense", "dense_index", "dense_weights", "sparse_features", "front"):
         assert torch.equal(getattr(loaded, name), getattr(representation, name))
-    assert torch.equal(loaded.prior.angle, representation.prior.angle)
+    for name in ("table", "cos_angle", "ratio", "tets", "tet"):
+        assert torch.equal(getattr(loaded.prior, name), getattr(representation.prior, name))
     assert loaded.meta["num_views"] == 12
 
 
@@ -34,11 +43,32 @@ def test_representation_load_errors(tmp_path):
 
 
 def test_depth_estimator_tiny_random_model():
-    depth = DepthEstimator(tiny_depth_config(), input_size=56)
+    depth = tiny_depth()
     out = depth(torch.rand(3, 30, 45))
-    assert out.shape == (30, 45) and (out > 0).all() and torch.isfinite(out).all()
+    # z = 1 - 0.3 d / max d (the authors' mapping) lies in [0.7, 1]
+    assert out.shape == (30, 45) and (out >= 0.7 - 1e-6).all() and (out <= 1).all()
     with pytest.raises(ValueError, match="image: expected shape"):
         depth(torch.rand(30, 45))
+
+
+def test_offline_depth_model_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OSError, match=r"depth model 'depth-anything/no-such-model'.*unreachable.*depth=null"):
+        DepthEstimator("depth-anything/no-such-model")
+
+
+def test_depth_files_are_looked_up_by_image_name(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "cat.npy", np.full((4, 5), 2.0, dtype=np.float32))
+    files = DepthFiles(tmp_path)
+    assert torch.equal(files(torch.zeros(3, 4, 5), tmp_path / "images" / "cat.jpg"), torch.full((4, 5), 2.0))
+    with pytest.raises(ValueError, match="give the image as a file"):
+        files(torch.zeros(3, 4, 5))
+    with pytest.raises(FileNotFoundError, match="dog.npy"):
+        files(torch.zeros(3, 4, 5), tmp_path / "dog.jpg")
+    with pytest.raises(FileNotFoundError, match="depth_dir: folder not found"):
+        DepthFiles(tmp_path / "none")
 
 
 def test_depth_file_checks(tmp_path):
@@ -70,17 +100,17 @@ def tiny_setup(world, train_views):
 
 def test_load_and_match_through_the_registry(tiny_setup):
     features, rep, views = tiny_setup
-    model = geocorr.load("semalign3d", representation=rep, features=features,
-                         depth=DepthEstimator(tiny_depth_config(), input_size=56),
+    model = geocorr.load("semalign3d", representation=rep, features=features, depth=tiny_depth(),
                          align={"steps": 3, "samples_per_focal": 1, "pixels": 32, "background_pixels": 32})
     img0, img1 = views[0].features[:3].sigmoid(), views[1].features[:3].sigmoid()
     query = views[0].keypoints[views[0].visible][:3]
-    matches = model.match(img0, img1, query, mask0=views[0].mask, mask1=views[1].mask)
+    masks = PairContext(masks=(views[0].mask.numpy(), views[1].mask.numpy()))
+    matches = model.match(img0, img1, query, masks)
     assert matches.points.shape == (3, 2) and matches.scores.shape == (3,)
     assert ((matches.points >= 0) & (matches.points <= 47)).all()
     assert matches.similarity.shape[0] == 3
     with pytest.raises(ValueError, match="outside"):
-        model.match(img0, img1, [[100.0, 0.0]], mask0=views[0].mask, mask1=views[1].mask)
+        model.match(img0, img1, [[100.0, 0.0]], masks)
     # a mask covering the whole image leaves no background pixel: still a finite alignment
     full = model.align_image(img0, mask=torch.ones(48, 48, dtype=torch.bool))
     assert torch.isfinite(full.alignment.sparse).all() and math.isfinite(full.alignment.loss)
@@ -104,7 +134,7 @@ def test_load_rejects_unknown_options_and_other_features(tiny_setup, representat
 def test_cli_build_on_pf_willow(pf_willow_root, pretrained_vits14, tmp_path, capsys):
     from transformers import DepthAnythingForDepthEstimation
 
-    DepthAnythingForDepthEstimation(tiny_depth_config()).save_pretrained(tmp_path / "depth")
+    DepthAnythingForDepthEstimation(tiny_depth_config()).save_pretrained(tmp_path / "depth")  # a local folder
     out = tmp_path / "duck.safetensors"
     code = main(["semalign3d", "build", "--dataset", "pf-willow", "--root", str(pf_willow_root), "--split", "test",
                  "--category", "duck(S)", "--output", str(out), "--depth", str(tmp_path / "depth"),
@@ -133,3 +163,44 @@ def test_cli_build_unknown_category(pf_willow_root, tmp_path, capsys):
                  "--category", "plane", "--output", str(tmp_path / "x.safetensors"), "--depth-dir", str(tmp_path)])
     assert code == 2
     assert "--category 'plane'" in capsys.readouterr().err
+
+
+def test_class_file_of_another_feature_model_or_backbone_is_refused(representation, tmp_path):
+    import dataclasses
+
+    path = dataclasses.replace(representation, meta={**representation.meta, "features": "geoaware",
+                                                     "backbone": None}).save(tmp_path / "cls.safetensors")
+    with pytest.raises(ValueError, match=r"cls.safetensors: class file built with the features of 'geoaware', "
+                                         r"not of features='dinov2'"):
+        geocorr.load("semalign3d", representation=str(path), features="dinov2", depth=None)
+    with pytest.raises(ValueError, match=r"built with backbone 'default'.*not with backbone 'facebook/dinov2-small'"):
+        geocorr.load("semalign3d", representation=str(path), features="geoaware", backbone="facebook/dinov2-small",
+                     depth=None)
+
+
+def test_a_diverged_alignment_is_reported_and_the_others_go_on(world, representation, train_views):
+    conf = AlignConfig(steps=5, pixels=32, background_pixels=32, samples_per_focal=1)
+    gen = torch.Generator().manual_seed(0)
+    good, bad = (prepare_target(representation, v.features, v.grid, v.mask, v.depth, conf, gen)
+                 for v in train_views[:2])
+    bad.sem_dense = torch.full_like(bad.sem_dense, float("nan"))  # its energy is NaN from the first step
+    first, second = align_many(representation, [good, bad], conf, gen)
+    assert not first.failed and torch.isfinite(first.sparse).all()
+    assert second.failed and torch.isnan(second.sparse).all()
+
+
+def test_match_with_a_diverged_alignment_gives_nan_points_and_names_the_image(tiny_setup, tmp_path):
+    from PIL import Image
+
+    features, rep, views = tiny_setup
+    model = geocorr.load("semalign3d", representation=rep, features=features, depth=None,
+                         align={"steps": 2, "samples_per_focal": 1, "pixels": 16, "background_pixels": 16,
+                                "lr": float("inf")})
+    paths = []
+    for n in range(2):
+        paths.append(tmp_path / f"img{n}.png")
+        Image.fromarray((views[n].features[:3].sigmoid() * 255).byte().permute(1, 2, 0).numpy()).save(paths[-1])
+    with pytest.warns(UserWarning, match="img0.png diverged"):
+        matches = model.match(paths[0], paths[1], [[10.0, 10.0]])
+    assert torch.isnan(matches.points).all() and (matches.scores == 0).all()
+    assert str(paths[0]) in model.failures

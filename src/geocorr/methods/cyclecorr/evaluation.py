@@ -17,6 +17,8 @@ from torch import Tensor
 
 from ...datasets.base import ImageAnnotation, Pair, keypoint_bbox
 from ...datasets.pascal_parts import PartImage
+from ...evaluation.kap import average_precision
+from ...evaluation.part_segmentation import confusion_matrix, segmentation_scores
 from ...evaluation.pck import correct_keypoints
 from ...images import load_image
 from .camera import Camera, Viewpoint
@@ -27,7 +29,6 @@ from .model import CycleCorr
 from .render import render
 
 __all__ = [
-    "average_precision",
     "keypoint_transfer_pck",
     "matchability_average_precision",
     "matchability_ground_truth",
@@ -75,24 +76,6 @@ def matchability_ground_truth(parts_a: Tensor, parts_b: Tensor) -> Tensor:
     return (parts_a > 0) & torch.isin(parts_a, present)
 
 
-def average_precision(scores: Tensor, labels: Tensor) -> float:
-    """Area under the precision-recall curve, ranking by ``scores`` (N,) against bool ``labels`` (N,).
-
-    Mean of the precision at the rank of each positive (ties ranked pessimistically: negatives first).
-    """
-    scores, labels = scores.flatten().double(), labels.flatten().bool()
-    if scores.shape != labels.shape:
-        raise ValueError(f"scores and labels must have the same number of elements, "
-                         f"got {scores.numel()} and {labels.numel()}")
-    if not labels.any():
-        raise ValueError("average precision needs at least one positive label")
-    order = np.lexsort((labels.numpy(), -scores.numpy()))
-    ranked = labels[torch.as_tensor(order)].double()
-    hits = ranked.cumsum(0)
-    precision = hits / torch.arange(1, len(ranked) + 1, dtype=torch.float64)
-    return float((precision * ranked).sum() / ranked.sum())
-
-
 def matchability_average_precision(model: CycleCorr, pairs: Iterable[tuple[PartImage, PartImage]]) -> float:
     """AP of the predicted ``M_{a,b}`` against part co-occurrence, pooled over the pixels of every pair.
 
@@ -116,7 +99,10 @@ def matchability_average_precision(model: CycleCorr, pairs: Iterable[tuple[PartI
         truths.append(matchability_ground_truth(parts_a, parts_b).flatten())
     if not scores:
         raise ValueError("matchability_average_precision needs at least one pair")
-    return average_precision(torch.cat(scores), torch.cat(truths))
+    truth = torch.cat(truths).numpy()
+    if not truth.any():
+        raise ValueError("matchability_average_precision: no pixel of any pair is matchable (no shared part)")
+    return average_precision(torch.cat(scores).numpy(), truth, int(truth.sum()))
 
 
 def transfer_labels(flow: Tensor, labels: Tensor) -> Tensor:
@@ -135,21 +121,19 @@ def transfer_labels(flow: Tensor, labels: Tensor) -> Tensor:
 
 
 def mean_iou(predicted: Tensor, truth: Tensor, labels: Sequence[int]) -> float:
-    """Mean intersection-over-union of ``predicted`` vs ``truth`` (same-shape label maps) over ``labels``.
-
-    A label absent from both maps is left out of the mean.
-    """
+    """Mean intersection-over-union (fraction) of ``predicted`` vs ``truth`` (same-shape label maps)
+    over ``labels``, with the shared segmentation scores (:mod:`geocorr.evaluation.part_segmentation`);
+    a label absent from the truth is left out of the mean."""
     if predicted.shape != truth.shape:
         raise ValueError(f"predicted must have shape {tuple(truth.shape)}, got {tuple(predicted.shape)}")
-    ious = []
-    for label in labels:
-        a, b = predicted == label, truth == label
-        union = (a | b).sum().item()
-        if union:
-            ious.append((a & b).sum().item() / union)
-    if not ious:
-        raise ValueError(f"none of the labels {list(labels)} occurs in either map")
-    return float(np.mean(ious))
+    labels = list(labels)
+    ids = {label: n + 1 for n, label in enumerate(labels)}  # 0: every other value
+    remap = np.vectorize(lambda v: ids.get(int(v), 0), otypes=[np.int64])
+    confusion = confusion_matrix(remap(predicted.numpy().ravel()), remap(truth.numpy().ravel()), len(labels) + 1)
+    scores = segmentation_scores(confusion, list(range(1, len(labels) + 1)))
+    if np.isnan(scores["miou"]):
+        raise ValueError(f"none of the labels {labels} occurs in the truth")
+    return scores["miou"] / 100
 
 
 def segmentation_transfer(model: CycleCorr, image: Tensor, mesh: Mesh, viewpoint: Viewpoint) -> Tensor:

@@ -5,13 +5,13 @@ from pathlib import Path
 
 from ...backbones import BackboneSpec, build_backbone
 from ...backbones.dinov2 import DTYPES
-from ...deploy.precision import check_dtype
+from ...backbones.precision import check_dtype
 from .model import Geco, adapter_cache, resolve_adapter
 
 
 def load(backbone: BackboneSpec = "facebook/dinov2-base", adapter: str | Path | None = "geco",
          image_size: int = 518, resize: str = "stretch", dtype: str = "float32", device: str = "cpu",
-         merge: bool = True, rank: int = 10, **conf) -> Geco:
+         merge: bool = True, rank: int = 10, debias_components: int = 0, **conf) -> Geco:
     """GECO matcher: DINOv2-B/14 + the released LoRA at 518×518 by default.
 
     backbone: hub id, local folder or transformers config (see :func:`geocorr.backbones.build_backbone`).
@@ -21,7 +21,7 @@ def load(backbone: BackboneSpec = "facebook/dinov2-base", adapter: str | Path | 
     conf: options of :attr:`geocorr.methods.base.DenseMatcher.default_conf`.
     """
     check_dtype(dtype, device)
-    built = build_backbone(backbone, image_size=image_size, resize=resize)
+    built = build_backbone(backbone, image_size=image_size, resize=resize, debias_components=debias_components)
     model = Geco(built, rank=rank, **conf)
     if adapter is not None:
         model.load_adapter(adapter)

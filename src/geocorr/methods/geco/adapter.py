@@ -102,11 +102,41 @@ def read_lora_file(path: str | Path) -> LoraWeights:
     raise ValueError(f"adapter: {path} is neither a .safetensors nor a GECO .pth file")
 
 
+_TRAINING_CHECKPOINT = ("is a training checkpoint, not an adapter: use adapter.safetensors from the run folder "
+                        "(written at the end of training)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _first_line(err: Exception) -> str:
+    """The first line of an error's text without terminal colour codes (torch's carry some)."""
+    text = _ANSI.sub("", str(err)).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+
+
+def _check_not_empty(path: Path, minimum: int) -> int:
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"adapter: {path} is empty (0 bytes)")
+    if size < minimum:
+        raise ValueError(f"adapter: {path} is truncated ({size} bytes)")
+    return size
+
+
 def _read_official(path: Path) -> LoraWeights:
+    _check_not_empty(path, 1)
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # a torch file is a zip, or a legacy pickle
+        raise ValueError(f"adapter: {path} is not a torch file (starts with {head.decode('latin-1')!r})")
+    if path.name.startswith("checkpoint"):
+        raise ValueError(f"adapter: {path} {_TRAINING_CHECKPOINT}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many kinds for a corrupt file
-        raise ValueError(f"adapter: {path} is not a readable torch file ({err})") from None
+        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors only: nothing is executed
+    except Exception as err:  # noqa: BLE001  (torch raises many kinds for a corrupt file)
+        if "weights only load failed" in str(err).lower():
+            raise ValueError(f"adapter: {path} holds pickled objects other than tensors (not a GECO LoRA file); "
+                             f"it is not unpickled") from None
+        raise ValueError(f"adapter: {path} is not a readable torch file ({_first_line(err)})") from None
     if not isinstance(state, dict) or not state or not all(_OFFICIAL_KEY.fullmatch(str(k)) for k in state):
         keys = list(state)[:5] if isinstance(state, dict) else type(state).__name__
         raise ValueError(f"adapter: {path} is not a GECO LoRA file (expected keys w_a_000, w_b_000, …; got {keys})")
@@ -129,12 +159,16 @@ def _read_official(path: Path) -> LoraWeights:
 
 
 def _read_safetensors(path: Path) -> LoraWeights:
+    size = _check_not_empty(path, 8)
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as err:
-        raise ValueError(f"adapter: {path} is not a readable safetensors file ({err})") from None
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except Exception as err:  # noqa: BLE001  (safetensors raises its own kinds)
+        raise ValueError(f"adapter: {path} is not a readable safetensors file ({size} bytes; "
+                         f"{_first_line(err)})") from None
+    if meta.get("format") == "geocorr-checkpoint":
+        raise ValueError(f"adapter: {path} {_TRAINING_CHECKPOINT}")
     if meta.get("format") != "geocorr-lora":
         raise ValueError(f"adapter: {path} is not a geocorr LoRA file (metadata format={meta.get('format')!r})")
     rank, width, blocks = int(meta["rank"]), int(meta["width"]), int(meta["num_blocks"])

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["GecoLossConfig", "geco_loss", "loss_entries", "log1mexp"]
+__all__ = ["GecoLossConfig", "geco_loss", "log1mexp", "loss_entries"]
 
 _MAX_LOG_P = -1e-6  # P ≤ 1 − 1e-6 inside log(1 − P): a plan entry of 1 costs 13.8, not inf
 

@@ -21,11 +21,11 @@ def resolve_adapter(adapter: str | Path) -> Path:
     a path is used as given (your own adapters have no registered hash).
     """
     name = str(adapter)
-    if name in weights.WEIGHTS and weights.WEIGHTS[name].kind == "adapter":
+    if name in weights.WEIGHTS:
         return weights.fetch(name)
     path = Path(adapter).expanduser()
     if not path.is_file():
-        known = ", ".join(n for n, e in weights.WEIGHTS.items() if e.kind == "adapter")
+        known = ", ".join(weights.WEIGHTS)
         raise FileNotFoundError(f"adapter: no such file: {path} (known names: {known})")
     return path
 
@@ -48,7 +48,7 @@ class Geco(DenseMatcher):
         self._check_unmerged("train")
         return [p for p in self.parameters() if p.requires_grad]
 
-    def load_adapter(self, path: str | Path) -> "Geco":
+    def load_adapter(self, path: str | Path) -> Geco:
         """Load LoRA factors from the released GECO ``.pth`` or a geocorr ``.safetensors``."""
         self._check_unmerged("load an adapter into")
         path = resolve_adapter(path)
@@ -60,7 +60,7 @@ class Geco(DenseMatcher):
         self._check_unmerged("save the adapter of")
         save_lora_file(extract_lora(self.backbone.model), path)
 
-    def merge(self) -> "Geco":
+    def merge(self) -> Geco:
         """Fold the LoRA into the backbone weights (inference; irreversible)."""
         if not self.merged:
             self.backbone.model = self.backbone.model.merge_and_unload()

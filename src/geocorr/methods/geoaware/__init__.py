@@ -25,7 +25,7 @@ def load(backbone: BackboneSpec = "facebook/dinov2-base", weights: str | Path | 
          device: str = "cpu", post_processor: dict | None = None,
          sd: str | Path | StableDiffusionFeatures | None = None, sd_image_size: int = 960,
          layer: int = -1, final_norm: bool = False, resample: str = "lanczos", pad_position: str = "centre",
-         pad_colour: str = "black", **conf) -> GeoAware:
+         pad_colour: str = "black", debias_components: int = 0, **conf) -> GeoAware:
     """GeoAware matcher, published setting by default (DINOv2-B/14, 840² padded input, 60×60 grid).
 
     Features as the official extractor computes them (Junyi42/GeoAware-SC @ 99fd6b6,
@@ -50,7 +50,8 @@ def load(backbone: BackboneSpec = "facebook/dinov2-base", weights: str | Path | 
     if zero_shot and (weights is not None or post_processor):
         raise ValueError("zero_shot=True takes no weights and no post_processor settings")
     built = build_backbone(backbone, image_size=image_size, resize=resize, dtype=dtype, layer=layer,
-                           final_norm=final_norm, resample=resample, pad_position=pad_position, pad_colour=pad_colour)
+                           final_norm=final_norm, resample=resample, pad_position=pad_position, pad_colour=pad_colour,
+                           debias_components=debias_components)
     if sd is not None and not isinstance(sd, StableDiffusionFeatures):
         sd = load_stable_diffusion(sd, SDConfig(image_size=sd_image_size))
     channels = (*(sd.channels if sd is not None else ()), built.dim)

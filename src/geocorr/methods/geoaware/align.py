@@ -1,114 +1,100 @@
-"""Test-time adaptive pose alignment (zero-shot and supervised).
+"""Test-time adaptive pose alignment (the paper's † rows) and global pose votes, as pure functions.
 
-The source image is posed several ways (published: as is and mirrored); the pose whose features
-have the smallest instance matching distance (IMD) to the target is kept and the source keypoints
-are queried in it. A mirror changes handedness, so keypoint ``i`` is then queried where the
-mirrored image shows keypoint ``flip[i]`` (the "index used to flip source keypoints at test
-time" of the paper); rotations keep ids. Keypoints whose mirrored counterpart is not annotated
-fall back to the unposed source.
+GeoAware with ``pose_align=True`` (:meth:`.model.GeoAware.match_features`) matches a pair twice:
+from the source and from its mirror image. The mirror is used when its instance matching distance
+(IMD, :mod:`.pose`) to the target is smaller, and then only for the keypoints whose left/right
+partner is mutually visible; keypoint ``i`` is then queried where the mirror shows its partner
+``flip[i]``. Published setting, read from Junyi42/GeoAware-SC @ 99fd6b6: ``pck_train.py``
+(``compute_pck``, ``ADAPT_FLIP``), ``utils/utils_correspondence.py`` ``get_distance`` (features
+normalised per token on the 60×60 grid, bilinearly resized to 64×64 and *not* re-normalised, SAM
+object masks of both images resized to 64×64 by nearest neighbour) and ``utils/utils_geoware.py``
+``optimized_kps_1_to_2`` (the mutual-visibility rule).
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from ...datasets.base import ImageAnnotation, PairDataset, keypoint_bbox
+from ...grid import TokenGrid
 from ...images import ImageLike, load_image
-from ..base import Features
 from .augmentation import flip_permutation
-from .pose import (
-    POSES,
-    apply_pose,
-    imd_features,
-    instance_matching_distance,
-    pose_points,
-    predict_pose,
-)
+from .pose import imd_features, instance_matching_distance, predict_pose
 
-PUBLISHED_POSES = ("identity", "hflip")
+IMD_SIZE = 64  # side of the grid IMD is computed on (published)
 
 
-@dataclass
-class AlignedMatches:
-    """Matches of K keypoints after pose alignment.
+def imd_mask(mask: np.ndarray | torch.Tensor | None, grid: TokenGrid, size: int = IMD_SIZE) -> torch.Tensor:
+    """The object mask on the size × size IMD grid laid over the whole backbone input (padding included).
 
-    points: (K, 2) target pixels, NaN for keypoints not visible in the source; scores: (K,).
-    pose: the chosen pose of the source; distances: IMD of every pose tried.
+    mask: (H, W) bool object mask in image pixels, or None (then: the image content, i.e. every
+    position that is not padding). Each IMD position takes the input pixel torch's nearest resize
+    picks (index floor(i · input side / size)), and that pixel the image pixel it was resized from.
     """
-
-    points: torch.Tensor
-    scores: torch.Tensor
-    pose: str
-    distances: dict[str, float]
-
-
-def _content(feats: Features) -> torch.Tensor:
-    """(C, h, w) features of the tokens that overlap image content."""
-    ch, cw = feats.grids[0].content_grid_hw
-    return feats.dense[0, :, :ch, :cw]
-
-
-def posed_features(model, image: torch.Tensor, poses: Sequence[str]) -> dict[str, Features]:
-    """Features of ``apply_pose(image, pose)`` for every pose (one ``model.features`` call)."""
-    for pose in poses:
-        if pose not in POSES:
-            raise ValueError(f"unknown pose {pose!r}; known: {', '.join(POSES)}")
-    feats = model.features([apply_pose(image, p) for p in poses])
-    return {p: feats[i] for i, p in enumerate(poses)}
+    (ih, iw), (ch, cw), (top, left) = grid.input_hw, grid.content_hw, grid.offset
+    (h, w) = grid.image_hw
+    v = torch.div(torch.arange(size) * ih, size, rounding_mode="floor") - top  # content rows of the samples
+    u = torch.div(torch.arange(size) * iw, size, rounding_mode="floor") - left
+    inside = ((v >= 0) & (v < ch))[:, None] & ((u >= 0) & (u < cw))[None, :]
+    if mask is None:
+        return inside
+    m = torch.as_tensor(np.asarray(mask, dtype=bool))
+    if m.shape != (h, w):
+        raise ValueError(f"object mask: expected shape {(h, w)} (the image's), got {tuple(m.shape)}")
+    rows = ((v.clamp(0, ch - 1) + 0.5) * h / ch).long().clamp(0, h - 1)
+    cols = ((u.clamp(0, cw - 1) + 0.5) * w / cw).long().clamp(0, w - 1)
+    return inside & m[rows[:, None], cols[None, :]]
 
 
-def choose_pose(source: Mapping[str, Features], target: Features, imd_size: int | None = 64) -> tuple[str, dict]:
-    """The pose of ``source`` (pose -> features) with the smallest IMD to ``target`` -> (pose, distances)."""
-    tgt = imd_features(_content(target), imd_size)
-    distances = {p: float(instance_matching_distance(imd_features(_content(f), imd_size), tgt))
-                 for p, f in source.items()}
-    return min(distances, key=distances.get), distances
+def flip_distances(source: torch.Tensor, mirrored: torch.Tensor, target: torch.Tensor,
+                   grids: tuple[TokenGrid, TokenGrid], masks=None, size: int = IMD_SIZE) -> tuple[float, float]:
+    """IMD of the source and of its mirror image to the target -> (as is, mirrored).
 
-
-def match_aligned(model, source: ImageLike, target: ImageLike, keypoints, flip: Sequence[int] | None = None,
-                  poses: Sequence[str] = PUBLISHED_POSES, imd_size: int | None = 64) -> AlignedMatches:
-    """Match all K source keypoints into the target after adaptive pose alignment.
-
-    model: a geocorr model with ``features`` and ``match_features``.
-    keypoints: (K, 2) source pixels, NaN for keypoints that are not visible (they get NaN).
-    flip: the keypoint ``flip`` permutation (needed when "hflip" is among the poses).
-    imd_size: side of the grid the features are resized to for IMD (published 64; None: as is).
+    source, mirrored, target: (C, h, w) features on the grids of the source and the target (the
+    mirror shares the source's grid); masks: (source mask, target mask) in image pixels, or None.
     """
-    if "identity" not in poses:
-        raise ValueError(f"poses must include 'identity' (the fallback), got {list(poses)}")
-    if "hflip" in poses and flip is None:
-        raise ValueError("the 'hflip' pose needs the keypoint flip permutation (flip=...)")
-    src = load_image(source, "source")
-    kps = torch.as_tensor(keypoints, dtype=torch.float32)
-    if kps.ndim != 2 or kps.shape[1] != 2:
-        raise ValueError(f"keypoints: expected shape (K, 2), got {tuple(kps.shape)}")
-    tgt_feats = model.features(load_image(target, "target"))
-    feats = posed_features(model, src, poses)
-    pose, distances = choose_pose(feats, tgt_feats, imd_size)
-    hw = (int(src.shape[1]), int(src.shape[2]))
-    visible = ~kps.isnan().any(dim=1)
-    if pose == "hflip":
-        perm = flip_permutation(flip, len(kps))
-        query = pose_points(kps[perm], pose, hw)  # keypoint i is shown where the mirror shows flip[i]
-    else:
-        query = pose_points(kps, pose, hw)
-    posed_ok = ~query.isnan().any(dim=1)
-    points = torch.full((len(kps), 2), float("nan"))
-    scores = torch.full((len(kps),), float("nan"))
-    for name, ids in ((pose, posed_ok & visible), ("identity", visible & ~posed_ok)):
-        if ids.any():
-            pts = query[ids] if name == pose else kps[ids]
-            matches = model.match_features(feats[name], tgt_feats, pts)
-            points[ids], scores[ids] = matches.points.float().cpu(), matches.scores.float().cpu()
-    return AlignedMatches(points, scores, pose, distances)
+    mask0, mask1 = masks if masks is not None else (None, None)
+    m0 = imd_mask(mask0, grids[0], size)
+    m0_mirror = imd_mask(None if mask0 is None else np.ascontiguousarray(np.asarray(mask0)[:, ::-1]), grids[0], size)
+    m1 = imd_mask(mask1, grids[1], size).to(target.device)
+    tgt = imd_features(target, size)
+    d = instance_matching_distance(imd_features(source, size), tgt, m0.to(source.device), m1)
+    d_mirror = instance_matching_distance(imd_features(mirrored, size), tgt, m0_mirror.to(source.device), m1)
+    return float(d), float(d_mirror)
+
+
+def mirrored_queries(points: torch.Tensor, keypoint_ids, target_visible, flip: Sequence[int] | torch.Tensor,
+                     width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which queries use the mirror image, and where they are queried in it.
+
+    points: (N, 2) source pixels of the queries; keypoint_ids: (N,) their keypoint index (the
+    queries are the source-visible keypoints); target_visible: (K,) bool; flip: (K,) permutation;
+    width: of the source image. Query n (keypoint i) uses the mirror iff i and its partner
+    j = flip[i] are both visible in the source and in the target; it is then queried at the mirrored
+    position of keypoint j, (W − 1 − x_j, y_j). Returns (use (N,) bool, query (N, 2); rows not used
+    hold the query's own point).
+    """
+    ids = torch.as_tensor(np.asarray(keypoint_ids), dtype=torch.long)
+    tvis = torch.as_tensor(np.asarray(target_visible, dtype=bool))
+    if ids.shape != (len(points),):
+        raise ValueError(f"context.keypoint_ids: expected one id per query point ({len(points)}), got shape "
+                         f"{tuple(ids.shape)}")
+    perm = flip_permutation(flip, len(tvis))
+    if len(ids) and (ids.min() < 0 or ids.max() >= len(tvis)):
+        raise ValueError(f"context.keypoint_ids: ids must lie in 0..{len(tvis) - 1}, got {ids.tolist()}")
+    position = torch.full((len(tvis),), -1, dtype=torch.long)
+    position[ids] = torch.arange(len(ids))
+    partner = perm[ids]
+    use = tvis[ids] & tvis[partner] & (position[partner] >= 0)
+    query = points.clone()
+    source = points[position[partner[use]]]
+    query[use] = torch.stack([width - 1 - source[:, 0], source[:, 1]], dim=-1)
+    return use, query
 
 
 def predict_image_pose(model, image: ImageLike, template_sets: Sequence[Mapping[str, ImageLike]],
-                       imd_size: int | None = 64) -> str:
+                       imd_size: int | None = IMD_SIZE) -> str:
     """Global pose label of ``image`` by IMD votes over template sets (see :func:`.pose.predict_pose`).
 
     template_sets: each maps pose labels ("left", "right", "front", ...) to a template image.
@@ -117,46 +103,13 @@ def predict_image_pose(model, image: ImageLike, template_sets: Sequence[Mapping[
     images = [load_image(image, "image")] + [load_image(template_sets[i][label], f"template {label!r}")
                                              for i, label in labels]
     feats = model.features(images)
-    prepared = [imd_features(_content(feats[k]), imd_size) for k in range(len(images))]
+
+    def content(k: int) -> torch.Tensor:
+        r0, r1, c0, c1 = feats.grids[k].content_tokens
+        return feats.dense[k, :, r0:r1, c0:c1]
+
+    prepared = [imd_features(content(k), imd_size) for k in range(len(images))]
     sets: list[dict[str, torch.Tensor]] = [{} for _ in template_sets]
     for (i, label), feat in zip(labels, prepared[1:]):
         sets[i][label] = feat
     return predict_pose(prepared[0], sets)
-
-
-def _box(ann: ImageAnnotation) -> np.ndarray:
-    if ann.bbox is not None:
-        return np.asarray(ann.bbox, dtype=np.float64)
-    return keypoint_bbox(ann.keypoints, ann.visible)
-
-
-def evaluate_aligned(model, dataset: PairDataset, flips: Mapping[str, Sequence[int]] | None = None,
-                     poses: Sequence[str] = PUBLISHED_POSES, imd_size: int | None = 64,
-                     progress: bool = True):
-    """Predictions of ``dataset`` with adaptive pose alignment, for :func:`geocorr.evaluation.metrics.compute_metrics`.
-
-    flips: category -> flip permutation (default: ``dataset.symmetry``).
-    """
-    from ...evaluation.predictions import PairPrediction, Predictions
-
-    tables = flips if flips is not None else {c: t["flip"] for c, t in dataset.symmetry.items() if "flip" in t}
-    records = []
-    for pair in tqdm(dataset.pairs, desc=f"eval {dataset.name} (pose-aligned)", unit="pair", disable=not progress):
-        if "hflip" in poses and pair.category not in tables:
-            raise ValueError(f"pose alignment with 'hflip' needs the flip permutation of category "
-                             f"{pair.category!r} of dataset {dataset.name!r}")
-        src, trg = pair.source, pair.target
-        kps = np.where(src.visible[:, None], src.keypoints, np.nan)
-        kps = np.clip(kps, -0.5, [src.size[0] - 0.5, src.size[1] - 0.5])  # NaN stays NaN
-        out = match_aligned(model, src.path, trg.path, kps, tables.get(pair.category), poses, imd_size)
-        records.append(PairPrediction(
-            category=pair.category, source=str(src.path), target=str(trg.path),
-            source_keypoints=src.keypoints, target_keypoints=trg.keypoints,
-            source_visible=src.visible, target_visible=trg.visible,
-            predicted=out.points.numpy().astype(np.float64), scores=out.scores.numpy().astype(np.float64),
-            source_bbox=_box(src), target_bbox=_box(trg),
-            source_size=np.asarray(src.size), target_size=np.asarray(trg.size),
-        ))
-    symmetry = {c: dict(t) for c, t in dataset.symmetry.items()}
-    return Predictions(dataset.name, dataset.split, {"pose_alignment": list(poses)}, records, symmetry,
-                       {"pairs": len(records)})

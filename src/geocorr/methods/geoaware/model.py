@@ -8,17 +8,29 @@ zero-shot), soft-argmax or argmax, mapped back to image pixels.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ...backbones import DinoV2Backbone
-from ...matching import sample_features, soft_argmax, window_soft_argmax
-from ..base import DenseMatcher, Features, Matches, PairContext, check_points
-from .augmentation import hflip_keypoints
+from ...grid import TokenGrid
+from ...images import ImageLike, load_image
+from ...matching import argmax_match, sample_features, soft_argmax, window_soft_argmax
+from ..base import (
+    DenseMatcher,
+    Features,
+    Matches,
+    PairContext,
+    check_points,
+    same_shape_batches,
+)
+from .align import IMD_SIZE, flip_distances, mirrored_queries
+from .augmentation import flip_permutation, hflip_keypoints
 from .data import PairSample
 from .losses import dense_loss, sparse_loss
 from .postprocessor import PostProcessor, PostProcessorConfig
@@ -38,7 +50,7 @@ class GeoAware(DenseMatcher):
         whose levels come before the DINOv2 features, as in the published post-processor.
     """
 
-    default_conf = {
+    default_conf = {  # noqa: RUF012 - a DenseMatcher options table, never mutated
         **DenseMatcher.default_conf,
         "inference": "window_soft_argmax",  # window_soft_argmax | soft_argmax | argmax
         "window": 15,  # window side in tokens (15 = radius 7: supervised; 11 zero-shot)
@@ -50,6 +62,9 @@ class GeoAware(DenseMatcher):
         "single_flip": 0.0,  # training: loss weight of the single-flip variant (released SPair/AP-10K: off)
         "double_flip": 1.0,  # training: loss weight of the double-flip variant
         "self_flip": 0.25,  # training: loss weight of the self-flip variant (0 for all three: no variants)
+        "pose_align": False,  # adaptive pose alignment at test time (the paper's † rows; needs a PairContext)
+        "flips": None,  # pose_align: category -> left/right keypoint permutation (the dataset's "flip" tables)
+        "imd_size": IMD_SIZE,  # pose_align: side of the grid the IMD is computed on (published 64)
     }
 
     def __init__(self, backbone: DinoV2Backbone, post_processor: PostProcessor | None = None,
@@ -65,6 +80,13 @@ class GeoAware(DenseMatcher):
         if self.conf["temperature"] <= 0 or self.conf["noise"] < 0:
             raise ValueError("temperature must be > 0 and noise >= 0, got "
                              f"{self.conf['temperature']} and {self.conf['noise']}")
+        for category, table in (self.conf["flips"] or {}).items():
+            try:
+                flip_permutation(table, len(table))
+            except ValueError as err:
+                raise ValueError(f"flips[{category!r}]: {err}") from None
+        if self.conf["imd_size"] < 1:
+            raise ValueError(f"imd_size must be >= 1, got {self.conf['imd_size']}")
         self.sd = sd
         self.post_processor = post_processor
         if post_processor is not None and tuple(post_processor.config.in_channels) != self.source_channels:
@@ -88,20 +110,33 @@ class GeoAware(DenseMatcher):
         return self
 
     # ------------------------------------------------------------------ features
+    def prepare(self, image: torch.Tensor) -> tuple[torch.Tensor, TokenGrid, torch.Tensor | None]:
+        """Inputs of one (3, H, W) image: (backbone input, its TokenGrid, SD canvas or None).
+
+        Each feature source resizes the original image itself (DINOv2 to 840, SD straight to 960).
+        """
+        x, grid = self.backbone.preprocess(image)
+        return x, grid, (self.sd.preprocess(image) if self.sd is not None else None)
+
     @torch.no_grad()
-    def sources(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Frozen feature maps of a backbone input (B, 3, Hi, Wi): [SD levels..., DINOv2], each (B, C_i, h, w)."""
+    def sources(self, x: torch.Tensor, sd_x: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Frozen feature maps [SD levels..., DINOv2], each (B, C_i, h, w), of backbone inputs x
+        (B, 3, Hi, Wi) and, with SD, the SD canvases sd_x (B, 3, S, S) of the same images."""
         dino = self.backbone(x).float()
         if self.sd is None:
             return [dino]
-        image = x * self.backbone.std + self.backbone.mean  # back to [0, 1] (padding becomes the mean)
-        return [*self.sd(image, dino.shape[-2:]), dino]
+        if sd_x is None:
+            raise ValueError("a GeoAware model with Stable Diffusion needs the SD canvases (see prepare())")
+        return [*self.sd(sd_x, dino.shape[-2:]), dino]
 
     def refine(self, sources: list[torch.Tensor]) -> torch.Tensor:
-        """Post-processed features (supervised) or the normalised sources concatenated (zero-shot)."""
-        if self.post_processor is None:
-            return torch.cat([F.normalize(s, dim=1) for s in sources], dim=1)
-        return self.post_processor(sources)
+        """Post-processed features (supervised) or, zero-shot, the SD levels normalised jointly and
+        DINOv2 normalised, concatenated and normalised again (each half weighs 50 % in a cosine; as
+        ``normalize_feats`` of Junyi42/GeoAware-SC @ 99fd6b6 ``pck_train.py``)."""
+        if self.post_processor is not None:
+            return self.post_processor(sources)
+        parts = [F.normalize(torch.cat(sources[:-1], dim=1), dim=1)] if len(sources) > 1 else []
+        return F.normalize(torch.cat([*parts, F.normalize(sources[-1], dim=1)], dim=1), dim=1)
 
     def _dense(self, x: torch.Tensor) -> torch.Tensor:
         return self.refine(self.sources(x))
@@ -120,19 +155,96 @@ class GeoAware(DenseMatcher):
         return sim.masked_fill(~_content_mask([grid1], sim.shape[-2:], sim.device), PADDING_SIMILARITY)
 
     @torch.inference_mode()
+    def features(self, images: ImageLike | Sequence[ImageLike]) -> Features:
+        """Dense features (B, C, h, w) of one image or a list; with ``pose_align`` (B, 2C, h, w): the
+        image's features, then those of its mirror image (on the same grid), for :meth:`match_features`."""
+        single = not isinstance(images, (list, tuple))
+        items = [images] if single else list(images)
+        if not items:
+            raise ValueError("images: got an empty list")
+        loaded = [load_image(img, "image" if single else f"images[{i}]") for i, img in enumerate(items)]
+        if self.conf["pose_align"]:
+            loaded += [img.flip(-1) for img in loaded]
+        feats = self._features(loaded) if self.sd is not None else super().features(loaded)
+        if not self.conf["pose_align"]:
+            return feats
+        n = len(loaded) // 2
+        return Features(torch.cat([feats.dense[:n], feats.dense[n:]], dim=1), feats.grids[:n])
+
+    def _features(self, images: list[torch.Tensor]) -> Features:
+        """Features of loaded images with the SD source (each source gets its own input of each image)."""
+        prepared = [self.prepare(img) for img in images]
+        dense: list[torch.Tensor] = [torch.empty(0)] * len(prepared)
+        for batch in same_shape_batches([x.shape for x, _, _ in prepared], self.conf["batch_size"]):
+            x = torch.stack([prepared[i][0] for i in batch])
+            sd_x = torch.stack([prepared[i][2] for i in batch])
+            for i, d in zip(batch, self.refine(self.sources(x, sd_x)).float().split(1)):
+                dense[i] = d
+        h, w = max(d.shape[2] for d in dense), max(d.shape[3] for d in dense)  # keep_aspect: pad to one grid
+        return Features(torch.cat([F.pad(d, (0, w - d.shape[3], 0, h - d.shape[2])) for d in dense]),
+                        [g for _, g, _ in prepared])
+
+    @torch.inference_mode()
     def match_features(self, feats0: Features, feats1: Features, points,
                        context: PairContext | None = None) -> Matches:
-        """Match points (N, 2) of image 0 into image 1 with the configured inference -> Matches (pixels)."""
-        if self.conf["inference"] == "argmax":
-            return super().match_features(feats0, feats1, points)
+        """Match points (N, 2) of image 0 into image 1 with the configured inference -> Matches (pixels).
+
+        With ``pose_align`` (features from :meth:`features`), adaptive pose alignment
+        (:mod:`.align`): context must give ``category`` (its table in ``flips``), ``keypoint_ids`` of
+        the points and ``target_visible``; ``masks`` (object masks of both images) are optional
+        (without them IMD uses the whole image content).
+        """
         if len(feats0) != 1 or len(feats1) != 1:
             raise ValueError("match_features takes the features of one image each (index a batch first)")
+        if not self.conf["pose_align"]:
+            return self._match(feats0, feats1, points)
+        own0, mirror0 = _halves(feats0)
+        own1, _ = _halves(feats1)
+        matches = self._match(own0, own1, points)
+        flip = self._flip_table(context)
+        d, d_mirror = flip_distances(own0.dense[0], mirror0.dense[0], own1.dense[0],
+                                     (own0.grids[0], own1.grids[0]), context.masks, self.conf["imd_size"])
+        if not d_mirror < d:
+            return matches
+        pts = check_points(points, own0.grids[0].image_hw)
+        use, query = mirrored_queries(pts, context.keypoint_ids, context.target_visible, flip,
+                                      own0.grids[0].image_hw[1])
+        if not use.any():
+            return matches
+        mirrored = self._match(mirror0, own1, query[use])
+        out_points, out_scores, sim = matches.points.clone(), matches.scores.clone(), matches.similarity
+        where = use.to(out_points.device)
+        out_points[where], out_scores[where] = mirrored.points, mirrored.scores
+        if sim is not None and mirrored.similarity is not None:
+            sim = sim.clone()
+            sim[where] = mirrored.similarity
+        return Matches(out_points, out_scores, sim)
+
+    def _flip_table(self, context: PairContext | None) -> torch.Tensor:
+        missing = [f for f in ("category", "keypoint_ids", "target_visible")
+                   if context is None or getattr(context, f) is None]
+        if missing:
+            raise ValueError(f"pose_align needs the pair's context fields {missing} (PairContext); "
+                             f"geocorr eval passes them")
+        flips = self.conf["flips"] or {}
+        if context.category not in flips:
+            raise ValueError(f"pose_align: no left/right flip table for category {context.category!r} "
+                             f"(option flips has {sorted(flips)})")
+        return flip_permutation(flips[context.category], len(np.asarray(context.target_visible)))
+
+    def _match(self, feats0: Features, feats1: Features, points) -> Matches:
+        """Matching of one image pair's own features (no pose alignment)."""
+        if self.conf["inference"] == "argmax" and self.conf["upsample"] == "features":
+            return super().match_features(feats0, feats1, points)
         pts = check_points(points, feats0.grids[0].image_hw).to(feats0.dense.device)
         grid1 = feats1.grids[0]
         if len(pts) == 0:
             return Matches(pts.new_zeros(0, 2), pts.new_zeros(0), pts.new_zeros(0, *grid1.grid_hw))
         sim = self.similarity(feats0, feats1, pts)
         t = self.conf["temperature"]
+        if self.conf["inference"] == "argmax":  # on the token grid, the best token's centre (official hard eval)
+            best, scores = argmax_match(sim[None])
+            return Matches(grid1.grid_to_image(best[0]), scores[0], sim)
         if self.conf["inference"] == "soft_argmax":
             best = soft_argmax(sim[None], t)[0]
         else:
@@ -174,7 +286,6 @@ class GeoAware(DenseMatcher):
 
     def _pair_loss(self, s: PairSample, weights: dict[str, float]):
         """(L, L_dense of the original pair, L_sparse) of one training pair, see :meth:`training_step`."""
-        device = self.device
         variants = [v for v, w in weights.items() if w > 0]
         if variants and s.flip is None:
             raise ValueError(f"pose variants {variants} need the pair's left/right flip permutation (PairSample.flip)")
@@ -183,12 +294,13 @@ class GeoAware(DenseMatcher):
             images["src_flip"] = s.source.flip(-1)
         if weights["double_flip"] > 0:
             images["tgt_flip"] = s.target.flip(-1)
-        prepared = {k: self.backbone.preprocess(im.to(device)) for k, im in images.items()}
-        if len({x.shape for x, _ in prepared.values()}) != 1:
+        prepared = {k: self.prepare(im) for k, im in images.items()}
+        if len({x.shape for x, _, _ in prepared.values()}) != 1:
             raise ValueError("training needs backbone inputs of one size: use resize='pad' or 'stretch'")
-        feats = self.refine(self.sources(torch.stack([x for x, _ in prepared.values()])))
+        sd_x = torch.stack([c for _, _, c in prepared.values()]) if self.sd is not None else None
+        feats = self.refine(self.sources(torch.stack([x for x, _, _ in prepared.values()]), sd_x))
         feat = {k: feats[i : i + 1] for i, k in enumerate(prepared)}
-        grid = {k: g for k, (_, g) in prepared.items()}
+        grid = {k: g for k, (_, g, _) in prepared.items()}
         views = {"src": (s.source_keypoints, s.source_visible), "tgt": (s.target_keypoints, s.target_visible)}
         if variants:
             flip = s.flip
@@ -237,6 +349,12 @@ class GeoAware(DenseMatcher):
         path = Path(out_dir) / WEIGHTS_FILE
         save_post_processor(self.post_processor, path)
         return path
+
+
+def _halves(feats: Features) -> tuple[Features, Features]:
+    """Pose-aligned features (1, 2C, h, w) -> (the image's, its mirror image's), each (1, C, h, w)."""
+    c = feats.dense.shape[1] // 2
+    return Features(feats.dense[:, :c], feats.grids), Features(feats.dense[:, c:], feats.grids)
 
 
 def _clip(points: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Global pose from deep features: instance matching distance (IMD), pose transforms, pose votes.
+"""Global pose from deep features: instance matching distance (IMD) and pose votes.
 
 IMD(I^s, I^t, M^s) = mean over source positions p in the mask M^s of
 ‖F^s(p) − NN(F^s(p), F^t)‖₂, the distance of each source feature to its nearest target feature
@@ -12,39 +12,6 @@ from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
-
-# Pose transforms of a source image; "hflip" changes handedness (keypoint ids need the flip table).
-POSES = ("identity", "hflip", "rot90", "rot180", "rot270")
-
-
-def _check_pose(pose: str) -> None:
-    if pose not in POSES:
-        raise ValueError(f"unknown pose {pose!r}; known: {', '.join(POSES)}")
-
-
-def apply_pose(image: torch.Tensor, pose: str) -> torch.Tensor:
-    """Transform an image (..., H, W); rotations are counter-clockwise by 90°, 180°, 270°."""
-    _check_pose(pose)
-    if pose == "identity":
-        return image
-    if pose == "hflip":
-        return image.flip(-1)
-    return torch.rot90(image, k={"rot90": 1, "rot180": 2, "rot270": 3}[pose], dims=(-2, -1))
-
-
-def pose_points(points: torch.Tensor, pose: str, image_hw: tuple[int, int]) -> torch.Tensor:
-    """Where pixel (x, y) points (..., 2) of an (H, W) image land in ``apply_pose(image, pose)``."""
-    _check_pose(pose)
-    h, w = image_hw
-    x, y = points[..., 0], points[..., 1]
-    new = {
-        "identity": (x, y),
-        "hflip": (w - 1 - x, y),
-        "rot90": (y, w - 1 - x),
-        "rot180": (w - 1 - x, h - 1 - y),
-        "rot270": (h - 1 - y, x),
-    }[pose]
-    return torch.stack(new, dim=-1)
 
 
 def _flatten(feat: torch.Tensor, mask: torch.Tensor | None, name: str) -> torch.Tensor:
@@ -77,15 +44,18 @@ def instance_matching_distance(feat_src: torch.Tensor, feat_tgt: torch.Tensor,
 
 
 def imd_features(feat: torch.Tensor, size: int | None = 64) -> torch.Tensor:
-    """Features prepared for IMD: bilinearly resized to size × size (None: kept) and L2-normalised.
+    """Features prepared for IMD: L2-normalised per position, then bilinearly resized to size × size
+    (None: kept) and not re-normalised, as the released ``get_distance`` (Junyi42/GeoAware-SC @ 99fd6b6,
+    ``utils/utils_correspondence.py``) does.
 
     feat: (C, h, w) -> (C, size, size).
     """
     if feat.ndim != 3:
         raise ValueError(f"features: expected shape (C, h, w), got {tuple(feat.shape)}")
+    feat = F.normalize(feat.float(), dim=0)
     if size is not None:
         feat = F.interpolate(feat[None], size=(size, size), mode="bilinear", align_corners=False)[0]
-    return F.normalize(feat, dim=0)
+    return feat
 
 
 def predict_pose(feat: torch.Tensor, template_sets: Sequence[Mapping[str, torch.Tensor]]) -> str:

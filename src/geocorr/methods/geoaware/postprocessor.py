@@ -16,9 +16,8 @@ the released recipe reads, which we leave out.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn

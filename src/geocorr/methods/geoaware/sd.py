@@ -1,10 +1,15 @@
 """Stable Diffusion decoder features for GeoAware's SD+DINOv2 fusion (optional: ``pip install geocorr[sd]``).
 
-The image is resized to 960², encoded by the VAE, noised to timestep ``t`` (seeded noise) and
-passed through the UNet with the embedding of an empty prompt; the outputs of three decoder blocks
+The original image is resized with LANCZOS (long side 960) and centred on a black 960² canvas
+(:meth:`StableDiffusionFeatures.preprocess`), encoded by the VAE, noised to timestep 50 (seeded
+noise) and passed through the UNet with a prompt embedding; the outputs of three decoder blocks
 (before their up-sampling) are taken — for SD 1.5 at 960²: 640 ch at 60², 1280 at 30², 1280 at 15²
-— and bilinearly resized to the DINOv2 grid. The published feature levels and sizes; the
-timestep (100) is our choice (the published settings do not state it).
+— and bilinearly resized to the DINOv2 grid. Published setting, read from Junyi42/GeoAware-SC @
+99fd6b6 ``preprocess_map.py`` (``real_size`` 960 through ``utils/utils_correspondence.py`` ``resize``,
+``num_timesteps=50``; ODISE's extractor, ``model_utils/extractor_sd.py``). One difference remains:
+the released extractor conditions the UNet on ODISE's *implicit caption* (a learned map from CLIP
+image features to prompt tokens, shipped only inside the ODISE checkpoint); geocorr conditions on
+the text embedding of ``SDConfig.prompt`` (empty by default).
 """
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...backbones.dinov2 import lanczos_resize
+
 SD15_HUB_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
 
@@ -24,7 +31,7 @@ class SDConfig:
 
     image_size: int = 960  # square UNet input side in pixels (the VAE divides it by 8)
     levels: tuple[int, ...] = (2, 1, 0)  # decoder blocks taken, in post-processor order (s3, s4, s5)
-    timestep: int = 100  # diffusion timestep of the noised latent
+    timestep: int = 50  # diffusion timestep of the noised latent (published: 50)
     seed: int = 0  # seed of the latent noise (features are deterministic)
     prompt: str = ""  # text condition (empty: unconditional)
 
@@ -47,7 +54,8 @@ class StableDiffusionFeatures(nn.Module):
     vae: a diffusers ``AutoencoderKL``; unet: a ``UNet2DConditionModel``; scheduler: gives the
     noise schedule (``add_noise``); prompt_embedding: (1, L, D) text embedding (D = the UNet's
     cross-attention width).
-    forward(image (B, 3, H, W) in [0, 1], grid_hw) -> list of (B, C_i, h, w), one per level.
+    preprocess(image (3, H, W) in [0, 1]) -> its (3, S, S) canvas (S = ``config.image_size``);
+    forward(canvases (B, 3, S, S) in [0, 1], grid_hw) -> list of (B, C_i, h, w), one per level.
     """
 
     def __init__(self, vae: nn.Module, unet: nn.Module, scheduler, prompt_embedding: torch.Tensor,
@@ -66,12 +74,25 @@ class StableDiffusionFeatures(nn.Module):
         self.channels = tuple(widths[level] for level in config.levels)
         self.requires_grad_(False)
 
+    def preprocess(self, image: torch.Tensor) -> torch.Tensor:
+        """The UNet input of one image: LANCZOS to a long side of ``image_size``, centred on black.
+
+        image: (3, H, W) in [0, 1] -> (3, S, S) in [0, 1], on the extractor's device.
+        """
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise ValueError(f"image: expected shape (3, H, W), got {tuple(image.shape)}")
+        size, (h, w) = self.config.image_size, image.shape[1:]
+        content = (max(1, round(h * size / max(h, w))), max(1, round(w * size / max(h, w))))
+        resized = lanczos_resize(image, content).to(self.prompt_embedding.device)
+        top, left = (size - content[0]) // 2, (size - content[1]) // 2
+        return F.pad(resized, (left, size - content[1] - left, top, size - content[0] - top))
+
     @torch.no_grad()
-    def forward(self, image: torch.Tensor, grid_hw: tuple[int, int]) -> list[torch.Tensor]:
-        if image.ndim != 4 or image.shape[1] != 3:
-            raise ValueError(f"image: expected (B, 3, H, W), got {tuple(image.shape)}")
+    def forward(self, x: torch.Tensor, grid_hw: tuple[int, int]) -> list[torch.Tensor]:
         size = self.config.image_size
-        x = F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        if x.ndim != 4 or tuple(x.shape[1:]) != (3, size, size):
+            raise ValueError(f"SD input: expected (B, 3, {size}, {size}) canvases from preprocess(), "
+                             f"got {tuple(x.shape)}")
         latents = self.vae.encode(x * 2 - 1).latent_dist.mean * self.vae.config.scaling_factor
         noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(self.config.seed))
         t = torch.full((len(x),), self.config.timestep, dtype=torch.long, device=x.device)

@@ -166,7 +166,7 @@ class GecoPairs:
         return category.pair(epoch, index - int(self.offsets[c])), category
 
     def sample(self, index: int, generator: torch.Generator, epoch: int = 0) -> dict[str, torch.Tensor]:
-        """One augmented pair of ``epoch`` (see :func:`collate` for the keys)."""
+        """One (augmented) pair of ``epoch`` (0-based, passed by the trainer; see :func:`collate` for the keys)."""
         pair, category = self.pair(index, epoch)
         source = self.sources[category.source]
         src = self._view(pair.source, generator, category.twin, source.augment)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.io import loadmat
+from scipy.io.matlab import MatReadError
 
 from ....datasets.base import ImageAnnotation, Pair, PairDataset
 from ....datasets.files import require_file
@@ -93,7 +94,7 @@ def _pf_pascal_keypoints(ann: ImageAnnotation) -> ImageAnnotation:
     require_file(mat, f"PF-Pascal keypoint annotation of {image.name}")
     try:
         kps = np.asarray(loadmat(mat)["kps"], dtype=np.float64)
-    except (KeyError, ValueError) as err:
+    except (KeyError, ValueError, MatReadError) as err:
         raise ValueError(f"{mat}: no readable 'kps' array ({err})") from None
     if kps.ndim != 2 or kps.shape[1] != 2 or len(kps) > PF_PASCAL_KEYPOINTS:
         raise ValueError(f"{mat}: 'kps' must be (K ≤ {PF_PASCAL_KEYPOINTS}, 2), got {kps.shape}")

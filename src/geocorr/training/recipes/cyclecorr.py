@@ -1,10 +1,15 @@
-"""Training the cycle-consistency network on the shared :class:`geocorr.training.Trainer`.
+"""The cycle-consistency training recipe (Zhou et al., CVPR 2016) on the shared :class:`~geocorr.training.Trainer`.
 
 Two stages, both with the paper's optimiser (ADAM β 0.9/0.999, lr 1e-3 halved every 50k steps,
-200k iterations): ``"init"`` regresses a classical flow on pairs sampled from the quartets
-(batch 40, :class:`FlowPairDataset`), ``"cycle"`` fine-tunes on quartets (batch 10,
-:class:`QuartetDataset`). The export is ``cyclecorr.safetensors`` (network weights, its
-configuration in the metadata) which ``geocorr.load("cyclecorr", weights=...)`` reads.
+200k iterations; no public code, the settings are the paper's): ``init`` regresses a classical
+flow on pairs sampled from the quartets (batch 40, :class:`FlowPairDataset`), ``cycle`` fine-tunes
+on quartets (batch 10, :class:`QuartetDataset`). The export is ``cyclecorr.safetensors`` (network
+weights, its configuration in the metadata) which ``geocorr.load("cyclecorr", weights=...)``
+reads. As two commands (each resumable with ``--resume``)::
+
+    geocorr train --method cyclecorr --stage init --dataset pf-willow --root DATA --meshes CARS --out runs/init
+    geocorr train --method cyclecorr --stage cycle --dataset pf-willow --root DATA --meshes CARS --out runs/cycle \\
+        --adapter runs/init/cyclecorr.safetensors
 """
 from __future__ import annotations
 
@@ -17,21 +22,26 @@ import torch
 from torch import nn
 
 from ...datasets.base import PairDataset
-from ...training import TrainConfig, Trainer
-from .crop import load_crops
-from .evaluation import keypoint_transfer_pck
-from .mesh import load_meshes
-from .model import CycleCorr
-from .network import NetworkConfig
-from .objectives import CycleObjective, FlowPairDataset, InitializationObjective
-from .quartets import QuartetDataset
+from ...methods.cyclecorr.crop import load_crops
+from ...methods.cyclecorr.evaluation import keypoint_transfer_pck
+from ...methods.cyclecorr.mesh import load_meshes
+from ...methods.cyclecorr.model import CycleCorr
+from ...methods.cyclecorr.network import NetworkConfig
+from ...methods.cyclecorr.objectives import (
+    CycleObjective,
+    FlowPairDataset,
+    InitializationObjective,
+)
+from ...methods.cyclecorr.quartets import QuartetDataset
+from .. import TrainConfig, Trainer
 
 __all__ = [
     "CONFIG",
+    "STAGES",
+    "WEIGHTS_FILE",
     "CycleTrainConfig",
     "CycleTraining",
     "InitTrainConfig",
-    "WEIGHTS_FILE",
     "build_trainer",
     "make_trainer",
 ]
@@ -76,6 +86,7 @@ class InitTrainConfig(CycleTrainConfig):
 
 
 CONFIG = CycleTrainConfig  # what ``geocorr train --method cyclecorr`` starts from
+STAGES = {"init": InitTrainConfig, "cycle": CycleTrainConfig}  # ``--stage``: each stage's published config
 
 
 class CycleTraining(nn.Module):
@@ -157,5 +168,5 @@ def build_trainer(train_set: PairDataset, out_dir: str | Path, conf: CycleTrainC
     validate = None
     if val_set is not None:
         pairs = list(val_set)[:val_pairs]
-        validate = lambda training: keypoint_transfer_pck(training.model, pairs)  # noqa: E731
+        validate = lambda training: keypoint_transfer_pck(training.model, pairs)
     return make_trainer(model, dataset, out_dir, conf, validate=validate, progress=progress)
