@@ -64,6 +64,12 @@ def faulty(fd, data):
             raise OSError(errno.ENOSPC, "No space left on device")
     write_all(fd, data)
 files._write_all = faulty
+import geocorr.training.trainer as trainer
+fit = trainer.Trainer.fit
+def marked_fit(self, resume=False):
+    open(os.environ["FAULT_STARTED"], "w").close()  # tells the campaign that training begins
+    return fit(self, resume)
+trainer.Trainer.fit = marked_fit
 from geocorr.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -96,39 +102,51 @@ def has_checkpoint(out: Path) -> bool:
     return out.is_dir() and any(p.name.startswith("checkpoint-") for p in out.iterdir())
 
 
+def started_marker(out: Path) -> Path:
+    return out.parent / f".{out.name}.started"
+
+
 def child(args: list[str], fault: tuple[str, int] | None = None) -> subprocess.Popen:
-    env = {**os.environ, "FAULT_MODE": fault[0] if fault else "", "FAULT_AT": str(fault[1] if fault else 0)}
+    out = Path(args[args.index("--out") + 1])
+    started_marker(out).unlink(missing_ok=True)
+    env = {**os.environ, "FAULT_MODE": fault[0] if fault else "", "FAULT_AT": str(fault[1] if fault else 0),
+           "FAULT_STARTED": str(started_marker(out))}
     return subprocess.Popen([sys.executable, "-c", CHILD, *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
 
 
-def run_to_end(out: Path, backbone: Path, rng: random.Random, train_time: float, kill_again: float) -> int:
-    """Resume (or restart) until exit 0; each attempt is killed again with probability kill_again."""
+def run_to_end(out: Path, backbone: Path, rng: random.Random, train_time: float, kill_again: float) -> tuple[int, int]:
+    """Resume (or restart) until exit 0; each attempt may be killed again (probability kill_again).
+    Returns (attempts, kills delivered)."""
+    killed = 0
     for attempt in range(12):
         args = train_args(out, backbone) + (["--resume"] if has_checkpoint(out) else [])
         proc = child(args)
         if rng.random() < kill_again and attempt < 3:
-            kill_during_training(proc, out, rng, train_time)
-            continue
-        _, err = proc.communicate()
+            if kill_during_training(proc, out, rng, train_time):
+                killed += 1
+                continue
+        else:
+            proc.communicate()
         if proc.returncode == 0:
-            return attempt + 1
-        raise RuntimeError(f"resume attempt {attempt} of {out} failed (exit {proc.returncode}): {err.strip()[-400:]}")
+            return attempt + 1, killed
+        raise RuntimeError(f"resume attempt {attempt} of {out} failed (exit {proc.returncode}): "
+                           f"{proc.stderr.read() if proc.stderr else ''}")
     raise RuntimeError(f"{out}: no successful resume in 12 attempts")
 
 
-def kill_during_training(proc: subprocess.Popen, out: Path, rng: random.Random, train_time: float) -> None:
-    """SIGKILL ``proc`` at a uniform random moment of its training (timed from its first file write)."""
+def kill_during_training(proc: subprocess.Popen, out: Path, rng: random.Random, train_time: float) -> bool:
+    """SIGKILL ``proc`` at a uniform random moment of its training (timed from the start of fit()).
+    Returns whether the kill was delivered (False: the run had already ended)."""
     start = time.monotonic()
-    marks = set(out.iterdir()) if out.is_dir() else set()
-    while proc.poll() is None and time.monotonic() - start < 300:
-        if out.is_dir() and set(out.iterdir()) != marks:  # its first checkpoint or log line appeared
-            break
-        time.sleep(0.02)
+    while proc.poll() is None and not started_marker(out).exists() and time.monotonic() - start < 600:
+        time.sleep(0.01)
     time.sleep(rng.uniform(0, train_time))
-    if proc.poll() is None:
+    delivered = proc.poll() is None
+    if delivered:
         proc.send_signal(signal.SIGKILL)
     proc.communicate()
+    return delivered
 
 
 def kills(tally: Tally, work: Path, backbone: Path, reference: bytes, n_random: int, n_save: int,
@@ -137,21 +155,25 @@ def kills(tally: Tally, work: Path, backbone: Path, reference: bytes, n_random: 
         out = work / f"kill{trial}"
         if trial < n_random:
             proc = child(train_args(out, backbone))
-            kill_during_training(proc, out, rng, train_time)
-            how = "random kill"
+            delivered = kill_during_training(proc, out, rng, train_time)
+            how = "random kill" if delivered else "kill too late"
         else:
             at = rng.randint(1, STEPS // 2 + 1)  # checkpoints 2, 4, 6, 8, then the adapter
             proc = child(train_args(out, backbone), fault=("kill", at))
             proc.communicate()
+            delivered = proc.returncode == -signal.SIGKILL
             how = f"kill inside write {at}"
-        tally.faults += 1
-        attempts = run_to_end(out, backbone, rng, train_time, kill_again=0.3)
-        tally.faults += attempts - 1  # the resumes killed again
+        attempts, again = run_to_end(out, backbone, rng, train_time, kill_again=0.3)
+        tally.faults += delivered + again
+        if not delivered and not again:
+            print(f"  {how:>20}: no kill landed (the run had ended); not counted", flush=True)
+            continue
         adapter = out / "adapter.safetensors"
         same = adapter.is_file() and adapter.read_bytes() == reference
         tally.outcome("kill", same, "" if same else f"{out}: {how}, adapter differs")
         leftovers = [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
-        print(f"  {how:>20}: {attempts} run(s) to finish, bit-exact {same}, tmp files left {leftovers}", flush=True)
+        print(f"  {how:>20}: {int(delivered) + again} kill(s), {attempts} resume run(s), bit-exact {same}, "
+              f"tmp files left {leftovers}", flush=True)
 
 
 def cli(args: list[str]) -> tuple[int, str]:
@@ -416,13 +438,15 @@ def main() -> int:
     AutoModel.from_config(tiny_config()).save_pretrained(backbone)
 
     print("reference run (child process, no fault) ...", flush=True)
-    t0 = time.monotonic()
     proc = child(train_args(work / "reference", backbone))
+    while proc.poll() is None and not started_marker(work / "reference").exists():
+        time.sleep(0.01)
+    t0 = time.monotonic()
     _, err = proc.communicate()
     if proc.returncode != 0:
         raise SystemExit(f"the reference run failed: {err[-800:]}")
+    train_time = time.monotonic() - t0  # from fit() to the end of the process: the window kills land in
     reference = (work / "reference" / "adapter.safetensors").read_bytes()
-    train_time = max(1.0, (time.monotonic() - t0) * 0.35)  # roughly the training part of a child's life
     code, err = cli(train_args(work / "in-process", backbone))
     same = code == 0 and (work / "in-process" / "adapter.safetensors").read_bytes() == reference
     print(f"  in-process run byte-identical to the child's: {same}", flush=True)

@@ -61,7 +61,7 @@ class Report:
         start = time.perf_counter()
         try:
             note = fn() or ""
-        except Exception as err:  # noqa: BLE001 — the report lists every failure and goes on
+        except Exception as err:  # the report lists every failure and goes on
             self.failures += 1
             traceback.print_exc()
             self.add(f"path: {what}", "FAILED", note=f"{type(err).__name__}: {str(err).splitlines()[0][:120]}")
@@ -73,7 +73,7 @@ class Report:
                   for i in range(4)]
         print(f"\n{header}")
         for row in [("figure", "geocorr", "bare HF DINOv2", "note"), tuple("-" * w for w in widths), *self.rows]:
-            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 def sync(device: torch.device) -> None:
@@ -102,30 +102,41 @@ def bare_dinov2(arch: str, dtype: torch.dtype, device: torch.device) -> torch.nn
 
 
 def network_figures(report: Report, args, device: torch.device) -> None:
-    """Feature network at batch 1 and images/s at the best batch: geocorr eager / compiled vs bare HF."""
+    """Feature network at batch 1 and images/s at the best batch: geocorr eager (and compiled: batch 1 and
+    the best eager batch only, one compilation each) vs a bare transformers Dinov2Model."""
     dtype = DTYPES[args.dtype]
     side = args.image_size // 14 * 14
     bare = bare_dinov2(args.arch, dtype, device)
-    models = {"eager": geocorr.load("geco", backbone=f"random:{args.arch}", adapter=None, image_size=args.image_size,
-                                    dtype=args.dtype, device=str(device))}
-    if args.compile:
-        models[args.compile] = geocorr.load("geco", backbone=f"random:{args.arch}", adapter=None,
-                                            image_size=args.image_size, dtype=args.dtype, device=str(device),
-                                            compile=args.compile)
-        models[args.compile].load_state_dict(models["eager"].state_dict())
+    eager = geocorr.load("geco", backbone=f"random:{args.arch}", adapter=None, image_size=args.image_size,
+                         dtype=args.dtype, device=str(device))
+    nets: dict[str, Callable[[torch.Tensor], object]] = {
+        "bare": lambda x: bare(pixel_values=x.to(dtype)).last_hidden_state, "eager": eager._feature_net()}
     best: dict[str, tuple[float, int]] = {}
     with torch.inference_mode():
         for batch in args.batches:
             x = torch.rand(batch, 3, side, side, device=device)
-            fns = {"bare": lambda x=x: bare(pixel_values=x.to(dtype)).last_hidden_state}
-            fns |= {name: (lambda x=x, m=m: m._feature_net()(x)) for name, m in models.items()}
-            for name, fn in fns.items():
-                seconds = median_seconds(fn, device, args.runs)
+            for name, net in nets.items():
+                seconds = median_seconds(lambda x=x, net=net: net(x), device, args.runs)
                 if batch == 1:
                     report.add(f"feature network, batch 1, {name} (ms)", f"{1000 * seconds:.2f}" if name != "bare"
                                else "", f"{1000 * seconds:.2f}" if name == "bare" else "")
                 if batch / seconds > best.get(name, (0.0, 0))[0]:
                     best[name] = (batch / seconds, batch)
+        if args.compile:
+            fast = geocorr.load("geco", backbone=f"random:{args.arch}", adapter=None, image_size=args.image_size,
+                                dtype=args.dtype, device=str(device), compile=args.compile)
+            fast.load_state_dict(eager.state_dict())
+            for batch in sorted({1, best["eager"][1]}):
+                x = torch.rand(batch, 3, side, side, device=device)
+                start = time.perf_counter()
+                fast._feature_net()(x)
+                compile_s = time.perf_counter() - start
+                seconds = median_seconds(lambda x=x: fast._feature_net()(x), device, args.runs)
+                error = ((fast._feature_net()(x).float() - eager._feature_net()(x).float()).abs().max()
+                         / eager._feature_net()(x).float().abs().max()).item()
+                report.add(f"feature network, batch {batch}, compile={args.compile} (ms)", f"{1000 * seconds:.2f}",
+                           note=f"{batch / seconds:.1f} images/s; first call {compile_s:.0f} s; "
+                                f"max |Δ| / max |f| vs eager {error:.1e}")
     for name, (ips, batch) in best.items():
         if name != "bare":
             report.add(f"images/s at the best batch, {name}", f"{ips:.1f} (batch {batch})",
@@ -133,31 +144,40 @@ def network_figures(report: Report, args, device: torch.device) -> None:
 
 
 def match_figures(report: Report, args, device: torch.device) -> None:
-    model = geocorr.load("geco", backbone=f"random:{args.arch}", adapter=None, image_size=args.image_size,
-                         dtype=args.dtype, device=str(device), compile=args.compile)
+    from geocorr.demo.tracking import PointTracker
     from geocorr.images import load_image
 
     arrays = [np.asarray(load_image(p).permute(1, 2, 0).mul(255).round().byte()) for p in PAIR]
     points = np.random.default_rng(0).uniform(20, 80, (10, 2))
-    t_files = median_seconds(lambda: model.match(*[str(p) for p in PAIR], points), device, args.runs)
-    t_arrays = median_seconds(lambda: model.match(*arrays, points), device, args.runs)
-    report.add("match() of a pair from PNG files (ms)", f"{1000 * t_files:.2f}", note="10 points, up-sampled argmax")
-    report.add("match() of a pair from decoded arrays (ms)", f"{1000 * t_arrays:.2f}", note=f"{1 / t_arrays:.0f} pairs/s")
-
-    from geocorr.demo.tracking import PointTracker
+    eager = geocorr.load("geco", backbone=f"random:{args.arch}", adapter=None, image_size=args.image_size,
+                         dtype=args.dtype, device=str(device))
+    models = {"eager": eager}
+    if args.compile:
+        models[f"compile={args.compile}"] = geocorr.load(
+            "geco", backbone=f"random:{args.arch}", adapter=None, image_size=args.image_size, dtype=args.dtype,
+            device=str(device), compile=args.compile)
+        models[f"compile={args.compile}"].load_state_dict(eager.state_dict())
+    for name, model in models.items():
+        t_files = median_seconds(lambda m=model: m.match(*[str(p) for p in PAIR], points), device, args.runs)
+        t_arrays = median_seconds(lambda m=model: m.match(*arrays, points), device, args.runs)
+        same = torch.equal(model.match(*arrays, points).points.cpu(), eager.match(*arrays, points).points.cpu())
+        report.add(f"match() of a pair from PNG files, {name} (ms)", f"{1000 * t_files:.2f}",
+                   note="10 points, up-sampled argmax")
+        report.add(f"match() of a pair from decoded arrays, {name} (ms)", f"{1000 * t_arrays:.2f}",
+                   note=f"{1 / t_arrays:.0f} pairs/s" + ("" if name == "eager" else f"; same matches as eager: {same}"))
 
     rng = np.random.default_rng(0)
     height, width = args.frame_hw
     frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(args.frames)]
-    tracker = PointTracker(model, frames[0], points)
-    tracker(frames[: args.track_batch])  # warm-up (and compilation)
+    tracker = PointTracker(eager, frames[0], points)
+    tracker(frames[: args.track_batch])  # warm-up
     sync(device)
     start = time.perf_counter()
     for k in range(0, len(frames), args.track_batch):
         tracker(frames[k : k + args.track_batch])
     sync(device)
     fps = len(frames) / (time.perf_counter() - start)
-    report.add(f"tracking frames/s ({width}×{height}, batch {args.track_batch})", f"{fps:.1f}",
+    report.add(f"tracking frames/s ({width}×{height}, batch {args.track_batch}, eager)", f"{fps:.1f}",
                note="decoded frames in memory")
 
 
@@ -166,7 +186,7 @@ def eval_figures(report: Report, args, device: torch.device) -> None:
     from geocorr.evaluation.runner import evaluate
 
     model = geocorr.load("geco", backbone=f"random:{args.arch}", adapter=None, image_size=args.image_size,
-                         dtype=args.dtype, device=str(device), compile=args.compile)
+                         dtype=args.dtype, device=str(device))
     dataset = load_dataset("pf-willow", WILLOW)
     pairs = range(min(len(dataset), args.eval_pairs))
     evaluate(model, dataset, pair_indices=range(2), progress=False)  # warm-up
@@ -175,7 +195,7 @@ def eval_figures(report: Report, args, device: torch.device) -> None:
     evaluate(model, dataset, pair_indices=pairs, batch_size=args.eval_batch, progress=False)
     sync(device)
     seconds = time.perf_counter() - start
-    report.add(f"evaluation, {len(pairs)} PF-Willow pairs (pairs/s)", f"{len(pairs) / seconds:.1f}",
+    report.add(f"evaluation, {len(pairs)} PF-Willow pairs, eager (pairs/s)", f"{len(pairs) / seconds:.1f}",
                note=f"{seconds:.1f} s after load")
 
 
@@ -254,7 +274,7 @@ def user_paths(report: Report, args, device: torch.device, work: Path) -> None:
         def match(method=method, conf=conf) -> str:
             model = geocorr.load(method, device=str(device), **conf)
             m = model.match(*arrays, [[10.0, 20.0], [60.0, 45.0]])
-            return f"{m.points.device}, points {m.points.cpu().numpy().round(1).tolist()}"
+            return f"on {m.points.device}: " + ", ".join(f"({x:.1f}, {y:.1f})" for x, y in m.points.tolist())
 
         report.path(f"{method}.match (tiny)", match)
     report.path("geocorr match (files)", lambda: run(["match", *map(str, PAIR), "--point", "60,80", "--method",

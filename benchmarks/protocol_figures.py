@@ -52,7 +52,8 @@ def main() -> None:
             pck = compute_metrics(predictions, protocol)["pck"]["all"]
             levels = " / ".join(f"{v:.2f}" for v in pck)
             alphas = "/".join(f"{a:g}" for a in protocol.alphas)
-            print(f"{preset:<9} {pipeline.coordinates:<13} query={pipeline.query:<8} prediction={pipeline.prediction:<6} "
+            print(f"{preset:<9} {pipeline.coordinates:<13} query={pipeline.query:<8} "
+                  f"prediction={pipeline.prediction:<6} "
                   f"upsample={pipeline.upsample:<8} {protocol.normalisation:<5} {protocol.averaging:<5} "
                   f"{protocol.comparison:<5} PCK@{alphas} = {levels}   ({seconds:.0f} s)", flush=True)
 

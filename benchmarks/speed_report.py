@@ -101,13 +101,13 @@ def measure(conf: dict) -> dict:
     row = {k: conf[k] for k in ("arch", "size", "dtype", "mode")}
     row["decode_ms"] = 1e3 * timed(lambda: load_image(PAIR[0]), runs, warmup, no_sync)
     image = load_image(PAIR[0])
-    row["resize_ms"] = 1e3 * timed(lambda: model.backbone.preprocess(image), runs, warmup, no_sync)
+    row["resize_ms"] = 1e3 * timed(lambda: model.backbone.preprocess(image), runs, warmup, sync)  # on the device
     x, _ = model.backbone.preprocess(image)
     net = model._feature_net()
     ips = {}
     with torch.inference_mode():
         for batch in conf["batches"]:
-            xb = x[None].expand(batch, -1, -1, -1).contiguous().to(device)
+            xb = x[None].expand(batch, -1, -1, -1).contiguous()  # preprocess put x on the model's device
             if conf["mode"] == "compiled":
                 start = time.perf_counter()
                 net(xb)

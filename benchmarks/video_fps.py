@@ -23,6 +23,7 @@ import torch
 import geocorr
 from geocorr.backbones import architecture_config
 from geocorr.demo.tracking import PointTracker, track_video
+from geocorr.devices import resolve_device
 
 
 def synthetic_frames(n: int, height: int, width: int) -> list[np.ndarray]:
@@ -66,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.frames % args.batch_size:
         parser.error("--frames must be a multiple of --batch-size (one compiled batch shape)")
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     torch.manual_seed(0)
     frames = synthetic_frames(args.frames, args.height, args.width)
     points = np.random.default_rng(1).uniform([0, 0], [args.width - 1, args.height - 1], (args.points, 2))
@@ -95,7 +96,7 @@ def main() -> None:
                     seconds, count = summary.seconds, summary.frames
                 else:
                     seconds, count = measure(model, frames, points, args.batch_size, device), len(frames)
-                print(f"{str(name):<28}{params:>7.1f}M{dtype:>10}{'yes' if compiled else 'no':>9}"
+                print(f"{name!s:<28}{params:>7.1f}M{dtype:>10}{'yes' if compiled else 'no':>9}"
                       f"{count / seconds:>9.2f}{1000 * seconds / count:>10.1f}", flush=True)
 
 

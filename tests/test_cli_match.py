@@ -14,7 +14,8 @@ def test_match_prints_point_and_writes_picture(pair, pretrained_vits14, tmp_path
 
     figures = []
     summary = geocorr.viz.plot_match_summary
-    monkeypatch.setattr(geocorr.viz, "plot_match_summary", lambda *a, **k: figures.append(summary(*a, **k)) or figures[-1])
+    monkeypatch.setattr(geocorr.viz, "plot_match_summary",
+                        lambda *a, **k: figures.append(summary(*a, **k)) or figures[-1])
     out = tmp_path / "m.png"
     rc = main(["match", *pair, "--point", "47.9,98.2", "--point", "120,80", "--point", "200,120", "--method",
                "dinov2", "--backbone", str(pretrained_vits14), "--image-size", "112", "--out", str(out)])

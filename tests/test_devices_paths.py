@@ -31,7 +31,8 @@ FAKE = "fakegpu"
 aten = torch.ops.aten
 # Operations that accept inputs on two devices (copies between devices; CPU index tensors).
 CROSS_DEVICE = {aten._to_copy.default, aten.copy_.default, aten._copy_from.default, aten._copy_from_and_resize.default,
-                aten.index.Tensor, aten._unsafe_index.Tensor, aten.index_put_.default, aten.index_put.default, aten._index_put_impl_.default}
+                aten.index.Tensor, aten._unsafe_index.Tensor, aten.index_put_.default, aten.index_put.default,
+                aten._index_put_impl_.default}
 
 
 _KERNELS: list = []
@@ -66,7 +67,7 @@ class FakeGpuTensor(torch.Tensor):
     elem: torch.Tensor
 
     @staticmethod
-    def __new__(cls, elem: torch.Tensor) -> FakeGpuTensor:  # noqa: PYI034
+    def __new__(cls, elem: torch.Tensor) -> FakeGpuTensor:
         out = torch.Tensor._make_wrapper_subclass(
             cls, elem.size(), strides=elem.stride(), storage_offset=elem.storage_offset(), dtype=elem.dtype,
             layout=elem.layout, device=torch.device(FAKE, 0), requires_grad=elem.requires_grad)
@@ -86,6 +87,7 @@ class FakeGpuTensor(torch.Tensor):
         return self.elem.__format__(spec)
 
     def tolist(self):
+        SYNCS.append("tolist")
         return self.elem.tolist()  # a copy to the host, as on CUDA
 
     @classmethod
@@ -93,8 +95,26 @@ class FakeGpuTensor(torch.Tensor):
         return _dispatch(func, args, kwargs or {})
 
 
+# Operations that make the host wait for a GPU: a value read back (.item(), a device-to-host copy), or a
+# result whose size depends on the data (nonzero, masked_select, indexing with a boolean mask).
+SYNCING = {aten._local_scalar_dense.default, aten.nonzero.default, aten.masked_select.default}
+SYNCS: list[str] = []  # the syncing operations applied to fakegpu tensors, in order
+
+
+def _syncs(func, args, kwargs) -> bool:
+    if func in SYNCING:
+        return True
+    if func is aten._to_copy.default and kwargs.get("device") is not None:
+        return torch.device(kwargs["device"]).type == "cpu"
+    if func in (aten.index.Tensor, aten.index_put_.default):
+        return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1] if i is not None)
+    return False
+
+
 def _dispatch(func, args, kwargs):
     flat, _ = tree_flatten((args, kwargs))
+    if any(isinstance(a, FakeGpuTensor) for a in flat) and _syncs(func, args, kwargs):
+        SYNCS.append(str(func))
     devices = {FAKE if isinstance(a, FakeGpuTensor) else a.device.type
                for a in flat if isinstance(a, torch.Tensor) and (isinstance(a, FakeGpuTensor) or a.dim() > 0)}
     if len(devices) > 1 and func not in CROSS_DEVICE:
@@ -187,6 +207,17 @@ def test_dense_methods_features_match_and_match_features_on_the_device(fakegpu, 
     # images already on the device are taken as they are
     img0_dev = torch.from_numpy(img0).permute(2, 0, 1).float().div(255).to(fakegpu)
     torch.testing.assert_close(model.match(img0_dev, img1, POINTS).points.cpu(), expected.points)
+
+
+@pytest.mark.parametrize("conf", [{}, {"upsample": "none"}, {"resize": "pad"}])
+def test_matching_never_waits_for_the_device(fakegpu, conf):
+    """match_features makes the host wait for the GPU nowhere (no .item(), no copy back, no boolean-mask
+    indexing): its results stay on the device for the caller to fetch once."""
+    model = geocorr.load("dinov2", backbone=tiny_config(), image_size=56, device=fakegpu, **conf)
+    feats = model.features([_image(60, 64, 0), _image(48, 70, 1)])
+    SYNCS.clear()
+    matches = model.match_features(feats[0], feats[1], POINTS * 100)
+    assert SYNCS == [] and _on_fake(matches.points)
 
 
 def test_cyclecorr_match_on_the_device(fakegpu):

@@ -55,7 +55,7 @@ def test_hash_mismatch_is_refused_and_not_cached(home, fake, monkeypatch, tmp_pa
     assert not (home / "adapters" / "fake").exists() or not any((home / "adapters" / "fake").iterdir())
     other = tmp_path / "other.pth"
     other.write_bytes(b"something else")
-    with pytest.raises(ValueError, match="other.pth is not the 'geco' weights"):
+    with pytest.raises(ValueError, match=r"other\.pth is not the 'geco' weights"):
         weights.add("geco", other)
     assert not weights.cache_path("geco").exists()
 

@@ -241,7 +241,8 @@ def load_image(src: ImageLike, name: str = "image", *, max_pixels: int | None = 
         if src.ndim == 2:
             src = src[None]
         if src.ndim != 3 or src.shape[0] not in (1, 3, 4):
-            raise ValueError(f"{name}: expected a (3, H, W) RGB tensor (or 1 / 4 channels), got shape {tuple(src.shape)}")
+            raise ValueError(f"{name}: expected a (3, H, W) RGB tensor (or 1 / 4 channels), "
+                             f"got shape {tuple(src.shape)}")
         _check_size((src.shape[2], src.shape[1]), name, max_pixels, min_side)
         if src.dtype == torch.uint8:
             src = src.float() / 255.0

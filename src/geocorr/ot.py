@@ -84,8 +84,8 @@ def log_optimal_transport(
                          f"needs finite scores")
     if torch.isnan(log_a).any() or torch.isnan(log_b).any() or (log_a == math.inf).any() or (log_b == math.inf).any():
         raise ValueError("log_a and log_b must not hold NaN or +inf (log of marginals; -inf marks a zero weight)")
-    if not math.isfinite(float(dustbin)):
-        raise ValueError(f"the dustbin score must be finite, got {float(dustbin)}")
+    if not torch.isfinite(torch.as_tensor(dustbin).detach()).all():
+        raise ValueError(f"the dustbin score must be finite, got {torch.as_tensor(dustbin).detach().tolist()}")
     dtype = torch.promote_types(scores.dtype, torch.float32)
     if dtype == torch.float32 and scores.numel() and float(scores.detach().abs().amax()) / eps > 1e36:
         dtype = torch.float64  # scores / eps would overflow float32 (max 3.4e38) inside the iterations

@@ -108,7 +108,10 @@ def point_colors(n: int, cmap: str = "hsv") -> np.ndarray:
 
 def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     if ax is not None:
-        return ax.figure, ax
+        root = ax.get_figure(root=True)
+        if not isinstance(root, Figure):
+            raise ValueError("ax: the axes belong to no figure")
+        return root, ax
     fig = Figure(figsize=figsize, layout="constrained")
     return fig, fig.add_subplot()
 
@@ -130,8 +133,8 @@ def _show_image(ax: Axes, img: np.ndarray, hw: tuple[int, int] | None = None, x0
 
 def _label(ax: Axes, xy: np.ndarray, text: str, color) -> None:
     """A small number next to a point, on a box of the point's colour."""
-    ax.annotate(text, xy, xytext=(4, -4), textcoords="offset points", fontsize=7, color="black",
-                bbox={"boxstyle": "round,pad=0.15", "fc": color, "alpha": 0.85, "lw": 0})
+    ax.annotate(text, (float(xy[0]), float(xy[1])), xytext=(4, -4), textcoords="offset points", fontsize=7,
+                color="black", bbox={"boxstyle": "round,pad=0.15", "fc": color, "alpha": 0.85, "lw": 0})
 
 
 def plot_matches(
@@ -185,7 +188,7 @@ def plot_matches(
     _show_image(ax, b, hw1, x0=x0, scale=scale, limits=False)
     ax.set_xlim(-0.5, width - 0.5 * scale)
     ax.set_ylim(height - 0.5, -0.5)
-    for k, (s, t, c) in enumerate(zip(p0, p1 * scale + [x0, 0.0], colors)):
+    for k, (s, t, c) in enumerate(zip(p0, p1 * scale + [x0, 0.0], colors, strict=True)):
         ax.plot([s[0], t[0]], [s[1], t[1]], "-o", color=c, linewidth=linewidth, markersize=markersize,
                 markeredgecolor="black", markeredgewidth=0.5)
         if numbers:
@@ -234,8 +237,8 @@ def _draw_heatmap(ax: Axes, heat: np.ndarray, grid: TokenGrid | None, image_hw: 
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
     extent = _grid_extent(grid, heat.shape, image_hw)
     shown = sharpen(heat, temperature)
-    limits = {"vmin": 0.0, "vmax": float(shown.max())} if temperature is not None else {}
-    return ax.imshow(shown, extent=extent, cmap=cmap, alpha=alpha, interpolation="bilinear", **limits)
+    vmin, vmax = (0.0, float(shown.max())) if temperature is not None else (None, None)
+    return ax.imshow(shown, extent=extent, cmap=cmap, alpha=alpha, interpolation="bilinear", vmin=vmin, vmax=vmax)
 
 
 def _heat_label(temperature: float | None) -> str:
@@ -320,7 +323,8 @@ def plot_match_summary(
         raise ValueError(f"max_heatmaps must be >= 0, got {max_heatmaps}")
     sims = None
     if similarity is not None:
-        sims = similarity.detach().cpu().double().numpy() if isinstance(similarity, torch.Tensor) else np.asarray(similarity)
+        sims = (similarity.detach().cpu().double().numpy() if isinstance(similarity, torch.Tensor)
+                else np.asarray(similarity))
         if sims.ndim != 3 or len(sims) != len(p0):
             raise ValueError(f"similarity: expected ({len(p0)}, h, w), got shape {sims.shape}")
     score = None if scores is None else np.asarray(scores.cpu() if isinstance(scores, torch.Tensor) else scores, float)
@@ -333,7 +337,7 @@ def plot_match_summary(
     fig = Figure(figsize=(width, top + bottom + (0.3 if shown else 0.0)), layout="constrained")
     gs = fig.add_gridspec(2 if shown else 1, max(shown, 1), height_ratios=[top, bottom] if shown else [1.0])
     plot_matches(source, target, p0, p1, ax=fig.add_subplot(gs[0, :]), title=title)
-    if shown:
+    if sims is not None and shown:
         colors = point_colors(len(p0))
         for k in range(shown):
             ax = fig.add_subplot(gs[1, k])
@@ -432,7 +436,7 @@ def plot_keypoints(
         vis &= v
     fig, ax = _new_axes(ax, (4.5, 4.5 * hw[0] / hw[1]))
     _show_image(ax, arr, hw)
-    for k, (xy, c) in enumerate(zip(p, point_colors(len(p)))):
+    for k, (xy, c) in enumerate(zip(p, point_colors(len(p)), strict=True)):
         if not vis[k]:
             continue
         ax.plot(xy[0], xy[1], "o", color=c, markeredgecolor="black", markersize=markersize)

@@ -1,6 +1,7 @@
 """Named weights: where each comes from, how it is checked, and a fast answer when offline.
 
-Every named weights file (``adapter="geco"``) has a :class:`WeightsEntry` in :data:`WEIGHTS`. :func:`fetch` looks for it in this order and returns a verified local path:
+Every named weights file (``adapter="geco"``) has a :class:`WeightsEntry` in :data:`WEIGHTS`.
+:func:`fetch` looks for it in this order and returns a verified local path:
 
 1. geocorr's cache, ``$GEOCORR_HOME/<kind>s/<name>/<filename>`` (``GEOCORR_HOME`` defaults to
    ``~/.cache/geocorr``);

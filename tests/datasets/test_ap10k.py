@@ -31,7 +31,7 @@ def _write(root):
                         "keypoints": _keypoints(17), "num_keypoints": 17})
     categories = [{"id": c, "name": n, "supercategory": f} for c, n, f, _ in SPECIES]
     thirds = [images[0::3], images[1::3], images[2::3]]
-    for part, subset in zip(("train", "val", "test"), thirds):
+    for part, subset in zip(("train", "val", "test"), thirds, strict=True):
         ids = {im["id"] for im in subset}
         coco = {"images": subset, "annotations": [a for a in annotations if a["image_id"] in ids],
                 "categories": categories}
@@ -73,7 +73,8 @@ def test_cross_settings(ap10k_root):
     again = load_ap10k(ap10k_root, split="val", setting="cross-family")
     assert [(p.source.path, p.target.path) for p in again] == [(p.source.path, p.target.path) for p in cross_family]
     other_seed = load_ap10k(ap10k_root, split="val", setting="cross-family", seed=0)
-    assert [(p.source.path, p.target.path) for p in other_seed] != [(p.source.path, p.target.path) for p in cross_family]
+    pairs_of = [(p.source.path, p.target.path) for p in cross_family]
+    assert [(p.source.path, p.target.path) for p in other_seed] != pairs_of
 
 
 def test_split_images_order():
@@ -126,7 +127,7 @@ def test_half_visible_keypoints(tmp_path):
     (tmp_path / "annotations").mkdir()
 
     def kps(v, n):
-        return sum(([10.0 + k, 20.0, v if k < n else 0] for k in range(17)), [])
+        return [value for k in range(17) for value in (10.0 + k, 20.0, v if k < n else 0)]
 
     for n, expected in ((4, 0), (6, 1)):
         images = [{"id": i, "file_name": f"{i}.jpg", "width": 50, "height": 40} for i in (1, 2)]

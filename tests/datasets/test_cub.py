@@ -61,7 +61,7 @@ def test_bad_inputs(cub_root):
     with pytest.raises(ValueError, match="line 1: expected 5 columns"):
         load_cub(cub_root)
     (cub_root / "images.txt").unlink()
-    with pytest.raises(FileNotFoundError, match="CUB images.txt"):
+    with pytest.raises(FileNotFoundError, match=r"CUB images\.txt"):
         load_cub(cub_root)
 
 
@@ -75,7 +75,7 @@ def test_geco_cleaned_mat_and_half_split_pairs(tmp_path):
     first, second = half_split_pairs(5, 4)
     p0, p1, p2 = (np.random.RandomState(seed).permutation(4) for seed in (123, 125, 127))
     assert first == [*p0[:2], *p1[:2], p2[0]]
-    assert second[:2] == p0[2:].tolist() and all(a != b for a, b in zip(first, second))
+    assert second[:2] == p0[2:].tolist() and all(a != b for a, b in zip(first, second, strict=True))
     with pytest.raises(ValueError, match="at least 2 images"):
         half_split_pairs(3, 1)
     # a 3-image cleaned .mat: part 0 at x = W (kept), part 1 at x = W + 1 and part 2 at y = -1 (outside:
@@ -91,7 +91,7 @@ def test_geco_cleaned_mat_and_half_split_pairs(tmp_path):
     data = load_cub(tmp_path, num_pairs=4, cleaned_mat=tmp_path / "test_cub_cleaned.mat")
     src, trg = half_split_pairs(4, 3)
     assert [(p.source.path.name, p.target.path.name) for p in data] == [(f"b{a}.jpg", f"b{b}.jpg") for a, b in
-                                                                        zip(src, trg)]
+                                                                        zip(src, trg, strict=True)]
     ann = data[0].source
     assert ann.visible[:4].tolist() == [True, False, False, False] and ann.visible[4:].all()
     assert ann.keypoints[0].tolist() == [40.0, 5.0] and ann.bbox.tolist() == [1.0, 2.0, 30.0, 20.0]

@@ -51,7 +51,7 @@ def test_unknown_pair_and_bad_files_are_named(tmp_path):
     listing.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="needs the columns source,target"):
         read_pair_list(listing)
-    with pytest.raises(ValueError, match="must be .csv, .json or .txt"):
+    with pytest.raises(ValueError, match=r"must be \.csv, \.json or \.txt"):
         read_pair_list(listing.rename(tmp_path / "bad.xml"))
     with pytest.raises(FileNotFoundError, match="--pairs list: no such file"):
         read_pair_list(tmp_path / "missing.csv")

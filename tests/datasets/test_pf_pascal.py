@@ -38,7 +38,7 @@ def test_bad_rows(tmp_path):
     listing = tmp_path / "test_pairs_pf_pascal.csv"
     header = "source_image,target_image,class,XA,YA,XB,YB\n"
     listing.write_text(header + "a.jpg,b.jpg,21,1;2,1;2,1;2,1;2\n")
-    with pytest.raises(ValueError, match="line 2: class must be a VOC class index 1..20, got 21"):
+    with pytest.raises(ValueError, match=r"line 2: class must be a VOC class index 1\.\.20, got 21"):
         load_pf_pascal(tmp_path)
     listing.write_text(header + "a.jpg,b.jpg,1,1;2,1;2,1,1;2\n")
     with pytest.raises(ValueError, match="same number of keypoints"):
@@ -50,7 +50,7 @@ def test_bad_rows(tmp_path):
     with pytest.raises(ValueError, match="expected the columns"):
         load_pf_pascal(tmp_path)
     listing.write_text(header + "a.jpg,missing.jpg,1,1;2,1;2,1;2,1;2\n")
-    with pytest.raises(FileNotFoundError, match="missing.jpg"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.jpg"):
         load_pf_pascal(tmp_path)
     with pytest.raises(FileNotFoundError, match="PF-Pascal pair list"):
         load_pf_pascal(tmp_path, split="val")

@@ -54,5 +54,5 @@ def test_tiny_tree_and_bad_inputs(tmp_path, pf_willow_root):
 
 
 def test_unknown_dataset_name():
-    with pytest.raises(ValueError, match="unknown dataset 'willow'; available: .*pf-willow"):
+    with pytest.raises(ValueError, match=r"unknown dataset 'willow'; available: .*pf-willow"):
         load_dataset("willow", ".")

@@ -61,7 +61,8 @@ def test_presets_pick_their_comparison_threshold_and_levels():
     assert get_protocol("geocorr", "spair").alphas == (0.01, 0.05, 0.10, 0.15)
     assert get_protocol("geocorr", "pf-willow").comparison == "<="
     assert get_pipeline("geco", "ap10k").upsample == "none" and get_pipeline("geco", "spair").upsample == "features"
-    assert get_pipeline("geoaware", "spair").spair_boxes == "pair" and get_pipeline("geco", "spair").spair_boxes == "image"
+    assert get_pipeline("geoaware", "spair").spair_boxes == "pair"
+    assert get_pipeline("geco", "spair").spair_boxes == "image"
     assert get_pipeline("geocorr", "pf-willow").coordinates == "pixel-centre"
     with pytest.raises(ValueError, match="unknown protocol"):
         get_pipeline("mine", "spair")
@@ -190,4 +191,13 @@ def test_annotation_that_does_not_fit_its_image_is_an_error(tmp_path):
 def test_mat_full_of_nan_names_the_file(tmp_path):
     root = _willow_tree(tmp_path, np.full((2, 10), np.nan))
     with pytest.raises(ValueError, match=r"im0\.mat: 'pts_coord' holds NaN"):
+        load_pf_willow(root)
+
+
+def test_foreign_mat_file_is_a_clear_error(tmp_path):
+    import pickle
+
+    root = _willow_tree(tmp_path, np.ones((2, 10)))
+    (root / "duck(S)" / "im0.mat").write_bytes(pickle.dumps({"pts_coord": [1, 2]}))
+    with pytest.raises(ValueError, match=r"im0\.mat: not a readable \.mat file"):
         load_pf_willow(root)

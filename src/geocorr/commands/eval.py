@@ -18,7 +18,7 @@ from ..evaluation.cache import FeatureCache, model_fingerprint
 from ..evaluation.metrics import compute_metrics
 from ..evaluation.predictions import Predictions
 from ..evaluation.protocols import ARGMAX_METHODS, PRESETS, get_pipeline, get_protocol
-from ..evaluation.report import format_table, write_csv, write_json, write_plot
+from ..evaluation.report import format_table, write_csv, write_json
 from ..evaluation.runner import evaluate_sharded
 from ..methods import get as get_method
 from .common import add_model_arguments, load_model, parse_option
@@ -82,7 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--batch-size", type=int, default=8, help="images per feature batch (default 8)")
     run_group.add_argument("--cache-mb", type=int, default=2048, help="in-memory feature cache (default 2048 MB)")
     run_group.add_argument("--cache-dir", type=Path, help="also keep features on disk here (reused across runs)")
-    run_group.add_argument("--save-predictions", type=Path, help="write predictions here (reused if the config matches)")
+    run_group.add_argument("--save-predictions", type=Path,
+                           help="write predictions here (reused if the config matches)")
     run_group.add_argument("--overwrite", action="store_true", help="replace a predictions file of another config")
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
     parts = parser.add_argument_group("part segmentation (--dataset pascal-parts)")
@@ -204,7 +205,10 @@ def report(args: argparse.Namespace, predictions: Predictions, label: str) -> di
     if args.out is not None:
         write_json(args.out, predictions.config, metrics, predictions.stats)
         csv_path = write_csv(args.out.with_suffix(".csv"), predictions.config, metrics)
-        png_path = write_plot(args.out.with_name(args.out.stem + "_pck.png"), metrics, label)
+        from ..viz import save_pck_plot
+
+        png_path = save_pck_plot(args.out.with_name(args.out.stem + "_pck.png"), metrics,
+                                 predictions.config.get("method", label), predictions.dataset)
         print(f"wrote {args.out}, {csv_path}, {png_path}")
     return metrics
 
@@ -219,7 +223,8 @@ def format_part_table(scores: dict) -> str:
                          f"{s['miou']:6.1f}")
     if "oriented" in scores:
         lines.append(f"left/right confusion on oriented parts: {scores['oriented']['lr_confusion']:.1f}%")
-    lines.append("IoU per part: " + ", ".join(f"{n} {v:.1f}" for n, v in zip(scores["part_names"], scores["iou"])))
+    parts = zip(scores["part_names"], scores["iou"], strict=True)
+    lines.append("IoU per part: " + ", ".join(f"{n} {v:.1f}" for n, v in parts))
     return "\n".join(lines)
 
 

@@ -3,7 +3,7 @@
 Writes ``DIR/checkpoint-<step>.safetensors`` (every ``--checkpoint-every`` steps, atomically, content-hashed;
 the newest ``--keep-checkpoints`` are kept), ``DIR/log.jsonl``
 and, at the end, the method's weights (GECO: ``DIR/adapter.safetensors``, usable as
-``geocorr eval --method geco --adapter DIR/adapter.safetensors``). ``--seed`` seeds model construction
+``geocorr eval --method geco --weights DIR/adapter.safetensors``). ``--seed`` seeds model construction
 too (a ``random:`` backbone, a fresh LoRA). ``--resume`` continues a run bit-exactly from its newest intact
 checkpoint; it refuses other options (those in ``_NOT_THE_RUN`` excepted) or a model built differently, and
 a larger ``--max-steps``/``--epochs`` extends a finished run (said on stderr). Validation PCK comes from
@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--meshes", help="cyclecorr: folder of CAD models (OBJ/OFF/PLY/GLB/STL, searched recursively)")
     data.add_argument("--stage", choices=["init", "cycle"],
                       help="cyclecorr: init (regress a classical flow, batch 40) or cycle (quartets, batch 10; "
-                           "start it from the init export with --adapter); default cycle")
+                           "start it from the init weights with --weights); default cycle")
     data.add_argument("--sam", metavar="MODEL",
                       help="GECO: first write SAM masks (hub id or folder, e.g. facebook/sam-vit-huge) "
                            "into --mask-dir for the images that have none")
@@ -72,7 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--val-pairs", type=int, help="validate on the first N validation pairs only")
     model = parser.add_argument_group("model")
     model.add_argument("--backbone", default="facebook/dinov2-base", help="hub id or local folder")
-    model.add_argument("--adapter", help="start from this LoRA file (default: a fresh LoRA)")
+    model.add_argument("--weights", help="start from these weights (GECO: a LoRA file; default: a fresh LoRA)")
+    model.add_argument("--adapter", dest="weights", help=argparse.SUPPRESS)  # the older name of --weights
     conf = parser.add_argument_group("training (unset: the published setting)")
     conf.add_argument("--epochs", type=int)
     conf.add_argument("--max-steps", type=int, help="optimiser steps in all (overrides --epochs)")
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         train_sets[0], val_set = split_by_images(train_sets[0], args.val_fraction, seed=conf.seed)
     train_set = train_sets if joint else train_sets[0]
     set_seed(conf.seed)  # model construction (random backbone, fresh LoRA) is part of the seeded run
-    trainer = method.build_trainer(train_set, args.out, conf, backbone=args.backbone, adapter=args.adapter,
+    trainer = method.build_trainer(train_set, args.out, conf, backbone=args.backbone, adapter=args.weights,
                                    val_set=val_set, val_pairs=args.val_pairs, progress=not args.no_progress)
     trainer.run = run_fingerprint(args)
     if device is not None and trainer.accelerator.device != device:
@@ -184,12 +185,12 @@ def _plain(value):
 
 def run_fingerprint(args: argparse.Namespace) -> dict:
     """Every option that changes the run, except the config overrides (checked with the config):
-    method, datasets, roots, splits, masks, validation set, backbone, starting adapter (its path and
+    method, datasets, roots, splits, masks, validation set, backbone, starting weights (their path and
     SHA-256), … A resume under other values is refused."""
     skip = set(_NOT_THE_RUN) | set(_OVERRIDES)
     fingerprint = {k: _plain(v) for k, v in sorted(vars(args).items()) if k not in skip}
-    if args.adapter:
-        adapter = Path(args.adapter).expanduser()
-        fingerprint["adapter"] = str(adapter.resolve())
-        fingerprint["adapter_sha256"] = file_digest(adapter) if adapter.is_file() else None
+    if args.weights:
+        weights = Path(args.weights).expanduser()
+        fingerprint["weights"] = str(weights.resolve())
+        fingerprint["weights_sha256"] = file_digest(weights) if weights.is_file() else None
     return fingerprint

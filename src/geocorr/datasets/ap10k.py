@@ -181,7 +181,7 @@ def load_ap10k(root: str | Path, split: str = "test", setting: str = "intra-spec
             chosen = _sample(_valid_pairs(members, members, within=True), count, rng)
             flip = rng.random(len(chosen)) < 0.5  # GeoAware's shuffle gives each pair a random direction
             pairs += [Pair(members[j], members[i], species) if f else Pair(members[i], members[j], species)
-                      for (i, j), f in zip(chosen, flip)]
+                      for (i, j), f in zip(chosen, flip, strict=True)]
     elif setting == "cross-species":
         for family in sorted(groups):
             members = groups[family]
@@ -199,5 +199,5 @@ def load_ap10k(root: str | Path, split: str = "test", setting: str = "intra-spec
         split=f"{split}" if setting == "intra-species" else f"{split}-{setting}",
         pairs=pairs,
         keypoint_names={c: list(table["names"]) for c in used},
-        symmetry={c: table for c in used},
+        symmetry=dict.fromkeys(used, table),
     )

@@ -78,7 +78,7 @@ class PairDataset(Sequence[Pair]):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index):
         return self.pairs[index]
 
     @property

@@ -28,11 +28,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from scipy.io import loadmat
-from scipy.io.matlab import MatReadError
 
 from .base import ImageAnnotation, Pair, PairDataset
-from .files import image_size, require_dir, require_file
+from .files import image_size, read_mat, require_dir, require_file
 from .symmetry import symmetry_table
 
 NUM_PARTS = 15
@@ -80,8 +78,8 @@ def load_cub_cleaned(root: Path, mat_path: str | Path, num_pairs: int) -> PairDa
     """GECO's CUB test set from ``test_cub_cleaned.mat`` (see the module docstring)."""
     mat_path = require_file(mat_path, "CUB cleaned annotation (.mat)")
     try:
-        records = np.atleast_1d(loadmat(mat_path, struct_as_record=False, squeeze_me=True)["images"])
-    except (KeyError, ValueError, MatReadError) as err:
+        records = np.atleast_1d(read_mat(mat_path, struct_as_record=False, squeeze_me=True)["images"])
+    except KeyError as err:
         raise ValueError(f"{mat_path}: not a *_cub_cleaned.mat file with an 'images' array ({err})") from None
     images = []
     for i, record in enumerate(records):
@@ -103,7 +101,7 @@ def load_cub_cleaned(root: Path, mat_path: str | Path, num_pairs: int) -> PairDa
     first, second = half_split_pairs(num_pairs, len(images))
     table = symmetry_table("cub")
     return PairDataset(name="cub", split="test", pairs=[Pair(images[a], images[b], CATEGORY) for a, b in
-                                                        zip(first, second)],
+                                                        zip(first, second, strict=True)],
                        keypoint_names={CATEGORY: list(table["names"])}, symmetry={CATEGORY: table})
 
 

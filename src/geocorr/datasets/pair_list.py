@@ -55,7 +55,7 @@ def _json_entries(path: Path) -> list[PairEntry]:
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(records, list):
-        raise ValueError(f"{path}: a pair list must be a JSON list of pairs")  # noqa: TRY004 (bad file content)
+        raise ValueError(f"{path}: a pair list must be a JSON list of pairs")
     entries = []
     for i, r in enumerate(records):
         where = f"{path}, entry {i}"

@@ -21,10 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.io import loadmat
-from scipy.io.matlab import MatReadError
 
-from .files import require_dir
+from .files import read_mat, require_dir
 
 CATEGORIES = ("bird", "cat", "cow", "dog", "horse", "sheep", "person")
 IGNORE = -1
@@ -55,10 +53,10 @@ class PartDataset:
 
 
 def _objects(mat_path: Path) -> list:
+    contents = read_mat(mat_path, squeeze_me=True, struct_as_record=False)
     try:
-        anno = loadmat(mat_path, squeeze_me=True, struct_as_record=False)["anno"]
-        return list(np.atleast_1d(anno.objects))
-    except (KeyError, AttributeError, ValueError, MatReadError) as err:
+        return list(np.atleast_1d(contents["anno"].objects))
+    except (KeyError, AttributeError) as err:
         raise ValueError(f"{mat_path}: not a PASCAL-Part annotation (struct anno.objects): {err}") from None
 
 

@@ -11,11 +11,9 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-from scipy.io import loadmat
-from scipy.io.matlab import MatReadError
 
 from .base import ImageAnnotation, Pair, PairDataset, keypoint_bbox
-from .files import image_size, require_dir, require_file
+from .files import image_size, read_mat, require_dir, require_file
 
 NUM_KEYPOINTS = 10
 ANNOTATION_OFFSET = 1.0  # the .mat values are MATLAB 1-based pixels: geocorr coordinate = value - 1
@@ -24,10 +22,7 @@ ANNOTATION_OFFSET = 1.0  # the .mat values are MATLAB 1-based pixels: geocorr co
 def load_willow_image(image_path: Path, category: str) -> ImageAnnotation:
     """One PF-Willow image and its 10 keypoints (converted to 0-based pixel centres)."""
     mat_path = require_file(image_path.with_suffix(".mat"), f"PF-Willow annotation of {image_path.name}")
-    try:
-        coords = loadmat(mat_path).get("pts_coord")
-    except (ValueError, MatReadError) as err:
-        raise ValueError(f"{mat_path}: not a readable .mat file ({err})") from None
+    coords = read_mat(mat_path).get("pts_coord")
     if coords is None or coords.shape != (2, NUM_KEYPOINTS):
         shape = None if coords is None else coords.shape
         raise ValueError(f"{mat_path}: expected 'pts_coord' of shape (2, {NUM_KEYPOINTS}), got {shape}")

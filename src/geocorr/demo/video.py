@@ -100,7 +100,7 @@ class VideoWriter:
         self._stream = None
         self._size: tuple[int, int] | None = None
 
-    def __enter__(self) -> VideoWriter:  # noqa: PYI034 (typing.Self needs Python 3.11)
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -7,7 +7,7 @@ The subgroups are the published ones (``geo_groups`` of :func:`geocorr.datasets.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -25,7 +25,8 @@ def group_of(groups: Sequence[Sequence[int]], num_keypoints: int) -> np.ndarray:
     return out
 
 
-def geometry_aware(source_visible: np.ndarray, target_visible: np.ndarray, groups: Sequence[Sequence[int]]) -> np.ndarray:
+def geometry_aware(source_visible: np.ndarray, target_visible: np.ndarray,
+                   groups: Sequence[Sequence[int]]) -> np.ndarray:
     """Which keypoints of one pair are geometry-aware.
 
     source_visible, target_visible: (K,) bool. groups: lists of keypoint ids. Returns (K,) bool.

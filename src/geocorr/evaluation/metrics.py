@@ -124,7 +124,8 @@ def compute_metrics(predictions: Predictions, protocol: Protocol) -> dict:
         out["geometry_aware"] = {
             "geo": geo["all"], "std": out["pck"]["all"], "per_category": geo["per_category"],
             "share_points": round(100 * float(rows.geo[mutual].mean()), 4) if mutual.any() else float("nan"),
-            "share_images": round(100 * len(np.unique(rows.pair[rows.geo & mutual])) / max(1, len(pairs_with_points)), 4),
+            "share_images": round(100 * len(np.unique(rows.pair[rows.geo & mutual]))
+                                  / max(1, len(pairs_with_points)), 4),
         }
 
     has_bucket = rows.bucket != ""

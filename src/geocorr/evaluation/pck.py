@@ -33,7 +33,7 @@ COMPARISONS = ("<=", "<=f32", "<f32")
 
 def _check(name: str, array: np.ndarray, shape: tuple) -> None:
     """Raise ValueError when ``array`` does not have ``shape`` (``-1`` = any length)."""
-    ok = array.ndim == len(shape) and all(s in (-1, a) for s, a in zip(shape, array.shape))
+    ok = array.ndim == len(shape) and all(s in (-1, a) for s, a in zip(shape, array.shape, strict=False))
     if not ok:
         wanted = "(" + ", ".join("N" if s == -1 else str(s) for s in shape) + ")"
         raise ValueError(f"{name} must have shape {wanted}, got {tuple(array.shape)}")

@@ -111,7 +111,8 @@ class Predictions:
         path.parent.mkdir(parents=True, exist_ok=True)
         record = {
             "format": FORMAT, "version": VERSION, "dataset": self.dataset, "split": self.split,
-            "config": self.config, "symmetry": self.symmetry, "stats": self.stats, "pairs": [p.to_json() for p in self.pairs],
+            "config": self.config, "symmetry": self.symmetry, "stats": self.stats,
+            "pairs": [p.to_json() for p in self.pairs],
         }
         text = json.dumps(record)
         if path.name.endswith(".gz"):

@@ -300,7 +300,7 @@ class DenseMatcher(nn.Module, DenseMatcherProtocol):
         query = F.normalize(query, dim=-1)
         target = F.normalize(dense1[0], dim=0)  # (C, h, w)
         sim = torch.einsum("nc,chw->nhw", query, target)
-        sim[:, ~content_mask(grid1, sim.device)] = -2.0  # padding tokens never match
+        sim.masked_fill_(~content_mask(grid1, sim.device), -2.0)  # padding tokens never match (no host sync)
         if self.conf["upsample"] == "none":
             best, scores = argmax_match(sim[None])
             corner = self.conf["prediction"] == "corner"

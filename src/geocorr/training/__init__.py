@@ -8,7 +8,7 @@ A trainable model is an ``nn.Module`` with
   module; only these go into checkpoints);
 * ``training_step(batch) -> dict[str, Tensor]`` — must hold a scalar ``"loss"``; other scalar
   entries are logged (e.g. ``"loss_pos"``);
-* optionally ``export(out_dir)`` — called once at the end on the main process to write the trained
+* optionally ``save_weights(out_dir)`` — called once at the end on the main process to write the trained
   weights in the method's own format (e.g. GECO's LoRA ``.safetensors``).
 
 The training set is any sized, indexable collection. If it defines ``sample(index, generator, epoch)``
@@ -22,7 +22,7 @@ Configuration: :class:`TrainConfig` holds what changes the result (lr, weight de
 max_steps, batch size, scheduler none|onecycle with warm-up share, grad clip, mixed precision (bf16),
 validation/checkpoint/log periods, workers, seed). A method subclasses it as a dataclass whose
 defaults are its published setting, e.g. ``GecoTrainConfig(TrainConfig)`` in
-:mod:`geocorr.methods.geco.training`.
+:mod:`geocorr.training.recipes.geco`.
 
 Running::
 

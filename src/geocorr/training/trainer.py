@@ -79,7 +79,7 @@ class _Keyed(Dataset):
 class Trainer:
     """Trains ``model.trainable_parameters()`` on ``model.training_step(batch)["loss"]``.
 
-    model: an ``nn.Module`` following :class:`Trainable`; it may also define ``export(out_dir)``,
+    model: an ``nn.Module`` following :class:`Trainable`; it may also define ``save_weights(out_dir)``,
         called once at the end to write the trained weights in the method's own format.
     dataset: a sized, indexable training set; if it has ``sample(index, generator, epoch)`` that is
         called instead of ``dataset[index]`` with a generator seeded per (epoch, position) and the
@@ -87,7 +87,7 @@ class Trainer:
         exactly.
     conf: the run's :class:`TrainConfig` (a method's subclass).
     out_dir: where the checkpoints (``checkpoint-<step>.safetensors``), ``log.jsonl`` and the
-        export go.
+        trained weights go.
     collate_fn: samples -> batch (default: torch's ``default_collate``).
     validate: model -> {metric: float}, run on the main process every ``conf.val_every`` steps
         and at the end, the model in eval mode.
@@ -157,7 +157,7 @@ class Trainer:
 
         Returns the last step's loss and the last validation metrics. Raises FloatingPointError,
         naming the step, as soon as a loss or a gradient is NaN or infinite (before the update),
-        and OSError naming the file when a checkpoint, the log or the export cannot be written
+        and OSError naming the file when a checkpoint, the log or the weights cannot be written
         (e.g. disk full; the last good checkpoint is kept, no temporary file is left).
         """
         acc, conf = self.accelerator, self.conf
@@ -227,8 +227,9 @@ class Trainer:
                 self._save()
                 tic, window = time.perf_counter(), 0
         bar.close()
-        if acc.is_main_process and callable(getattr(self.model, "export", None)):
-            self.model.export(self.out_dir)
+        save_weights = getattr(self.model, "save_weights", None)  # optional part of the Trainable interface
+        if acc.is_main_process and callable(save_weights):
+            save_weights(self.out_dir)
         acc.wait_for_everyone()
         return result
 

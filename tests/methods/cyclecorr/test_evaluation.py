@@ -6,15 +6,9 @@ from PIL import Image
 import geocorr
 from geocorr.datasets.base import ImageAnnotation, Pair
 from geocorr.datasets.pascal_parts import PartImage
+from geocorr.evaluation.cyclecorr import keypoint_transfer_pck, matchability_average_precision, mean_iou
 from geocorr.methods.cyclecorr import Camera, Viewpoint, render, toy_car
-from geocorr.methods.cyclecorr.evaluation import (
-    keypoint_transfer_pck,
-    matchability_average_precision,
-    matchability_ground_truth,
-    mean_iou,
-    segmentation_transfer,
-    transfer_labels,
-)
+from geocorr.methods.cyclecorr.parts import matchability_ground_truth, segmentation_transfer, transfer_labels
 
 
 class ZeroFlow(torch.nn.Module):

@@ -90,5 +90,20 @@ def test_match_rejects_bad_points(tiny_network):
 def test_unknown_option_and_missing_weights(tmp_path):
     with pytest.raises(ValueError, match="unknown option"):
         CycleCorr(size=3)
-    with pytest.raises(FileNotFoundError, match="nothing.safetensors"):
+    with pytest.raises(FileNotFoundError, match=r"nothing\.safetensors"):
         CycleCorr(weights=tmp_path / "nothing.safetensors")
+
+
+def test_weights_that_are_not_a_state_dict_are_refused_in_one_line(tmp_path):
+    import argparse
+
+    torch.save(argparse.Namespace(a=1), tmp_path / "pickle.pth")  # a pickled object, not tensors
+    with pytest.raises(ValueError, match=r"pickle.pth: not a cyclecorr weights file") as info:
+        CycleCorr(weights=tmp_path / "pickle.pth")
+    assert "\n" not in str(info.value)
+    torch.save({"a": torch.zeros(1)}, tmp_path / "other.pth")  # tensors, but not this network's
+    with pytest.raises(ValueError, match=r"other.pth: not weights of this cyclecorr network .*unexpected"):
+        CycleCorr(weights=tmp_path / "other.pth")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    with pytest.raises(ValueError, match=r"bad.safetensors: not a readable cyclecorr weights file"):
+        CycleCorr(weights=tmp_path / "bad.safetensors")

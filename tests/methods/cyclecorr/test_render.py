@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -64,7 +65,7 @@ def test_rendered_points_reproject_to_their_pixel_centres():
     assert out.mask.sum() > 500
     assert (uv - grid).abs().max().item() < 1e-3
     assert torch.allclose(depth, out.depth[out.mask], rtol=1e-5)
-    assert out.rgb.shape == (3, 64, 64) and 0 <= out.rgb.min() and out.rgb.max() <= 1
+    assert out.rgb.shape == (3, 64, 64) and out.rgb.min() >= 0 and out.rgb.max() <= 1
     assert set(out.labels.unique().tolist()) == {-1, 1, 2, 3}
 
 
@@ -127,12 +128,36 @@ def test_load_mesh_round_trip(tmp_path, suffix):
 
 
 def test_load_mesh_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.obj"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.obj"):
         load_mesh(tmp_path / "missing.obj")
     bad = tmp_path / "bad.off"
     bad.write_text("this is not a mesh")
-    with pytest.raises(ValueError, match="bad.off"):
+    with pytest.raises(ValueError, match=r"bad\.off"):
         load_mesh(bad)
+
+
+def test_mesh_folder_skips_degenerate_meshes_with_a_count_and_names_an_unusable_folder(tmp_path):
+    import trimesh
+
+    from geocorr.methods.cyclecorr.mesh import load_meshes
+
+    good = trimesh.creation.box(extents=(2.0, 1.0, 1.0))
+    good.export(tmp_path / "good.obj")
+    (tmp_path / "nan.off").write_text("OFF\n3 1 0\nnan 0 0\n1 0 0\n0 1 0\n3 0 1 2\n")
+    (tmp_path / "flat.off").write_text("OFF\n3 1 0\n0 0 0\n1 0 0\n2 0 0\n3 0 1 2\n")  # zero area
+    (tmp_path / "broken.off").write_text("not a mesh")
+    # a zero-area face inside a good mesh is dropped, the mesh kept
+    extra = trimesh.Trimesh(np.vstack([good.vertices, [[0, 0, 0], [1, 1, 1], [2, 2, 2]]]),
+                            np.vstack([good.faces, [[8, 9, 10]]]), process=False)
+    extra.export(tmp_path / "extra.off")
+    with pytest.warns(UserWarning, match=r"skipped 3 of 5 mesh files"):
+        meshes, paths = load_meshes(tmp_path)
+    assert [p.name for p in paths] == ["extra.off", "good.obj"] and len(meshes[0].faces) == 12
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "broken.obj").write_text("garbage")
+    with pytest.raises(ValueError, match=r"empty: none of its 1 mesh files is usable"):
+        load_meshes(empty)
 
 
 def test_mesh_validation():

@@ -129,7 +129,8 @@ def test_pose_alignment_through_the_evaluation_runner(model, tmp_path):
     for name, img in (("a", source), ("b", target)):
         paths.append(tmp_path / f"{name}.png")
         Image.fromarray((img.permute(1, 2, 0) * 255).round().byte().numpy()).save(paths[-1])
-    anns = [ImageAnnotation(p, k.double().numpy(), ALL, (112, 112), "toy") for p, k in zip(paths, (kps, target_kps))]
+    anns = [ImageAnnotation(p, k.double().numpy(), ALL, (112, 112), "toy")
+            for p, k in zip(paths, (kps, target_kps), strict=True)]
     dataset = PairDataset("toy", "test", [Pair(anns[0], anns[1], "toy")], symmetry={"toy": {"flip": FLIP}})
     fields = ("category", "keypoint_ids", "target_keypoints", "target_visible")
     predictions = evaluate(model, dataset, context=fields, progress=False)

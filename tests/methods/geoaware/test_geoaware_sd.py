@@ -24,7 +24,8 @@ def tiny_sd():
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=16, norm_num_groups=8, attention_head_dim=4)
     vae = diffusers.AutoencoderKL(block_out_channels=(16, 16), latent_channels=4, norm_num_groups=8,
-                                  down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2)
+                                  down_block_types=("DownEncoderBlock2D",) * 2,
+                                  up_block_types=("UpDecoderBlock2D",) * 2)
     return StableDiffusionFeatures(vae.eval(), unet.eval(), diffusers.DDPMScheduler(), torch.zeros(1, 4, 16),
                                    SDConfig(image_size=64))
 
@@ -52,7 +53,7 @@ def test_sd_levels_channels_and_shapes(tiny_sd):
     feats = tiny_sd(image, (6, 7))
     assert [tuple(f.shape) for f in feats] == [(2, 32, 6, 7), (2, 64, 6, 7), (2, 64, 6, 7)]
     again = tiny_sd(image, (6, 7))
-    assert all(torch.equal(a, b) for a, b in zip(feats, again))  # seeded noise: deterministic
+    assert all(torch.equal(a, b) for a, b in zip(feats, again, strict=True))  # seeded noise: deterministic
     other = tiny_sd(image.flip(-1), (6, 7))
     assert not torch.allclose(feats[0], other[0])
 
@@ -80,7 +81,8 @@ def test_sd_dino_fusion_zero_shot_and_supervised(tiny_sd):
 
 def test_sd_errors(tiny_sd, tmp_path):
     with pytest.raises(ValueError, match="SD levels \\[3\\]"):
-        StableDiffusionFeatures(tiny_sd.vae, tiny_sd.unet, tiny_sd.scheduler, torch.zeros(1, 4, 16), SDConfig(levels=(3,)))
+        StableDiffusionFeatures(tiny_sd.vae, tiny_sd.unet, tiny_sd.scheduler, torch.zeros(1, 4, 16),
+                                SDConfig(levels=(3,)))
     with pytest.raises(ValueError, match="prompt_embedding"):
         StableDiffusionFeatures(tiny_sd.vae, tiny_sd.unet, tiny_sd.scheduler, torch.zeros(1, 4, 8))
     with pytest.raises(FileNotFoundError, match="not a Stable Diffusion folder"):

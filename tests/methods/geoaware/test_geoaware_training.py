@@ -48,7 +48,8 @@ def willow_split(pf_willow_root):
 
 def test_published_optimiser_defaults():
     conf = GeoAwareTrainConfig()
-    assert (conf.lr, conf.weight_decay, conf.batch_size, conf.scheduler, conf.warmup) == (1.25e-3, 1e-3, 1, "onecycle", 0.3)
+    assert (conf.lr, conf.weight_decay, conf.batch_size, conf.scheduler, conf.warmup) == (
+        1.25e-3, 1e-3, 1, "onecycle", 0.3)
     assert conf.pose_variants == {"single_flip": 0.0, "double_flip": 1.0, "self_flip": 0.25}
     assert (SPAIR_STAGE.epochs, SPAIR_STAGE.scheduler) == (2, "onecycle")
     assert (AP10K_STAGE.epochs, AP10K_STAGE.scheduler, AP10K_STAGE.lr) == (1, "none", 1.25e-3)
@@ -119,7 +120,8 @@ def _toy_sample(flip=(1, 0, 2), target_visible=(True, True, True)):
 ])
 def test_pose_variant_loss_weights_by_hand(weights, expected, monkeypatch):
     model = load_geoaware(backbone=tiny_config(), zero_shot=False, image_size=28,
-                         post_processor=TINY_HEAD, **dict(zip(("single_flip", "double_flip", "self_flip"), weights)))
+                          post_processor=TINY_HEAD,
+                          **dict(zip(("single_flip", "double_flip", "self_flip"), weights, strict=True)))
     terms = {("src", "tgt"): 1.0, ("src_flip", "tgt_flip"): 10.0, ("src_flip", "src"): 100.0,
              ("src_flip", "tgt"): 1000.0}
     calls = []

@@ -65,7 +65,7 @@ def test_depth_files_are_looked_up_by_image_name(tmp_path):
     assert torch.equal(files(torch.zeros(3, 4, 5), tmp_path / "images" / "cat.jpg"), torch.full((4, 5), 2.0))
     with pytest.raises(ValueError, match="give the image as a file"):
         files(torch.zeros(3, 4, 5))
-    with pytest.raises(FileNotFoundError, match="dog.npy"):
+    with pytest.raises(FileNotFoundError, match=r"dog\.npy"):
         files(torch.zeros(3, 4, 5), tmp_path / "dog.jpg")
     with pytest.raises(FileNotFoundError, match="depth_dir: folder not found"):
         DepthFiles(tmp_path / "none")
@@ -204,3 +204,14 @@ def test_match_with_a_diverged_alignment_gives_nan_points_and_names_the_image(ti
         matches = model.match(paths[0], paths[1], [[10.0, 10.0]])
     assert torch.isnan(matches.points).all() and (matches.scores == 0).all()
     assert str(paths[0]) in model.failures
+
+
+def test_unreadable_depth_files_name_the_file(tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=r"obj.npy: not a readable depth map"):
+        load_depth_file(tmp_path / "obj.npy", (1,))
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"bad.png: not a readable depth map"):
+        load_depth_file(tmp_path / "bad.png", (4, 5))

@@ -105,7 +105,7 @@ def random_alignments(world, representation):
 def test_alignment_of_random_views_succeeds_at_the_stated_rate(random_alignments):
     views, alignments = random_alignments
     good = 0
-    for view, a in zip(views, alignments):
+    for view, a in zip(views, alignments, strict=False):
         proj = normalised_to_pixels(project(a.sparse[None], torch.tensor([a.focal]))[0], (48, 48))
         err = (proj - view.keypoints).norm(dim=1)[view.visible]
         good += int((err < THRESHOLD).float().mean() >= 0.8)

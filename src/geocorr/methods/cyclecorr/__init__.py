@@ -3,8 +3,9 @@
 ``geocorr.load("cyclecorr", weights=...)`` gives a :class:`CycleCorr` matcher. Training pieces:
 :mod:`.mesh` and :mod:`.render` (CAD models, z-buffer renders, exact ground-truth flow),
 :mod:`.quartets` (HOG-nearest models, quartets ⟨s1, s2, r1, r2⟩), :mod:`.objectives`
-(initialisation and cycle losses), :mod:`.evaluation` (keypoint transfer, matchability,
-segmentation transfer).
+(initialisation and cycle losses), :mod:`.parts` (matchable pixels, segmentation transfer).
+The training recipe is :mod:`geocorr.training.recipes.cyclecorr`, the paper's evaluations
+:mod:`geocorr.evaluation.cyclecorr`.
 """
 from __future__ import annotations
 

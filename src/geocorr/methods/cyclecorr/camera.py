@@ -36,7 +36,7 @@ class Camera:
     image_hw: tuple[int, int]
 
     @classmethod
-    def from_viewpoint(cls, view: Viewpoint, image_hw: tuple[int, int] = (128, 128)) -> "Camera":
+    def from_viewpoint(cls, view: Viewpoint, image_hw: tuple[int, int] = (128, 128)) -> Camera:
         """A camera on the sphere looking at the origin (world y up); focal scales with image width."""
         if view.distance <= 0 or view.focal <= 0:
             raise ValueError(f"viewpoint distance and focal must be positive, got {view}")

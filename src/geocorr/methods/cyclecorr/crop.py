@@ -31,7 +31,7 @@ class Crop:
     size: int = 128
 
     @classmethod
-    def from_box(cls, box, image_hw: tuple[int, int], size: int = 128) -> "Crop":
+    def from_box(cls, box, image_hw: tuple[int, int], size: int = 128) -> Crop:
         """box: (x0, y0, x1, y1) or None for the whole image; clipped to the image."""
         height, width = image_hw
         if box is None:

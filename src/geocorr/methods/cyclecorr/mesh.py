@@ -5,6 +5,7 @@ a unit bounding-box diagonal so one camera distance suits every model.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,7 @@ class Mesh:
             raise ValueError(f"face_labels must have shape ({len(f)},), got {tuple(self.face_labels.shape)}")
 
     @classmethod
-    def from_trimesh(cls, mesh, label: int = 0) -> "Mesh":
+    def from_trimesh(cls, mesh, label: int = 0) -> Mesh:
         """Convert a ``trimesh.Trimesh``; colours come from its visuals (textures sampled at vertices)."""
         visual = mesh.visual.to_color() if mesh.visual.kind == "texture" else mesh.visual
         colors = np.asarray(visual.vertex_colors, dtype=np.float32)[:, :3] / 255.0
@@ -52,7 +53,7 @@ class Mesh:
             face_labels=torch.full((len(mesh.faces),), label, dtype=torch.long),
         )
 
-    def normalized(self) -> "Mesh":
+    def normalized(self) -> Mesh:
         """Centre the bounding box at the origin and scale its diagonal to 1."""
         low, high = self.vertices.min(0).values, self.vertices.max(0).values
         diagonal = float((high - low).norm())
@@ -75,7 +76,15 @@ def load_mesh(path: str | Path, normalize: bool = True) -> Mesh:
         raise ValueError(f"{path}: not a readable mesh file ({error})") from error
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
         raise ValueError(f"{path}: the file holds no triangles")
+    if not np.isfinite(np.asarray(loaded.vertices)).all():
+        raise ValueError(f"{path}: degenerate mesh (NaN or infinite vertices)")
+    area = np.asarray(loaded.area_faces)
+    if not (area > 0).any():
+        raise ValueError(f"{path}: degenerate mesh (every face has zero area)")
     mesh = Mesh.from_trimesh(loaded)
+    if not (area > 0).all():  # zero-area faces draw nothing and have no normal: drop them
+        keep = torch.from_numpy(area > 0)
+        mesh = Mesh(mesh.vertices, mesh.faces[keep], mesh.vertex_colors, mesh.face_labels[keep])
     return mesh.normalized() if normalize else mesh
 
 
@@ -88,7 +97,19 @@ def load_meshes(folder: str | Path) -> tuple[list[Mesh], list[Path]]:
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in MESH_SUFFIXES and p.is_file())
     if not paths:
         raise ValueError(f"{folder}: no mesh files ({', '.join(MESH_SUFFIXES)}) found")
-    return [load_mesh(p) for p in paths], paths
+    meshes, kept, skipped = [], [], []
+    for path in paths:
+        try:
+            meshes.append(load_mesh(path))
+            kept.append(path)
+        except ValueError as error:  # unreadable or degenerate: skipped, counted
+            skipped.append(str(error))
+    if not meshes:
+        raise ValueError(f"{folder}: none of its {len(paths)} mesh files is usable (first: {skipped[0]})")
+    if skipped:
+        warnings.warn(f"{folder}: skipped {len(skipped)} of {len(paths)} mesh files (unreadable or degenerate; "
+                      f"first: {skipped[0]})", stacklevel=2)
+    return meshes, kept
 
 
 def box(extents=(1.0, 1.0, 1.0), center=(0.0, 0.0, 0.0), subdivisions: int = 0, label: int = 0) -> Mesh:
@@ -108,7 +129,7 @@ def _concatenate(parts: list[Mesh]) -> Mesh:
     offsets = np.cumsum([0] + [len(p.vertices) for p in parts[:-1]])
     return Mesh(
         vertices=torch.cat([p.vertices for p in parts]),
-        faces=torch.cat([p.faces + int(o) for p, o in zip(parts, offsets)]),
+        faces=torch.cat([p.faces + int(o) for p, o in zip(parts, offsets, strict=False)]),
         vertex_colors=torch.cat([p.vertex_colors for p in parts]),
         face_labels=torch.cat([p.face_labels for p in parts]),
     )

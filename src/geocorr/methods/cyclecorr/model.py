@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -33,11 +34,19 @@ def read_weights(path: str | Path) -> tuple[dict[str, Tensor], dict | None]:
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
-        with safe_open(path, "pt") as handle:
-            metadata = handle.metadata() or {}
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
-        return state, json.loads(metadata["network"]) if "network" in metadata else None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            with safe_open(path, "pt") as handle:
+                metadata = handle.metadata() or {}
+                state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
+            network = json.loads(metadata["network"]) if "network" in metadata else None
+        except Exception as err:  # safetensors / json raise several types for a corrupt file
+            raise ValueError(f"{path}: not a readable cyclecorr weights file ({type(err).__name__})") from None
+        return state, network
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds (UnpicklingError with a long text) for other files
+        raise ValueError(f"{path}: not a cyclecorr weights file (holds pickled objects other than tensors, or is "
+                         f"corrupt; it is not unpickled) ({type(err).__name__})") from None
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
     return state, None
@@ -52,7 +61,7 @@ class CycleCorr(nn.Module):
             when not given, the configuration stored in a ``.safetensors`` checkpoint is used.
     """
 
-    default_conf = {"weights": None, "network": NetworkConfig()}
+    default_conf: ClassVar[dict] = {"weights": None, "network": NetworkConfig()}
 
     def __init__(self, **conf):
         super().__init__()
@@ -67,7 +76,16 @@ class CycleCorr(nn.Module):
         self.conf["network"] = network
         self.net = CycleCorrNet(network)
         if state is not None:
-            self.net.load_state_dict(state, strict=True)
+            missing = sorted(set(self.net.state_dict()) - set(state))
+            unexpected = sorted(set(state) - set(self.net.state_dict()))
+            if missing or unexpected:
+                raise ValueError(f"{self.conf['weights']}: not weights of this cyclecorr network ({len(missing)} "
+                                 f"tensors missing, {len(unexpected)} unexpected, e.g. {(missing + unexpected)[0]!r})")
+            try:
+                self.net.load_state_dict(state, strict=True)
+            except RuntimeError as err:  # shape mismatch: another network configuration
+                raise ValueError(f"{self.conf['weights']}: tensor shapes differ from this cyclecorr network "
+                                 f"(another network configuration?): {str(err).splitlines()[-1].strip()}") from None
 
     @property
     def image_size(self) -> int:

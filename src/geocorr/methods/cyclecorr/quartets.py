@@ -96,7 +96,7 @@ def nearest_models(images: Tensor, viewpoints: Sequence[Viewpoint], meshes: Sequ
         raise ValueError(f"k must be in [1, {len(meshes)}] (the number of meshes), got {k}")
     renders: dict[Viewpoint, np.ndarray] = {}
     rows = []
-    for image, view in zip(images, viewpoints):
+    for image, view in zip(images, viewpoints, strict=False):
         if view not in renders:
             renders[view] = render_hogs(meshes, view, images.shape[-1])
         distances = np.linalg.norm(renders[view] - hog_descriptor(image), axis=1)
@@ -150,7 +150,7 @@ class QuartetDataset(Dataset):
         k: int = 20,
         candidates: Sequence[Viewpoint] | None = None,
         groups: Sequence[str] | None = None,
-    ) -> "QuartetDataset":
+    ) -> QuartetDataset:
         """Choose viewpoints (if not given) and the K nearest models, then build all quartets
         (pairing only images of the same ``groups`` entry when given)."""
         if viewpoints is None:

@@ -110,6 +110,6 @@ def predict_image_pose(model, image: ImageLike, template_sets: Sequence[Mapping[
 
     prepared = [imd_features(content(k), imd_size) for k in range(len(images))]
     sets: list[dict[str, torch.Tensor]] = [{} for _ in template_sets]
-    for (i, label), feat in zip(labels, prepared[1:]):
+    for (i, label), feat in zip(labels, prepared[1:], strict=True):
         sets[i][label] = feat
     return predict_pose(prepared[0], sets)

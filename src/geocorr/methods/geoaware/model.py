@@ -178,7 +178,7 @@ class GeoAware(DenseMatcher):
         for batch in same_shape_batches([x.shape for x, _, _ in prepared], self.conf["batch_size"]):
             x = torch.stack([prepared[i][0] for i in batch])
             sd_x = torch.stack([prepared[i][2] for i in batch])
-            for i, d in zip(batch, self.refine(self.sources(x, sd_x)).float().split(1)):
+            for i, d in zip(batch, self.refine(self.sources(x, sd_x)).float().split(1), strict=True):
                 dense[i] = d
         h, w = max(d.shape[2] for d in dense), max(d.shape[3] for d in dense)  # keep_aspect: pad to one grid
         return Features(torch.cat([F.pad(d, (0, w - d.shape[3], 0, h - d.shape[2])) for d in dense]),
@@ -201,7 +201,7 @@ class GeoAware(DenseMatcher):
         own0, mirror0 = _halves(feats0)
         own1, _ = _halves(feats1)
         matches = self._match(own0, own1, points)
-        flip = self._flip_table(context)
+        context, flip = self._flip_table(context)
         d, d_mirror = flip_distances(own0.dense[0], mirror0.dense[0], own1.dense[0],
                                      (own0.grids[0], own1.grids[0]), context.masks, self.conf["imd_size"])
         if not d_mirror < d:
@@ -220,9 +220,11 @@ class GeoAware(DenseMatcher):
             sim[where] = mirrored.similarity
         return Matches(out_points, out_scores, sim)
 
-    def _flip_table(self, context: PairContext | None) -> torch.Tensor:
-        missing = [f for f in ("category", "keypoint_ids", "target_visible")
-                   if context is None or getattr(context, f) is None]
+    def _flip_table(self, context: PairContext | None) -> tuple[PairContext, torch.Tensor]:
+        """The context (checked to have what pose alignment reads) and the pair's flip permutation."""
+        if context is None:
+            context = PairContext()
+        missing = [f for f in ("category", "keypoint_ids", "target_visible") if getattr(context, f) is None]
         if missing:
             raise ValueError(f"pose_align needs the pair's context fields {missing} (PairContext); "
                              f"geocorr eval passes them")
@@ -230,7 +232,7 @@ class GeoAware(DenseMatcher):
         if context.category not in flips:
             raise ValueError(f"pose_align: no left/right flip table for category {context.category!r} "
                              f"(option flips has {sorted(flips)})")
-        return flip_permutation(flips[context.category], len(np.asarray(context.target_visible)))
+        return context, flip_permutation(flips[context.category], len(np.asarray(context.target_visible)))
 
     def _match(self, feats0: Features, feats1: Features, points) -> Matches:
         """Matching of one image pair's own features (no pose alignment)."""
@@ -287,7 +289,8 @@ class GeoAware(DenseMatcher):
     def _pair_loss(self, s: PairSample, weights: dict[str, float]):
         """(L, L_dense of the original pair, L_sparse) of one training pair, see :meth:`training_step`."""
         variants = [v for v, w in weights.items() if w > 0]
-        if variants and s.flip is None:
+        flip = s.flip
+        if variants and flip is None:
             raise ValueError(f"pose variants {variants} need the pair's left/right flip permutation (PairSample.flip)")
         images = {"src": s.source, "tgt": s.target}
         if variants:
@@ -302,8 +305,7 @@ class GeoAware(DenseMatcher):
         feat = {k: feats[i : i + 1] for i, k in enumerate(prepared)}
         grid = {k: g for k, (_, g, _) in prepared.items()}
         views = {"src": (s.source_keypoints, s.source_visible), "tgt": (s.target_keypoints, s.target_visible)}
-        if variants:
-            flip = s.flip
+        if flip is not None and variants:
             views["src_flip"] = hflip_keypoints(s.source_keypoints, s.source_visible, s.source.shape[-1], flip)
             views["tgt_flip"] = hflip_keypoints(s.target_keypoints, s.target_visible, s.target.shape[-1], flip)
         l_dense, l_sparse = self._dense_sparse(feat, grid, views, "src", "tgt", s.target_size, sparse=True)
@@ -339,7 +341,10 @@ class GeoAware(DenseMatcher):
             return l_dense, None
         tgt_pts = torch.where(ok, gb.image_to_grid(tgt), 0.0)[None]
         desc_b = sample_features(feat[b], tgt_pts)
-        return l_dense, sparse_loss(desc_a, desc_b, valid[None], self.post_processor.logit_scale.exp())
+        head = self.post_processor
+        if head is None:
+            raise ValueError("a zero-shot GeoAware model has no logit scale to train")
+        return l_dense, sparse_loss(desc_a, desc_b, valid[None], head.logit_scale.exp())
 
     # ------------------------------------------------------------------ weights
     def export(self, out_dir: str | Path) -> Path:

@@ -98,9 +98,9 @@ class PostProcessor(nn.Module):
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         if len(features) != len(self.blocks):
             raise ValueError(f"post-processor: expected {len(self.blocks)} feature maps, got {len(features)}")
-        for i, (feat, cin) in enumerate(zip(features, self.config.in_channels)):
+        for i, (feat, cin) in enumerate(zip(features, self.config.in_channels, strict=True)):
             if feat.ndim != 4 or feat.shape[1] != cin or feat.shape[-2:] != features[0].shape[-2:]:
                 raise ValueError(f"post-processor: feature map {i} must have shape (B, {cin}, "
                                  f"{features[0].shape[-2]}, {features[0].shape[-1]}), got {tuple(feat.shape)}")
         weights = torch.softmax(self.mixing_logits, dim=0)
-        return sum(w * block(self.dropout(f)) for w, block, f in zip(weights, self.blocks, features))
+        return sum(w * block(self.dropout(f)) for w, block, f in zip(weights, self.blocks, features, strict=True))

@@ -320,7 +320,8 @@ def align_many(rep: ClassRepresentation, targets: list[AlignTarget], conf: Align
     opt = torch.optim.AdamW([sparse, log_focal], lr=conf.lr, weight_decay=0.0)
     for step in bar(range(conf.steps), progress, f"aligning {len(targets)} image(s)"):
         opt.zero_grad()
-        total = alignment_loss(sparse, log_focal, depth_target, rep, batch, conf, step / max(conf.steps - 1, 1))["total"]
+        progress_t = step / max(conf.steps - 1, 1)
+        total = alignment_loss(sparse, log_focal, depth_target, rep, batch, conf, progress_t)["total"]
         total.nan_to_num(0.0, 0.0, 0.0).sum().backward()  # a diverged start must not stop the others
         sparse.grad.nan_to_num_(0.0, 0.0, 0.0)
         log_focal.grad.nan_to_num_(0.0, 0.0, 0.0)
@@ -340,10 +341,11 @@ def _pick(rep: ClassRepresentation, target: AlignTarget, sparse: torch.Tensor, f
                          focal=float("nan"), loss=float("nan"), zorder=float("nan"),
                          candidates=torch.full_like(loss, float("inf")), failed=True)
     zorder = torch.tensor([zorder_disagreement(d, float(f), target.depth, target.mask, conf.zorder_cells)
-                           if target.depth is not None and ok else 0.0 for d, f, ok in zip(dense, focal, finite)])
+                           if target.depth is not None and ok else 0.0
+                           for d, f, ok in zip(dense, focal, finite, strict=True)])
     score = torch.where(finite, loss + conf.w_zorder * zorder, torch.full_like(loss, float("inf")))
     if conf.flat:
-        facing = torch.tensor([bool(ok) and faces_camera(s, rep.front) for s, ok in zip(sparse, finite)])
+        facing = torch.tensor([bool(ok) and faces_camera(s, rep.front) for s, ok in zip(sparse, finite, strict=False)])
         score = torch.where(facing | ~facing.any(), score, torch.full_like(score, float("inf")))
     best = int(score.argmin())
     return Alignment(sparse=sparse[best].detach().clone(), dense=dense[best].clone(), focal=float(focal[best]),

@@ -103,7 +103,8 @@ def view_features(view: TrainingView, pixels: torch.Tensor) -> torch.Tensor:
     return F.normalize(sample_features(view.features[None], grid_pts[None])[0], dim=-1)
 
 
-def certainty(mean: torch.Tensor, members: torch.Tensor, member_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def certainty(mean: torch.Tensor, members: torch.Tensor,
+              member_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Normalised mean features and the mean / std of the members' cosine similarities to them.
 
     mean: (N, C) unnormalised means, members: (N, K, C) normalised, member_mask: (N, K) ->
@@ -174,6 +175,6 @@ def build_dense_cloud(views: list[TrainingView], sparse: torch.Tensor, conf: Den
     for start in range(0, len(centres), conf.chunk):
         members = merged_feats[near_t[start:start + conf.chunk]]
         parts.append(certainty(members.sum(1), members, torch.ones(members.shape[:2], dtype=torch.bool)))
-    features, mu, sigma = (torch.cat(p) for p in zip(*parts))
+    features, mu, sigma = (torch.cat(p) for p in zip(*parts, strict=False))
     index, weights = barycentric(centres, sparse, torch.ones(len(sparse), dtype=torch.bool), conf.neighbours)
     return {"points": centres, "features": features, "mu": mu, "sigma": sigma, "index": index, "weights": weights}

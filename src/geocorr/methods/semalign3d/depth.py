@@ -110,12 +110,16 @@ def load_depth_file(path: str | Path, image_hw: tuple[int, int]) -> torch.Tensor
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"depth file not found: {path}")
-    if path.suffix == ".npy":
-        depth = torch.from_numpy(np.load(path, allow_pickle=False).astype(np.float32))
-    else:
-        from PIL import Image
+    try:
+        if path.suffix == ".npy":
+            depth = torch.from_numpy(np.load(path, allow_pickle=False).astype(np.float32))
+        else:
+            from PIL import Image
 
-        depth = torch.from_numpy(np.asarray(Image.open(path), dtype=np.float32))
+            depth = torch.from_numpy(np.asarray(Image.open(path), dtype=np.float32))
+    except (ValueError, OSError, TypeError) as err:  # object arrays, corrupt files, non-images
+        raise ValueError(f"{path}: not a readable depth map (a numeric .npy array or an 8/16-bit image): "
+                         f"{err}") from None
     if tuple(depth.shape) != tuple(image_hw):
         raise ValueError(f"{path}: depth map of shape {tuple(depth.shape)} does not match the image {tuple(image_hw)}")
     if not torch.isfinite(depth).all() or (depth < 0).any():

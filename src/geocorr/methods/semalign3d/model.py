@@ -124,7 +124,7 @@ class SemAlign3D(nn.Module):
         if len(masks) != len(images):
             raise ValueError(f"masks: expected {len(images)} masks (one per image), got {len(masks)}")
         imgs = [load_image(i) if not isinstance(i, (str, Path)) else i for i in images]
-        keys = [self._key(load_image(i), m) for i, m in zip(imgs, masks)]
+        keys = [self._key(load_image(i), m) for i, m in zip(imgs, masks, strict=False)]
         todo = [n for n, k in enumerate(keys) if k not in self._cache and k not in keys[:n]]
         size = max(1, int(self.conf["batch_size"]))
         for start in bar(range(0, len(todo), size), self.conf["progress"] if len(todo) > size else False,
@@ -134,7 +134,7 @@ class SemAlign3D(nn.Module):
             prepared = [self._prepare(imgs[n], masks[n], gen) for n in chunk]
             results = align_many(self.representation, [p[2] for p in prepared], self.align_conf, gen,
                                  self.conf["progress"])
-            for n, (dense, grid, _, name), result in zip(chunk, prepared, results):
+            for n, (dense, grid, _, name), result in zip(chunk, prepared, results, strict=False):
                 if result.failed:
                     self.failures.append(name)
                     warnings.warn(f"semalign3d: the alignment of {name} diverged (non-finite energy); "

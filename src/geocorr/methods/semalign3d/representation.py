@@ -144,7 +144,7 @@ def build_representation(views: list[TrainingView], category: str, keypoint_name
         flipped, flipped_visible = mirrored_clouds(clouds, visible, flip)
         all_clouds, all_visible = torch.cat([clouds, flipped]), torch.cat([visible, flipped_visible])
     sparse, prior = build_sparse_cloud(all_clouds, all_visible, conf.sparse, gen, progress)
-    views = [dataclasses.replace(v, focal=float(f)) for v, f in zip(views, focal)]
+    views = [dataclasses.replace(v, focal=float(f)) for v, f in zip(views, focal, strict=False)]
     dense = build_dense_cloud(views, sparse, conf.dense, gen)
     feats, mu, sigma = keypoint_semantics(views)
     return ClassRepresentation(

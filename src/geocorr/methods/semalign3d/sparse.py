@@ -35,7 +35,7 @@ def noisy_clouds(clouds: torch.Tensor, visible: torch.Tensor, samples: int, nois
     clouds: (S, L, 3), visible: (S, L) -> clouds (S·samples, L, 3), visible (S·samples, L).
     """
     shortest = []
-    for cloud, vis in zip(clouds, visible):
+    for cloud, vis in zip(clouds, visible, strict=False):
         pts = cloud[vis]
         dist = torch.pdist(pts) if len(pts) >= 2 else pts.new_zeros(1)
         shortest.append(dist.min() if len(dist) else pts.new_zeros(()))

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from ...datasets.base import PairDataset
+from ...evaluation.cyclecorr import baselines, keypoint_transfer_pck
 from ...methods.cyclecorr.crop import load_crops
-from ...methods.cyclecorr.evaluation import keypoint_transfer_pck
 from ...methods.cyclecorr.mesh import load_meshes
 from ...methods.cyclecorr.model import CycleCorr
 from ...methods.cyclecorr.network import NetworkConfig
@@ -168,5 +168,8 @@ def build_trainer(train_set: PairDataset, out_dir: str | Path, conf: CycleTrainC
     validate = None
     if val_set is not None:
         pairs = list(val_set)[:val_pairs]
-        validate = lambda training: keypoint_transfer_pck(training.model, pairs)
+        reference = baselines(pairs, conf.image_size, seed=conf.seed)  # logged beside every validation figure
+
+        def validate(training: CycleTraining) -> dict[str, float]:
+            return {**keypoint_transfer_pck(training.model, pairs), **reference}
     return make_trainer(model, dataset, out_dir, conf, validate=validate, progress=progress)

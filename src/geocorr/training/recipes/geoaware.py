@@ -106,7 +106,7 @@ class GeoAwarePairs(Sequence[PairSample]):
 
 
 def _first_per_category(dataset: PairDataset, per_category: int) -> PairDataset:
-    pairs, kept = [], {}
+    pairs, kept = [], dict[str, int]()
     for pair in dataset.pairs:
         if kept.get(pair.category, 0) < per_category:
             pairs.append(pair)
@@ -133,7 +133,8 @@ def build_trainer(train_set: PairDataset, out_dir: str | Path, conf: GeoAwareTra
                       f"the pose-variant losses", stacklevel=2)
         weights = dict.fromkeys(weights, 0.0)
     model = load(backbone=backbone, weights=adapter, zero_shot=False, image_size=conf.image_size,
-                 **weights, **model_conf)
+                 single_flip=weights["single_flip"], double_flip=weights["double_flip"],
+                 self_flip=weights["self_flip"], **model_conf)
     data = GeoAwarePairs(train_set, need_flips=any(weights.values()))
     validate = pck_validator(val_set, protocol="geoaware", max_pairs=val_pairs) if val_set is not None else None
     return Trainer(model, data, conf, out_dir, collate_fn=list, validate=validate, progress=progress)
