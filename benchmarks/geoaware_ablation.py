@@ -19,6 +19,26 @@ Prints PCK of every row at the protocol's α levels (GeoAware protocol by defaul
 
 Datasets with only a test split (PF-Willow) are split by images (--val-fraction): the rows are
 trained on pairs of the kept images and evaluated on pairs of the held-out ones.
+
+Measured 2026-11-30 (CPU, scaled down: the shared pretrained ViT-S/14 of ../shared/data, which is
+probably not Meta's DINOv2 — never quote these as DINOv2 numbers; 224 px, 100 steps per row, one-cycle;
+PF-Willow split by images with --val-fraction 0.3: 420 training pairs, 60 held-out pairs / 600
+keypoints; PF-Willow has no flip tables, so the pose-variant row is n/a), GeoAware protocol, PCK@0.10:
+
+    row                          before (issue 15)   after (official objectives)
+    zero-shot (window 11)              33.7                26.0
+    Baseline (sparse, argmax)          50.8                54.5
+    + Dense Training Objective         52.3                48.2
+    + Perturbation & Dropout           50.5                42.8
+    + Window Soft Argmax (5/9/15)  52.3 / 48.7 / 47.0  45.7 / 47.3 / 45.5
+
+"before" is the code before issue 15 at the same scale; "after" uses the official features (last
+block without the final LayerNorm, LANCZOS, centred black canvas), the identity-shortcut
+post-processor and the learnable logit scale. The zero-shot drop comes mostly from the final norm
+(−7.0 points with the old resize, −5.5 with the official one) on this backbone. At this scale the
+sparse baseline gains (+3.7) while the dense objective and the perturbation/dropout row lose
+(−4.1 and −7.7): with the official features, 100 steps of L_dense + noise + dropout are worse than
+L_sparse alone here — a finding at toy scale, not a statement about the published 2-epoch SPair run.
 """
 from __future__ import annotations
 

@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--samples-per-focal", type=int, default=4, help="initial rotations per focal (published: 4)")
     parser.add_argument("--sparse-steps", type=int, default=500, help="keypoint cloud refinement steps")
     parser.add_argument("--flip", action="store_true", help="add the mirrored training clouds (left/right permutation)")
+    parser.add_argument("--mirror-at", type=float, help="add mirror hypotheses at this progress (needs --flip)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -100,7 +101,7 @@ def main() -> None:
           ")")
 
     conf = AlignConfig(steps=args.steps, lr=5.0 / args.steps, samples_per_focal=args.samples_per_focal,
-                       pixels=128, background_pixels=128)
+                       pixels=128, background_pixels=128, mirror_at=args.mirror_at)
     starts = len(conf.focals) * conf.samples_per_focal
     if args.speed_views:
         speed = [render(world, gen) for _ in range(args.speed_views)]

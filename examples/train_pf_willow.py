@@ -86,7 +86,7 @@ def main() -> None:
           f"{minutes:.1f} min; last loss {result['loss']:.3f}; adapter: {args.out / 'adapter.safetensors'}")
     after = metrics(trainer.model.matcher, test_set)
     show("trained", after)
-    gain = [a - b for a, b in zip(after["pck"]["all"], before["pck"]["all"])]
+    gain = [a - b for a, b in zip(after["pck"]["all"], before["pck"]["all"], strict=True)]
     print("PCK gain (points):", " / ".join(f"{g:+.1f}" for g in gain))
 
 

@@ -66,3 +66,13 @@ def test_every_command_builds_its_parser():
     parser = main.__globals__["build_parser"]()  # all commands: every module imports and adds its options
     actions = {a.dest: a for a in parser._subparsers._group_actions[0].choices["match"]._actions}
     assert "method" in actions and "weights" in actions
+
+
+def test_track_without_the_demo_extra_names_it(monkeypatch, tmp_path, capsys):
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"")
+    for name in ("geocorr.demo.tracking", "geocorr.demo.video"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setitem(sys.modules, "av", None)  # as if PyAV were not installed
+    assert main(["track", str(video), "--point", "1,1", "--csv", str(tmp_path / "t.csv")]) == 2
+    assert "geocorr track needs the 'demo' extra: pip install 'geocorr[demo]'" in capsys.readouterr().err

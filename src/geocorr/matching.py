@@ -181,25 +181,21 @@ def upsampled_argmax(query: torch.Tensor, feats: torch.Tensor, grid: TokenGrid,
     q = F.normalize(query, dim=-1)
     pixels = max(1, min(num_pixels, chunk_elements // 4))  # (rows, 4, pixels) gathered per step
     rows = max(1, chunk_elements // max(4 * pixels, tokens.shape[1]))
-    scores, indices = [], []
+    scores = q.new_empty(len(q))  # written chunk by chunk: no chunk outlives its step
+    index = torch.empty(len(q), dtype=torch.long, device=q.device)
     for r0 in range(0, len(q), rows):
         dots = q[r0 : r0 + rows] @ tokens  # (rows, h*w)
-        best = where = None
-        for p0 in range(0, num_pixels, pixels):
+        best, where = scores[r0 : r0 + rows], index[r0 : r0 + rows]
+        torch.max(_pixel_similarity(dots, corners[:, :pixels], weights[:, :pixels], norm[:pixels]), dim=1,
+                  out=(best, where))
+        for p0 in range(pixels, num_pixels, pixels):
             sl = slice(p0, p0 + pixels)
-            value, index = _pixel_similarity(dots, corners[:, sl], weights[:, sl], norm[sl]).max(dim=1)
-            if best is None or where is None:
-                best, where = value, index
-            else:  # strictly better only: the first maximum wins, as in one argmax over all pixels
-                better = value > best
-                best, where = torch.where(better, value, best), torch.where(better, index + p0, where)
-        scores.append(best)
-        indices.append(where)
-    if not scores:
-        return q.new_zeros(0, 2), q.new_zeros(0)
-    index = torch.cat(indices)
+            value, at = _pixel_similarity(dots, corners[:, sl], weights[:, sl], norm[sl]).max(dim=1)
+            better = value > best  # strictly: the first maximum wins, as in one argmax over all pixels
+            best.copy_(torch.where(better, value, best))
+            where.copy_(torch.where(better, at + p0, where))
     points = torch.stack([index % width, torch.div(index, width, rounding_mode="floor")], dim=-1)
-    return points.to(q.dtype), torch.cat(scores)
+    return points.to(q.dtype), scores
 
 
 def _pixel_similarity(dots: torch.Tensor, corners: torch.Tensor, weights: torch.Tensor,

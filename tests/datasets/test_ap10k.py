@@ -81,9 +81,9 @@ def test_split_images_order():
     from geocorr.datasets.base import ImageAnnotation
 
     anns = [ImageAnnotation(f"{i}.jpg", np.zeros((17, 2)), np.ones(17, bool), (1, 1), "dog",
-                            meta={"file_name": f"{59 - i:02d}.jpg", "annotation_id": i}) for i in reversed(range(60))]
-    parts = split_images(anns)  # ordered by annotation id, not by file name
-    assert [a.meta["annotation_id"] for a in parts["test"]][:1] == [30]
+                            meta={"file_name": f"{59 - i:02d}.jpg", "image_id": i}) for i in reversed(range(60))]
+    parts = split_images(anns)  # ordered by image id, not by file name
+    assert [a.meta["image_id"] for a in parts["test"]][:1] == [30]
     assert parts["test"][0].meta["file_name"] == "29.jpg"
     assert len(parts["val"]) == 20 and len(parts["train"]) == 10
 
@@ -106,17 +106,17 @@ def test_geoaware_notebook_rules(ap10k_root, tmp_path):
     test = load_ap10k(ap10k_root)
     # GeoAware's shuffle gives pairs a random direction: both directions occur among the dog pairs
     dog = [p for p in test if p.category == "dog"]
-    later_first = sum(p.source.meta["annotation_id"] > p.target.meta["annotation_id"] for p in dog)
+    later_first = sum(p.source.meta["image_id"] > p.target.meta["image_id"] for p in dog)
     assert 0 < later_first < len(dog)
-    # a crowd list of annotation ids (zero-padded as GeoAware's file names) drops those images
+    # a crowd list of image ids (zero-padded as GeoAware's file names) drops those images
     crowd = tmp_path / "crowd.txt"
-    crowd.write_text("000000000054\n000000000055\n")  # the dog's last two annotations
+    crowd.write_text("000000000054\n000000000055\n")  # the dog's last two images
     dropped = load_ap10k(ap10k_root, crowd_list=crowd)
-    names = {a.meta["annotation_id"] for p in dropped if p.category == "dog" for a in (p.source, p.target)}
-    # usable dog annotations 2..55 -> test 26..55; without 54 and 55 the last 30 are 24..53
+    names = {a.meta["image_id"] for p in dropped if p.category == "dog" for a in (p.source, p.target)}
+    # usable dog images 2..55 -> test 26..55; without 54 and 55 the last 30 are 24..53
     assert 55 not in names and 54 not in names and min(names) == 24
     crowd.write_text("dog\n")
-    with pytest.raises(ValueError, match=r"crowd\.txt, line 1: expected an annotation id"):
+    with pytest.raises(ValueError, match=r"crowd\.txt, line 1: expected an image id"):
         load_ap10k(ap10k_root, crowd_list=crowd)
 
 
@@ -143,8 +143,8 @@ def test_half_visible_keypoints(tmp_path):
         data = load_ap10k(tmp_path)
         assert len(data) == expected
     pair = data[0]
-    source = pair.source if pair.source.meta["annotation_id"] == 1 else pair.target
+    source = pair.source if pair.source.meta["image_id"] == 1 else pair.target
     assert source.visible.sum() == 6
     geco = load_ap10k(tmp_path, min_visibility=2)
-    source = geco[0].source if geco[0].source.meta["annotation_id"] == 1 else geco[0].target
+    source = geco[0].source if geco[0].source.meta["image_id"] == 1 else geco[0].target
     assert source.visible.sum() == 0

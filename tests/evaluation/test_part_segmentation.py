@@ -128,3 +128,16 @@ def test_pca_and_nearest_centroid():
     assert nearest_centroid_predict(torch.tensor([[0.0, 0.0]]), c).tolist() == [1]
     with pytest.raises(ValueError, match="N >= 2"):
         pca_fit(torch.zeros(1, 3), 2)
+
+
+def test_cli_cyclecorr_reports_matchability_ap(parts_root, tmp_path, capsys):
+    import json
+
+    from geocorr.cli import main
+
+    out = tmp_path / "m.json"
+    assert main(["eval", "--method", "cyclecorr", "--dataset", "pascal-parts", "--root", str(parts_root),
+                 "--dataset-option", "num_train=1", "--out", str(out)]) == 0
+    assert "matchability AP over" in capsys.readouterr().out
+    result = json.loads(out.read_text())["metrics"]
+    assert 0 <= result["matchability_ap"] <= 100 and result["num_pairs"] >= 1

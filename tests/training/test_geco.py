@@ -276,7 +276,7 @@ def test_spair_negatives_come_from_the_twin_table_and_mass_from_30(shared_data, 
                        batch["target_visible"], batch["twin"], batch["keypoint_mask"])["neg"]
     # twin: front wheel (0) <-> back wheel (1); `flip` keeps them (it only swaps left/right), so
     # these negatives exist only because GECO's M− uses `twin`; the middle handlebar (4) has none
-    assert sorted(zip(neg[1].tolist(), neg[2].tolist())) == sorted([(s[0].item(), t[1].item()),
+    assert sorted(zip(neg[1].tolist(), neg[2].tolist(), strict=True)) == sorted([(s[0].item(), t[1].item()),
                                                                    (s[1].item(), t[0].item())])
     model = GecoTraining(load(backbone=tiny_config(), adapter=None, image_size=112, merge=False))
     seen = {}
@@ -289,10 +289,10 @@ def test_spair_negatives_come_from_the_twin_table_and_mass_from_30(shared_data, 
 
 def test_spair_tree_without_the_names_table_is_refused(shared_data, tmp_path):
     spair = load_dataset("spair", _spair_tree(tmp_path / "SPair-71k", shared_data, names_table=False), split="trn")
-    with pytest.raises(FileNotFoundError, match="spair_keypoint_names.csv"):
+    with pytest.raises(FileNotFoundError, match=r"spair_keypoint_names\.csv"):
         geco_source(spair)
     (tmp_path / "SPair-71k" / "spair_keypoint_names.csv").write_text("not,the,table\n")
-    with pytest.raises(ValueError, match="spair_keypoint_names.csv: not SPair-71k's keypoint-name table"):
+    with pytest.raises(ValueError, match=r"spair_keypoint_names\.csv: not SPair-71k's keypoint-name table"):
         geco_source(spair)
 
 
@@ -305,14 +305,14 @@ def test_cli_names_the_missing_names_table(shared_data, tiny_backbone_dir, tmp_p
 
 
 def test_ap10k_padded_count_from_its_annotation_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="ap10k-train-split1.json"):
+    with pytest.raises(FileNotFoundError, match=r"ap10k-train-split1\.json"):
         ap10k_padded_keypoints(tmp_path)
     path = tmp_path / "annotations" / "ap10k-train-split1.json"
     path.parent.mkdir()
     path.write_text(json.dumps({"categories": [{"id": 1, "name": "dog", "keypoints": [f"k{i}" for i in range(17)]}]}))
     assert ap10k_padded_keypoints(tmp_path) == 17
     path.write_text(json.dumps({"categories": [{"id": 1, "name": "dog"}]}))
-    with pytest.raises(ValueError, match="ap10k-train-split1.json: every category needs"):
+    with pytest.raises(ValueError, match=r"ap10k-train-split1\.json: every category needs"):
         ap10k_padded_keypoints(tmp_path)
 
 
@@ -335,7 +335,7 @@ def test_pf_pascal_trains_on_mat_keypoints_without_augmentation(tmp_path):
 def test_pf_pascal_missing_mat_is_named(tmp_path):
     root = _pf_pascal_tree(tmp_path)
     (root / "PF-dataset-PASCAL" / "Annotations" / "cat" / "b.mat").unlink()
-    with pytest.raises(FileNotFoundError, match="PF-Pascal keypoint annotation of b.jpg: no such file"):
+    with pytest.raises(FileNotFoundError, match=r"PF-Pascal keypoint annotation of b\.jpg: no such file"):
         geco_source(load_dataset("pf-pascal", root, split="train"))
 
 
@@ -377,7 +377,8 @@ def _tiny_sam_config():
     vision = SamVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, output_channels=32,
                              global_attn_indexes=[0], mlp_dim=64, num_pos_feats=16)
     decoder = SamMaskDecoderConfig(hidden_size=32, mlp_dim=64, num_hidden_layers=2, iou_head_hidden_dim=32)
-    return SamConfig(vision_config=vision.to_dict(), prompt_encoder_config=SamPromptEncoderConfig(hidden_size=32).to_dict(),
+    prompt = SamPromptEncoderConfig(hidden_size=32)
+    return SamConfig(vision_config=vision.to_dict(), prompt_encoder_config=prompt.to_dict(),
                      mask_decoder_config=decoder.to_dict())
 
 
@@ -422,7 +423,8 @@ def test_pairs_with_an_empty_mask_are_skipped_and_logged(willow, pf_willow_root,
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.full((h, w), 0 if i == 0 else 255, np.uint8)).save(target)  # pair 0: empty source
     masked = attach_masks(few, pf_willow_root, tmp_path / "masks")
-    conf = GecoTrainConfig(image_size=112, batch_size=2, max_steps=2, log_every=1, checkpoint_every=0, augment=PLAIN)
+    conf = GecoTrainConfig(image_size=112, batch_size=2, max_steps=2, log_every=1, checkpoint_every=0,
+                           augment=PLAIN)
     build_trainer(masked, tmp_path / "run", conf, backbone=tiny_config(), progress=False).fit()
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["num_skipped"] for r in records if "loss" in r] == [1, 1]

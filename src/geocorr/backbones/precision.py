@@ -34,12 +34,14 @@ def check_dtype(dtype: str, device: str | torch.device = "cpu") -> torch.dtype:
 @cache
 def _probe(dtype: str, device: str) -> str:
     """'' if the ViT operations run in ``dtype`` on ``device``, else what failed."""
-    kw = {"dtype": DTYPES[dtype], "device": device}
-    x = torch.full((1, 3, 4, 4), 0.5, **kw)  # constants: the probe must not draw from the seeded RNG
+    dt = DTYPES[dtype]
+    x = torch.full((1, 3, 4, 4), 0.5, dtype=dt, device=device)  # constants: the probe must not draw from the seeded RNG
     try:
-        tokens = F.conv2d(x, torch.full((8, 3, 2, 2), 0.1, **kw), stride=2).flatten(2).transpose(1, 2)  # (1, 4, 8)
-        tokens = F.layer_norm(tokens, (8,), torch.ones(8, **kw), torch.zeros(8, **kw))
-        q = F.linear(tokens, torch.full((8, 8), 0.1, **kw)).view(1, 4, 2, 4).transpose(1, 2)
+        weight = torch.full((8, 3, 2, 2), 0.1, dtype=dt, device=device)
+        tokens = F.conv2d(x, weight, stride=2).flatten(2).transpose(1, 2)  # (1, 4, 8)
+        tokens = F.layer_norm(tokens, (8,), torch.ones(8, dtype=dt, device=device),
+                              torch.zeros(8, dtype=dt, device=device))
+        q = F.linear(tokens, torch.full((8, 8), 0.1, dtype=dt, device=device)).view(1, 4, 2, 4).transpose(1, 2)
         tokens = F.gelu(F.scaled_dot_product_attention(q, q, q))
         torch.isfinite(tokens.float()).all().item()
     except (RuntimeError, NotImplementedError) as err:

@@ -67,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--max-pairs", type=int, help="evaluate only the first N pairs (quick checks)")
     data.add_argument("--pairs", type=Path, metavar="FILE",
                       help="evaluate exactly these pairs, in this order: official test_pairs csv/json, SPair "
-                           "layout .txt, or the <out>_pairs.csv a run writes")
+                           "layout .txt, a PairAnnotation/<split> folder (SPair; AP-10K as GeoAware/GECO wrote "
+                           "them), or the <out>_pairs.csv a run writes")
     data.add_argument("--clip-keypoints", action="store_true",
                       help="clip keypoints lying outside their image and report how many (default: refuse)")
     data.add_argument("--mask-dir", type=Path, metavar="DIR",
@@ -86,7 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="write predictions here (reused if the config matches)")
     run_group.add_argument("--overwrite", action="store_true", help="replace a predictions file of another config")
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parts = parser.add_argument_group("part segmentation (--dataset pascal-parts)")
+    parts = parser.add_argument_group("part segmentation (--dataset pascal-parts; --method cyclecorr: its "
+                                      "matchability AP over consecutive test images instead)")
     parts.add_argument("--part-stride", type=int, default=4, help="use every N-th labelled pixel (default 4)")
     parts.add_argument("--pca-components", type=int, default=32, help="PCA components (default 32, GECO)")
     add_output_arguments(parser)
@@ -234,6 +236,16 @@ def run_part_segmentation(args: argparse.Namespace, config: dict) -> int:
 
     dataset = load_pascal_parts(args.root, **dict(args.dataset_option))
     model = load_model(args)
+    if args.method == "cyclecorr":  # no dense features: its own PascalParts score, matchability AP
+        from ..evaluation.cyclecorr import matchability_average_precision
+
+        pairs = list(zip(dataset.test[:-1], dataset.test[1:], strict=True))
+        ap = 100 * matchability_average_precision(model, pairs)
+        print(f"matchability AP over {len(pairs)} consecutive test pairs of {dataset.category}: {ap:.1f}")
+        if args.out is not None:
+            write_json(args.out, config, {"matchability_ap": ap, "num_pairs": len(pairs)})
+            print(f"wrote {args.out}")
+        return 0
     scores = evaluate_part_segmentation(model, dataset, num_components=args.pca_components, stride=args.part_stride)
     print(format_part_table(scores))
     if args.out is not None:

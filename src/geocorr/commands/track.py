@@ -25,7 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo.tracking import track_video
+    try:
+        from ..demo.tracking import track_video
+    except ImportError as err:
+        raise ImportError(f"geocorr track needs the 'demo' extra: pip install 'geocorr[demo]' ({err})") from None
 
     if args.out is None and args.csv is None:
         raise ValueError("nothing to write: give --out VIDEO and/or --csv FILE")

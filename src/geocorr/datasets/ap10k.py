@@ -9,11 +9,12 @@ The benchmark is built as GeoAware-SC (CVPR 2024) builds it (Junyi42/GeoAware-SC
 ``prepare_ap10k.ipynb``):
 
 1. merge the three split-1 files (train, test, val); keep the **first** annotation of each image;
-   drop crowded ones (``crowd_list``: GeoAware's ``ap-10k_is_crowd.txt`` of annotation ids; without
-   it, the annotation's ``iscrowd`` flag) and those with < 3 labelled keypoints (``num_keypoints``);
-2. per species, order its annotations by annotation id (GeoAware names each file by its zero-padded
-   id and takes the ``os.walk`` order, which depends on the file system: we sort): the last 30 →
-   test, the 20 before → val, the rest → train;
+   drop crowded images (``crowd_list``: GeoAware's ``ap-10k_is_crowd.txt`` of zero-padded image ids;
+   without it, the annotation's ``iscrowd`` flag) and those with < 3 labelled keypoints
+   (``num_keypoints``);
+2. per species, order its images by image id (GeoAware names each annotation file by the zero-padded
+   image id — the merged record's ``id`` is the image's — and takes the ``os.walk`` order, which
+   depends on the file system: we sort): the last 30 → test, the 20 before → val, the rest → train;
 3. a pair needs Σ (v_s / 2)(v_t / 2) ≥ 3 over the keypoints (v ∈ {0, 1, 2}, GeoAware's rule);
 4. ``setting="intra-species"``: test/val: every valid unordered pair of images of one species, its
    direction (which image is the source) drawn at random as GeoAware's shuffle does; train: 50·n
@@ -54,7 +55,7 @@ MIN_VISIBLE = 3
 
 
 def _crowded(path: Path | None) -> set[int] | None:
-    """Annotation ids of GeoAware's crowd list (one zero-padded id per line), or None."""
+    """Image ids of GeoAware's crowd list (one zero-padded id per line), or None."""
     if path is None:
         return None
     ids = set()
@@ -63,7 +64,7 @@ def _crowded(path: Path | None) -> set[int] | None:
             try:
                 ids.add(int(line.strip()))
             except ValueError:
-                raise ValueError(f"{path}, line {line_no}: expected an annotation id, got {line.strip()!r}") from None
+                raise ValueError(f"{path}, line {line_no}: expected an image id, got {line.strip()!r}") from None
     return ids
 
 
@@ -93,7 +94,7 @@ def _load_coco(root: Path, crowd_list: Path | None = None, min_visibility: int =
     for image_id, ann in first.items():
         if image_id not in images or ann.get("category_id") not in categories:
             continue
-        is_crowd = ann.get("id") in crowded if crowded is not None else bool(ann.get("iscrowd", 0))
+        is_crowd = image_id in crowded if crowded is not None else bool(ann.get("iscrowd", 0))
         kps = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)
         if kps.shape != (NUM_KEYPOINTS, 3):
             raise ValueError(f"AP-10K annotation {ann.get('id')}: expected {NUM_KEYPOINTS} keypoints, got {len(kps)}")
@@ -112,19 +113,19 @@ def _load_coco(root: Path, crowd_list: Path | None = None, min_visibility: int =
             category=category["name"],
             bbox=np.array([x, y, x + w, y + h], dtype=np.float64),
             meta={"family": category["supercategory"], "file_name": image["file_name"],
-                  "annotation_id": int(ann.get("id", image_id)), "v": kps[:, 2].copy()},
+                  "image_id": int(image_id), "v": kps[:, 2].copy()},
         ))
     return out
 
 
 def split_images(images: list[ImageAnnotation]) -> dict[str, list[ImageAnnotation]]:
-    """Step 2: per species sorted by annotation id, last 30 → test, 20 before → val, rest → train."""
+    """Step 2: per species sorted by image id, last 30 → test, 20 before → val, rest → train."""
     by_species = defaultdict(list)
     for image in images:
         by_species[image.category].append(image)
     out: dict[str, list[ImageAnnotation]] = {s: [] for s in SPLITS}
     for species in sorted(by_species):
-        ordered = sorted(by_species[species], key=lambda a: a.meta["annotation_id"])
+        ordered = sorted(by_species[species], key=lambda a: a.meta["image_id"])
         cut_test, cut_val = len(ordered) - TEST_PER_SPECIES, len(ordered) - TEST_PER_SPECIES - VAL_PER_SPECIES
         out["test"] += ordered[max(cut_test, 0):]
         out["val"] += ordered[max(cut_val, 0):max(cut_test, 0)]

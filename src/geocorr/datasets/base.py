@@ -74,6 +74,7 @@ class PairDataset(Sequence[Pair]):
     keypoint_names: dict[str, list[str]] = field(default_factory=dict)
     symmetry: dict[str, dict] = field(default_factory=dict)
     annotation_offset: float = 0.0  # annotation file value - geocorr coordinate (1.0: the 1-based PF files)
+    pairwise_keypoints: bool = False  # keypoints are listed per pair (PF-Pascal): no other pair of its images
 
     def __len__(self) -> int:
         return len(self.pairs)

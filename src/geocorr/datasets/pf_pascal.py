@@ -75,4 +75,5 @@ def load_pf_pascal(root: str | Path, split: str = "test", csv_file: str | Path |
         source = _annotation(root, row["source_image"], xa, ya, category, sizes)
         target = _annotation(root, row["target_image"], xb, yb, category, sizes)
         pairs.append(Pair(source, target, category))
-    return PairDataset(name="pf-pascal", split=split, pairs=pairs, annotation_offset=ANNOTATION_OFFSET)
+    return PairDataset(name="pf-pascal", split=split, pairs=pairs, annotation_offset=ANNOTATION_OFFSET,
+                       pairwise_keypoints=True)

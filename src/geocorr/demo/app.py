@@ -58,14 +58,16 @@ class PointMatcher:
 
     def __init__(self, model: Matcher, cache_size: int = 6, context: PairContext | None = None):
         self.model = model
+        self.dense_model = model if is_dense(model) else None  # the dense capability, declared by the model
         self.cache_size = cache_size
         self.context = context
         self._cache: OrderedDict[str, Features] = OrderedDict()
 
     def _features(self, image: np.ndarray) -> Features:
+        assert self.dense_model is not None  # match_pair asks dense methods only
         key = hashlib.sha1(str(image.shape).encode() + image.tobytes()).hexdigest()
         if key not in self._cache:
-            self._cache[key] = self.model.features([image])
+            self._cache[key] = self.dense_model.features([image])
             if len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(key)
@@ -73,7 +75,7 @@ class PointMatcher:
 
     def _match(self, source: np.ndarray, target: np.ndarray, points) -> tuple[Matches, TokenGrid | None]:
         matches = match_pair(self.model, source, target, points, self.context, features_of=self._features)
-        return matches, self._features(target).grids[0] if is_dense(self.model) else None
+        return matches, self._features(target).grids[0] if self.dense_model is not None else None
 
     def __call__(self, source: np.ndarray, target: np.ndarray, points, twin: bool = False) -> DemoMatch:
         """source, target: (H, W, 3) uint8; points: (N, 2) (x, y) in source pixels."""

@@ -98,9 +98,9 @@ class PointTracker:
             if self.momentum > 0:
                 new = F.normalize(sample_features(dense[None, :, :h, :w], cells)[0], dim=-1)
                 self.query = F.normalize((1 - self.momentum) * self.query + self.momentum * new, dim=-1)
-            points.append(grid.grid_to_image(cells[0]).cpu())
-            scores.append(best[0].cpu())
-        return torch.stack(points), torch.stack(scores)
+            points.append(grid.grid_to_image(cells[0]))
+            scores.append(best[0])
+        return torch.stack(points).cpu(), torch.stack(scores).cpu()  # one copy to the host per batch
 
 
 @dataclass

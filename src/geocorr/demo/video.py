@@ -4,7 +4,7 @@ Frames are (H, W, 3) uint8 RGB arrays. Errors name the file and what was wrong.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from fractions import Fraction
 from pathlib import Path
 
@@ -56,7 +56,7 @@ def frame_count(path: str | Path) -> int | None:
     return None
 
 
-def read_frames(path: str | Path) -> Iterator[np.ndarray]:
+def read_frames(path: str | Path) -> Generator[np.ndarray, None, None]:
     """Decode the first video stream frame by frame.
 
     Yields (H, W, 3) uint8 RGB frames. Raises FileNotFoundError for a missing file and ValueError for
@@ -96,8 +96,8 @@ class VideoWriter:
             raise ValueError(f"crf must lie in 0..51, got {crf}")
         self.fps = Fraction(fps).limit_denominator(1001)
         self.crf = crf
-        self._container = None
-        self._stream = None
+        self._container: av.container.OutputContainer | None = None
+        self._stream: av.video.stream.VideoStream | None = None
         self._size: tuple[int, int] | None = None
 
     def __enter__(self) -> VideoWriter:
@@ -106,12 +106,15 @@ class VideoWriter:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _start(self, height: int, width: int) -> None:
-        self._container = av.open(str(self.path), mode="w")
-        self._stream = self._container.add_stream("libx264", rate=self.fps, options={"crf": str(self.crf)})
-        self._stream.width, self._stream.height = width + width % 2, height + height % 2
-        self._stream.pix_fmt = "yuv420p"
-        self._size = (height, width)
+    def _streams(self, height: int, width: int) -> tuple[av.container.OutputContainer, av.video.stream.VideoStream]:
+        """The open file and its H.264 stream; opened at the first frame (of size height × width)."""
+        if self._container is None or self._stream is None:
+            container = av.open(str(self.path), mode="w")
+            stream = container.add_stream("libx264", rate=self.fps, options={"crf": str(self.crf)})
+            stream.width, stream.height = width + width % 2, height + height % 2
+            stream.pix_fmt = "yuv420p"
+            self._container, self._stream, self._size = container, stream, (height, width)
+        return self._container, self._stream
 
     def write(self, frame: np.ndarray) -> None:
         """frame: (H, W, 3) uint8 RGB, the same size for every frame of a video."""
@@ -119,20 +122,20 @@ class VideoWriter:
                 and frame.dtype == np.uint8):
             got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
             raise ValueError(f"frame: expected an (H, W, 3) uint8 array, got {got}")
-        if self._stream is None:
-            self._start(*frame.shape[:2])
+        container, stream = self._streams(*frame.shape[:2])
         if frame.shape[:2] != self._size:
             raise ValueError(f"frame: size {frame.shape[:2]} differs from the first frame's {self._size}")
         h, w = frame.shape[:2]
         frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)))
-        for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-            self._container.mux(packet)
+        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            container.mux(packet)
 
     def close(self) -> None:
         """Flush the encoder and close the file (idempotent)."""
-        if self._container is None:
+        container, stream = self._container, self._stream
+        if container is None or stream is None:
             return
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
+        for packet in stream.encode():
+            container.mux(packet)
+        container.close()
         self._container = None

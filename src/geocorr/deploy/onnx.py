@@ -78,6 +78,8 @@ def export_onnx(model: DenseMatcher, path: str | Path, dynamic: bool = False, me
         program = torch.onnx.export(_FeatureNetwork(model).eval(), (example,), input_names=["image"],
                                     output_names=["features"], dynamic_shapes={"image": shapes},
                                     opset_version=OPSET, dynamo=True, verbose=False)
+    if program is None:  # only the legacy (dynamo=False) exporter returns nothing
+        raise RuntimeError("torch.onnx.export returned no program")
     program.model.metadata_props.update({
         "geocorr.method": method,
         "geocorr.preprocess": json.dumps(asdict(backbone.config)),
@@ -91,17 +93,25 @@ def export_onnx(model: DenseMatcher, path: str | Path, dynamic: bool = False, me
     return path
 
 
+class _Header(nn.Module):
+    """Stands in for the transformers model: only its ``config`` (patch, width) is read."""
+
+    def __init__(self, config: SimpleNamespace):
+        super().__init__()
+        self.config = config
+
+
 class OnnxBackbone(DinoV2Backbone):
     """A DinoV2Backbone whose forward runs an exported feature network in onnxruntime.
 
     Preprocessing (``preprocess``, ``input_size``) is the PyTorch backbone's, configured from the file.
     """
 
+    fixed_hw: tuple[int, int] | None
+
     def __init__(self, session, config: BackboneConfig, patch: int, dim: int):
-        model = nn.Module()
-        model.config = SimpleNamespace(patch_size=patch, hidden_size=dim, num_hidden_layers=0,
-                                       num_register_tokens=0)
-        super().__init__(model, config)
+        super().__init__(_Header(SimpleNamespace(patch_size=patch, hidden_size=dim, num_hidden_layers=0,
+                                                 num_register_tokens=0)), config)
         self.session = session
         height, width = session.get_inputs()[0].shape[2:]
         self.fixed_hw = (height, width) if isinstance(height, int) and isinstance(width, int) else None
@@ -126,6 +136,8 @@ class OnnxMatcher(DenseMatcher):
     threads: onnxruntime's intra-op threads (None: its default, one per core).
     conf: options of :attr:`DenseMatcher.default_conf` (``compile`` does not apply).
     """
+
+    backbone: OnnxBackbone
 
     def __init__(self, path: str | Path, providers: tuple[str, ...] = ("CPUExecutionProvider",),
                  threads: int | None = None, **conf):

@@ -46,8 +46,9 @@ PF-Willow is in neither paper (its row follows each code's conventions).
 Query, prediction and up-sampling apply to the methods matched by feature argmax (``dinov2``,
 ``geco``); GeoAware's and the other methods' own matching is kept (their options are theirs).
 ``--alpha``, ``--normalisation``, ``--averaging`` and ``--category-average`` override the scoring.
-Pairs: ``--pairs FILE`` evaluates exactly the pairs of a list (official ``test_pairs.csv``/json
-or the ``pairs.csv`` geocorr writes beside every result).
+Pairs: ``--pairs FILE`` evaluates exactly the pairs of a list (official ``test_pairs.csv``/json, a
+``PairAnnotation/<split>`` folder — AP-10K's as GeoAware's notebook wrote it reproduces the
+authors' pairs — or the ``<out>_pairs.csv`` geocorr writes beside every result).
 """
 from __future__ import annotations
 

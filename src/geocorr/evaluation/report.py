@@ -1,7 +1,11 @@
-"""Outputs of an evaluation: a printed table, JSON and CSV with the run's config, a PCK-vs-α plot."""
+"""Outputs of an evaluation: a printed table, JSON with the run's config, and CSV.
+
+Pictures are drawn by the faces (:func:`geocorr.viz.save_pck_plot`): evaluation never imports viz.
+"""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -37,18 +41,29 @@ def format_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def run_id(config: dict) -> str:
+    """A short id of a run's config: the first 12 hex digits of the SHA-1 of its sorted JSON."""
+    return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def write_json(path: str | Path, config: dict, metrics: dict, stats: dict | None = None) -> Path:
+    """``{"run": run_id(config), "config", "metrics", "stats"}`` as indented JSON."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"config": config, "metrics": metrics, "stats": stats or {}}, indent=2))
+    payload = {"run": run_id(config), "config": config, "metrics": metrics, "stats": stats or {}}
+    path.write_text(json.dumps(payload, indent=2))
     return path
 
 
 def write_csv(path: str | Path, config: dict, metrics: dict) -> Path:
-    """One row per (metric, category, α): columns metric, category, alpha, value, then the config."""
+    """One row per (metric, category, α): columns metric, category, alpha, value, run.
+
+    ``run`` is :func:`run_id` of the config (the config itself is in the results JSON beside the CSV),
+    so the rows of several runs can be concatenated and told apart.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows: list[tuple[str, str, float, float]] = []
     alphas = metrics["alphas"]
 
     def add(metric: str, category: str, values) -> None:
@@ -67,29 +82,9 @@ def write_csv(path: str | Path, config: dict, metrics: dict) -> Path:
         add("swap_rate", "all", metrics["symmetry"]["swap_rate"])
         add("ambiguous_rate", "all", metrics["symmetry"]["ambiguous_rate"])
     add("kap", "all", metrics["kap"]["all"])
-    settings = json.dumps(config, sort_keys=True)
+    run = run_id(config)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["metric", "category", "alpha", "value", "config"])
-        writer.writerows([*row, settings] for row in rows)
-    return path
-
-
-def write_plot(path: str | Path, metrics: dict, label: str) -> Path:
-    """PCK (%) against α for the run (overall, plus the geometry-aware subset where known)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..viz import plot_pck_curves
-
-    curves = {label: metrics["pck"]["all"]}
-    if "geometry_aware" in metrics and not any(math.isnan(v) for v in metrics["geometry_aware"]["geo"]):
-        curves[f"{label} (geo-aware)"] = metrics["geometry_aware"]["geo"]
-    fig = plot_pck_curves(metrics["alphas"], curves, title=metrics["protocol"]["name"])
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+        writer.writerow(["metric", "category", "alpha", "value", "run"])
+        writer.writerows([*row, run] for row in rows)
     return path

@@ -18,9 +18,12 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import fields as dataclass_fields
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
 from ..datasets.base import ImageAnnotation, Pair, PairDataset, keypoint_bbox
@@ -50,17 +53,38 @@ DEFAULT_CONTEXT = ("category", "boxes", "keypoint_ids")  # what a pair tells a m
 CONTEXT_FIELDS = ("category", "boxes", "keypoint_ids", "target_keypoints", "target_visible")
 
 
+def _mask(ann: ImageAnnotation) -> np.ndarray | None:
+    """The object mask of an image, (H, W) bool, from ``meta["mask"]`` (a bool array or an image file,
+    white = object, as :func:`geocorr.training.recipes.geco.data.attach_masks` sets), or None."""
+    mask = ann.meta.get("mask")
+    if mask is None:
+        return None
+    if isinstance(mask, (str, Path)):
+        with Image.open(mask) as img:
+            mask = np.asarray(img.convert("L")) > 127
+    mask = np.asarray(mask, dtype=bool)
+    width, height = ann.size
+    if mask.shape != (height, width):
+        raise ValueError(f"mask of {ann.path}: {mask.shape[1]}×{mask.shape[0]} pixels, the image is {width}×{height}")
+    return mask
+
+
 def pair_context(pair: Pair, index: np.ndarray, fields: Collection[str] = DEFAULT_CONTEXT) -> PairContext:
     """The :class:`PairContext` of ``pair`` with the queries ``index``, holding ``fields`` where the
-    annotations have them (object masks are not annotated: a method then uses its own)."""
+    annotations have them (masks: when both images carry ``meta["mask"]``; else the method uses its own)."""
     unknown = set(fields) - {f.name for f in dataclass_fields(PairContext)}
     if unknown:
         raise ValueError(f"context: {sorted(unknown)} are not PairContext fields")
-    values = {"category": pair.category, "boxes": (_box(pair.source), _box(pair.target)), "keypoint_ids": index,
-              "target_keypoints": pair.target.keypoints, "target_visible": pair.target.visible}
+    values: dict[str, Any] = {
+        "category": pair.category, "boxes": (_box(pair.source), _box(pair.target)), "keypoint_ids": index,
+        "target_keypoints": pair.target.keypoints, "target_visible": pair.target.visible,
+    }
+    if "masks" in fields:
+        masks = _mask(pair.source), _mask(pair.target)
+        values["masks"] = masks if masks[0] is not None and masks[1] is not None else None
     if "target_keypoints" in fields or "target_visible" in fields:
         fields = {*fields, "target_keypoints", "target_visible"}
-    return PairContext(**{k: v for k, v in values.items() if k in fields})
+    return PairContext(**{k: v for k, v in values.items() if k in fields and v is not None})
 
 
 def _queries(ann: ImageAnnotation) -> tuple[np.ndarray, torch.Tensor]:

@@ -47,7 +47,9 @@ class DenseOptions:
     upsample: str = option("features", "features: argmax over bilinearly up-sampled features (published); "
                                        "none: over tokens (faster, video)")
     batch_size: int = option(8, "images per backbone forward")
-    compile: str | None = option(None, "torch.compile backend of the feature network (null: eager)")
+    compile: str | None = option(None, "torch.compile of the feature network: a mode (reduce-overhead = inductor + "
+                                       "CUDA graphs, the fast path on a GPU; max-autotune) or a backend (inductor, "
+                                       "aot_eager); null: eager")
     query: str = option("bilinear", "bilinear: the query feature is sampled bilinearly at the point; token: the "
                                     "feature of the cell containing it (official codes)")
     prediction: str = option("centre", "centre: a match is the best cell's centre; corner: its top-left corner "
@@ -264,7 +266,11 @@ def option_help(entry: MethodEntry, names: list[str] | None = None) -> list[str]
     lines = []
     for f in fields(entry.options):
         if names is None or f.name in names:
-            default = "required" if f.default is MISSING and f.default_factory is MISSING else (
-                json.dumps(f.default if f.default is not MISSING else f.default_factory()))
+            if f.default is not MISSING:
+                default = json.dumps(f.default)
+            elif f.default_factory is not MISSING:
+                default = json.dumps(f.default_factory())
+            else:
+                default = "required"
             lines.append(f"{f.name} ({default}): {f.metadata['help']}")
     return lines

@@ -16,7 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Protocol, TypeGuard
+from typing import Any, ClassVar, Protocol, TypeGuard, cast
 
 import numpy as np
 import torch
@@ -143,7 +143,7 @@ def is_dense(model: object) -> TypeGuard[DenseMatcherProtocol]:
 
 
 def match_pair(model: Matcher, img0: ImageLike, img1: ImageLike, points, context: PairContext | None = None,
-               features_of: Callable[[ImageLike], Features] | None = None) -> Matches:
+               features_of: Callable[[Any], Features] | None = None) -> Matches:
     """Match ``points`` (N, 2) of img0 into img1 with any method: the one helper every face uses.
 
     features_of: where a face keeps features (a cache keyed by image, a fixed-batch source):
@@ -191,6 +191,8 @@ class DenseMatcher(nn.Module, DenseMatcherProtocol):
     Subclasses change how features are computed (``_dense``); matching is shared.
     """
 
+    backbone: DinoV2Backbone
+
     default_conf: ClassVar[dict[str, Any]] = {
         "upsample": "features",  # features | none: argmax over image pixels (bilinearly up-sampled
         # features, the published evaluation) or over tokens (faster: video)
@@ -220,7 +222,7 @@ class DenseMatcher(nn.Module, DenseMatcherProtocol):
             raise ValueError(f"compile must be None, a torch.compile mode ({', '.join(COMPILE_MODES)}) or backend "
                              f"({', '.join(torch.compiler.list_backends(()))}), got {self.conf['compile']!r}")
         self.backbone = backbone
-        self._compiled = None
+        self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @property
     def device(self) -> torch.device:
@@ -238,7 +240,7 @@ class DenseMatcher(nn.Module, DenseMatcherProtocol):
         ``resize="keep_aspect"``) are returned padded to the largest grid — use ``grids`` for geometry.
         """
         single = not isinstance(images, (list, tuple))
-        items = [images] if single else list(images)
+        items: list[ImageLike] = list(images) if isinstance(images, (list, tuple)) else [cast(ImageLike, images)]
         if not items:
             raise ValueError("images: got an empty list")
         inputs, grids = [], []
@@ -248,16 +250,16 @@ class DenseMatcher(nn.Module, DenseMatcherProtocol):
                 x, grid = self.backbone.preprocess(image)  # on the model's device from here on
             inputs.append(x)
             grids.append(grid)
-        dense: list[torch.Tensor] = [None] * len(inputs)
+        dense: dict[int, torch.Tensor] = {}
         for batch in same_shape_batches([x.shape for x in inputs], self.conf["batch_size"]):
             hw = "×".join(map(str, inputs[batch[0]].shape[1:]))
             with out_of_memory_as_error(f"features of {len(batch)} image(s) at {hw} px", self.device):
                 out = self._feature_net()(torch.stack([inputs[i] for i in batch])).float()
             for i, d in zip(batch, out.split(1), strict=True):
                 dense[i] = d
-        return Features(_pad_cat(dense), grids)
+        return Features(_pad_cat([dense[i] for i in range(len(inputs))]), grids)
 
-    def _feature_net(self):
+    def _feature_net(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """``_dense``, compiled on first use when ``conf["compile"]`` names a mode or a backend."""
         mode = self.conf["compile"]
         if mode is None:

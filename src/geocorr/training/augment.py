@@ -125,13 +125,12 @@ def gaussian_blur(image: Image.Image, kernel: int, sigma: float) -> Image.Image:
 
 def colour_jitter(image: Image.Image, conf: AugmentConfig, g: torch.Generator) -> Image.Image:
     """Brightness, contrast, saturation and hue changes in a random order (torchvision's ColorJitter)."""
+    enhancers = {0: (ImageEnhance.Brightness, conf.brightness), 1: (ImageEnhance.Contrast, conf.contrast),
+                 2: (ImageEnhance.Color, conf.saturation)}
     for part in torch.randperm(4, generator=g).tolist():
-        if part == 0:
-            image = ImageEnhance.Brightness(image).enhance(_uniform(g, max(0.0, 1 - conf.brightness), 1 + conf.brightness))
-        elif part == 1:
-            image = ImageEnhance.Contrast(image).enhance(_uniform(g, max(0.0, 1 - conf.contrast), 1 + conf.contrast))
-        elif part == 2:
-            image = ImageEnhance.Color(image).enhance(_uniform(g, max(0.0, 1 - conf.saturation), 1 + conf.saturation))
+        if part in enhancers:
+            enhancer, strength = enhancers[part]
+            image = enhancer(image).enhance(_uniform(g, max(0.0, 1 - strength), 1 + strength))
         else:
             image = adjust_hue(image, _uniform(g, -conf.hue, conf.hue))
     return image

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from transformers import SamConfig, SamImageProcessorPil, SamModel, SamProcessor
 
 from ..datasets.base import ImageAnnotation, PairDataset
+from ..images import open_image
 
 SAM_HUB_ID = "facebook/sam-vit-huge"
 UNBOXED_DATASETS = ("pf-pascal",)  # datasets whose box is not an annotation (PF-Pascal's is the keypoints' own)
@@ -43,7 +44,8 @@ class SamPredictor:
                 self.model = SamModel.from_pretrained(str(spec)).eval()
                 self.processor = SamProcessor.from_pretrained(str(spec))
             except OSError as err:
-                raise FileNotFoundError(f"SAM model {spec!r}: not a local folder and not downloadable ({err})") from None
+                raise FileNotFoundError(
+                    f"SAM model {spec!r}: not a local folder and not downloadable ({err})") from None
         self.model.to(device)
 
     @torch.inference_mode()
@@ -93,10 +95,10 @@ def sam_masks(dataset: PairDataset, image_root: str | Path, mask_root: str | Pat
     boxed = dataset.name not in UNBOXED_DATASETS
     for ann, target in tqdm(todo, desc="SAM masks", unit="image", disable=not progress):
         box = ann.bbox if boxed else None
-        with Image.open(ann.path) as img:
-            mask = predict(img.convert("RGB"), box, np.asarray(ann.keypoints)[ann.visible])
+        mask = predict(open_image(ann.path, str(ann.path)), box, np.asarray(ann.keypoints)[ann.visible])
         if mask.shape != (ann.size[1], ann.size[0]):
-            raise ValueError(f"mask predictor returned shape {mask.shape} for {ann.path} of {ann.size[1]}×{ann.size[0]}")
+            raise ValueError(f"mask predictor returned shape {mask.shape} for {ann.path} "
+                             f"of {ann.size[1]}×{ann.size[0]}")
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp.png")
         Image.fromarray(mask.astype(np.uint8) * 255).save(tmp)

@@ -113,3 +113,16 @@ def test_shared_runner_evaluates_the_matcher(pf_willow_root, tiny_network):
     width, height = record.target_size
     assert (record.predicted >= -0.5).all() and (record.predicted[:, 0] <= width - 0.5).all()
     assert (record.predicted[:, 1] <= height - 0.5).all()
+
+
+def test_identity_baseline_by_hand(tmp_path):
+    from geocorr.evaluation.cyclecorr import baselines, identity_transfer_pck
+
+    # both 64 px images crop (whole image) to the same 32 px frame: identity is right where the keypoint
+    # sits at the same relative place; the second one is 16 image px = 8 crop px off
+    source = annotation(tmp_path, "a", 64, [[10.0, 10.0], [30.0, 30.0]])
+    target = annotation(tmp_path, "b", 64, [[10.0, 10.0], [46.0, 30.0]])
+    result = identity_transfer_pck([Pair(source, target, "car")], image_size=32, alphas=(0.1, 0.3))
+    assert result == {"pck@0.1": 0.5, "pck@0.3": 1.0, "points": 2}  # 8 px: > 3.2, < 9.6
+    both = baselines([Pair(source, target, "car")], image_size=32, alphas=(0.1,))
+    assert both["identity_pck@0.1"] == 0.5 and 0.0 <= both["random_pck@0.1"] <= 1.0

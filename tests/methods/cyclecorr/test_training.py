@@ -184,6 +184,8 @@ def test_build_trainer_from_a_pair_dataset(pf_willow_root, tmp_path):
     assert len(trainer.dataset) > 0
     result = trainer.fit()
     assert 0.0 <= result["val_pck@0.1"] <= 1.0 and result["val_points"] == 20
+    # the identity map and a random network, logged beside every validation figure
+    assert 0.0 <= result["val_identity_pck@0.1"] <= 1.0 and 0.0 <= result["val_random_pck@0.1"] <= 1.0
     restart = build_trainer(train_set, tmp_path / "run2", dataclasses.replace(conf, stage="init"),
                             adapter=tmp_path / "run" / WEIGHTS_FILE, progress=False)
     assert isinstance(restart.dataset, FlowPairDataset)

@@ -58,15 +58,15 @@ def test_entry_sets():
     b = _batch()
     entries = loss_entries((2, 4, 4), b["source_tokens"], b["target_tokens"], b["source_visible"],
                            b["target_visible"], b["twin"], b["keypoint_mask"])
-    as_list = {k: sorted(zip(*(t.tolist() for t in v))) for k, v in entries.items()}
+    as_list = {k: sorted(zip(*(t.tolist() for t in v), strict=True)) for k, v in entries.items()}
     assert as_list == {"pos": [(0, 0, 1), (0, 1, 0), (1, 2, 2)], "bin": [(0, 2, 3)], "neg": [(0, 0, 0), (0, 1, 1)]}
     # a keypoint seen in the target only goes to the source dustbin row; M− ignores M+ (official sets overlap)
     only_target = loss_entries((1, 4, 4), torch.tensor([[0, 1]]), torch.tensor([[2, 2]]),
                                torch.tensor([[F, T]]), torch.tensor([[T, T]]), torch.tensor([[1, 0]]),
                                torch.tensor([[T, T]]))
-    assert sorted(zip(*(t.tolist() for t in only_target["bin"]))) == [(0, 3, 2)]
-    assert sorted(zip(*(t.tolist() for t in only_target["neg"]))) == [(0, 1, 2)]
-    assert sorted(zip(*(t.tolist() for t in only_target["pos"]))) == [(0, 1, 2)]
+    assert sorted(zip(*(t.tolist() for t in only_target["bin"]), strict=True)) == [(0, 3, 2)]
+    assert sorted(zip(*(t.tolist() for t in only_target["neg"]), strict=True)) == [(0, 1, 2)]
+    assert sorted(zip(*(t.tolist() for t in only_target["pos"]), strict=True)) == [(0, 1, 2)]
 
 
 def test_pair_with_empty_mask_is_skipped_and_counted():

@@ -157,3 +157,44 @@ def test_bad_inputs(model):
                                                      target_keypoints=np.zeros((5, 2)), target_visible=ALL))
     with pytest.raises(ValueError, match=r"flips\['toy'\]"):
         make(pose_align=True, flips={"toy": [0, 0, 1]})
+
+
+def test_cli_eval_pose_align_on_a_spair_tree(tmp_path, tiny_backbone_dir, capsys):
+    """``geocorr eval --method geoaware --pose-align``: the mirrored target is matched left-to-left."""
+    import json
+
+    from PIL import Image
+
+    from geocorr.cli import main
+    from geocorr.datasets.symmetry import symmetry_table
+
+    source, target, _, _ = scene()
+    ids = [0, 1, 4, 5, 8]  # right/left ear, right/left eye, mouth of SPair's cat
+    kps = torch.tensor([[20.5, 34.5], [90.5, 34.5], [34.5, 76.5], [76.5, 76.5], [48.5, 62.5]])
+    flip = torch.as_tensor(symmetry_table("spair", "cat")["flip"])
+    full = torch.full((15, 2), float("nan"))
+    full[ids] = kps
+    mirrored, _ = hflip_keypoints(full.nan_to_num(0), torch.ones(15, dtype=torch.bool), 112, flip)
+    root = tmp_path / "SPair-71k"
+    for name, img, points in (("a", source, full), ("b", target, mirrored)):
+        path = root / "JPEGImages" / "cat" / f"{name}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((img.permute(1, 2, 0) * 255).round().byte().numpy()).save(path, quality=100)
+        folder = root / "ImageAnnotation" / "cat"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.json").write_text(json.dumps({
+            "filename": f"{name}.jpg", "image_width": 112, "image_height": 112, "bndbox": [0, 0, 111, 111],
+            "kps": {str(i): points[i].tolist() for i in ids}}))
+    (root / "PairAnnotation" / "test").mkdir(parents=True)
+    (root / "PairAnnotation" / "test" / "000001-a-b:cat.json").write_text(json.dumps(
+        {"pair_id": 1, "src_imname": "a.jpg", "trg_imname": "b.jpg", "category": "cat",
+         "kps_ids": [str(i) for i in ids]}))
+    results = {}
+    for flag in ([], ["--pose-align"]):
+        out = tmp_path / f"result{len(flag)}.json"
+        code = main(["eval", "--method", "geoaware", "--backbone", str(tiny_backbone_dir), "--image-size", "112",
+                     "--option", "window=3", "--option", "temperature=0.01", "--dataset", "spair",
+                     "--root", str(root), "--protocol", "geoaware", "--no-progress", "--out", str(out), *flag])
+        assert code == 0, capsys.readouterr().err
+        results[bool(flag)] = json.loads(out.read_text())["metrics"]["pck"]["all"]
+    assert results[True][-1] == 100.0 and results[False][-1] < 60.0, results

@@ -77,7 +77,7 @@ def test_export_and_load_round_trip(tmp_path):
     model = tiny(zero_shot=False, post_processor=TINY_HEAD)
     with torch.no_grad():
         model.post_processor.mixing_logits.fill_(0.3)
-    path = model.export(tmp_path)
+    path = model.save_weights(tmp_path)
     torch.manual_seed(1)
     loaded = tiny(weights=path)
     assert loaded.post_processor is not None and loaded.conf["window"] == 15

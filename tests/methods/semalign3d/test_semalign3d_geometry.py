@@ -222,3 +222,20 @@ def test_zorder_disagreement_sees_a_depth_flip():
     flipped = torch.cat([norm * (10.5 - z)[:, None] / 2.0, (10.5 - z)[:, None]], 1)
     assert zorder_disagreement(points, 2.0, depth, mask, cells=6) < 0.05
     assert zorder_disagreement(flipped, 2.0, depth, mask, cells=6) > 0.95
+
+
+def test_mirror_hypothesis_swaps_the_twins_in_the_image_and_keeps_the_handedness():
+    from geocorr.methods.semalign3d.alignment import mirror_hypothesis
+
+    # a chiral cloud in front of the camera; keypoints 1 and 2 are twins
+    cloud = torch.tensor([[0.0, 0.0, 10.0], [1.0, 0.2, 10.5], [-1.0, 0.3, 9.4], [0.1, 1.0, 10.2]], dtype=torch.float64)
+    flip = [0, 2, 1, 3]
+    mirrored = mirror_hypothesis(cloud, flip)
+    focal = torch.tensor([2.0], dtype=torch.float64)
+    assert torch.allclose(project(mirrored[None], focal), project(cloud[flip][None], focal))  # twins swapped
+    assert torch.allclose(mirrored[:, 2].mean(), cloud[:, 2].mean())  # z' = 2 z̄ − z keeps the mean depth
+    assert torch.allclose(mirrored[:, 2], 2 * cloud[:, 2].mean() - cloud[flip, 2])
+    tet = torch.tensor([[0, 1, 2, 3]])
+    # the handedness (sign of the tetrahedron's z cosine) of the twin-swapped pose is restored
+    swapped = tetrahedron_features(cloud[flip], tet)[0, 2]
+    assert torch.sign(tetrahedron_features(mirrored, tet)[0, 2]) == -torch.sign(swapped)

@@ -157,6 +157,20 @@ def test_cli_build_on_pf_willow(pf_willow_root, pretrained_vits14, tmp_path, cap
     assert result["config"]["method_options"]["representation"] == str(tmp_path)
     assert result["stats"]["pairs"] == 2
 
+    # the feature options as flags, the same way as for every method; depth=null is kept (no depth model:
+    # were it dropped, the default hub id would be loaded and fail offline)
+    code = main(["eval", "--method", "semalign3d", "--dataset", "pf-willow", "--root", str(pf_willow_root),
+                 "--category", "duck(S)", "--max-pairs", "1", "--no-progress", "--backbone", str(pretrained_vits14),
+                 "--image-size", "112", "--option", f"representation={out}", "--option", "features=dinov2",
+                 "--option", "depth=null", "--option", 'align={"steps": 5}', "--out", str(tmp_path / "e2.json")])
+    assert code == 0, capsys.readouterr().err
+    # a class file of another backbone is refused, naming both
+    code = main(["eval", "--method", "semalign3d", "--dataset", "pf-willow", "--root", str(pf_willow_root),
+                 "--category", "duck(S)", "--max-pairs", "1", "--no-progress", "--backbone", "facebook/dinov2-small",
+                 "--option", f"representation={out}", "--option", "features=dinov2", "--option", "depth=null"])
+    assert code == 2
+    assert "not with backbone 'facebook/dinov2-small'" in capsys.readouterr().err
+
 
 def test_cli_build_unknown_category(pf_willow_root, tmp_path, capsys):
     code = main(["semalign3d", "build", "--dataset", "pf-willow", "--root", str(pf_willow_root), "--split", "test",
@@ -215,3 +229,14 @@ def test_unreadable_depth_files_name_the_file(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match=r"bad.png: not a readable depth map"):
         load_depth_file(tmp_path / "bad.png", (4, 5))
+
+
+def test_cli_build_offline_depth_model_is_a_one_line_error(pf_willow_root, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code = main(["semalign3d", "build", "--dataset", "pf-willow", "--root", str(pf_willow_root), "--split", "test",
+                 "--category", "duck(S)", "--output", str(tmp_path / "x.safetensors"), "--method", "dinov2",
+                 "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "depth model 'depth-anything/Depth-Anything-V2-Large-hf'" in err and "--depth-dir" in err
+    assert not (tmp_path / "x.safetensors").exists()

@@ -3,6 +3,10 @@
 >>> model = geocorr.load("geoaware")                          # zero-shot DINOv2-B/14 at 840²
 >>> model = geocorr.load("geoaware", weights="geoaware_postprocessor.safetensors")  # supervised
 >>> model.match(img0, img1, points=[[120, 80]]).points         # window soft-argmax, pixels
+>>> aligned = geocorr.load("geoaware", pose_align=True, flips={"cat": flip_table})   # the paper's † rows
+>>> aligned.match(img0, img1, points, PairContext(category="cat", keypoint_ids=ids, ...))
+
+or ``geocorr eval --method geoaware --pose-align``. Training: :mod:`geocorr.training.recipes.geoaware`.
 """
 from __future__ import annotations
 

@@ -347,10 +347,10 @@ class GeoAware(DenseMatcher):
         return l_dense, sparse_loss(desc_a, desc_b, valid[None], head.logit_scale.exp())
 
     # ------------------------------------------------------------------ weights
-    def export(self, out_dir: str | Path) -> Path:
+    def save_weights(self, out_dir: str | Path) -> Path:
         """Write the post-processor to ``out_dir/geoaware_postprocessor.safetensors``."""
         if self.post_processor is None:
-            raise ValueError("a zero-shot GeoAware model has no post-processor to export")
+            raise ValueError("a zero-shot GeoAware model has no post-processor to save")
         path = Path(out_dir) / WEIGHTS_FILE
         save_post_processor(self.post_processor, path)
         return path

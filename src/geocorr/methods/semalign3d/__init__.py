@@ -59,6 +59,7 @@ def load(representation: str | Path | ClassRepresentation, features: str | nn.Mo
     from .. import load as load_method
 
     folder = None if isinstance(representation, ClassRepresentation) else Path(representation)
+    reps: list[tuple[str, ClassRepresentation]]
     if folder is not None and folder.is_dir():
         files = sorted(folder.glob("*.safetensors"))
         if not files:
@@ -67,21 +68,21 @@ def load(representation: str | Path | ClassRepresentation, features: str | nn.Mo
     elif folder is not None:
         reps = [(str(folder), ClassRepresentation.load(folder))]
     else:
-        reps = [("representation", representation)]
+        reps = [("representation", representation)]  # type: ignore[list-item]  # a ClassRepresentation here
     if isinstance(features, str):
-        for source, rep in reps:
-            check_features(rep, source, features, (features_conf or {}).get("backbone"))
+        for name, rep in reps:
+            check_features(rep, name, features, (features_conf or {}).get("backbone"))
     model = features if isinstance(features, nn.Module) else load_method(
         features, **{"device": device, **(features_conf or {})})
-    source: DepthSource | None
+    depth_source: DepthSource | None
     if depth_dir is not None:
-        source = DepthFiles(depth_dir)
+        depth_source = DepthFiles(depth_dir)
     elif depth is None or isinstance(depth, nn.Module) or callable(depth):
-        source = depth  # type: ignore[assignment]
+        depth_source = depth  # a depth module or source
     else:
-        source = DepthEstimator(depth)
+        depth_source = DepthEstimator(depth)
     masks = None if mask_dir is None else MaskFiles(mask_dir)
-    models = {rep.category: SemAlign3D(rep, model, source, masks, **conf) for _, rep in reps}
+    models = {rep.category: SemAlign3D(rep, model, depth_source, masks, **conf) for _, rep in reps}
     if folder is None or not folder.is_dir():
         return next(iter(models.values()))
     return SemAlign3DClasses(models)

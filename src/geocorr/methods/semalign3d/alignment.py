@@ -57,6 +57,8 @@ class AlignConfig:
     flat: bool = False  # normal check: drop solutions whose front faces away (flat classes)
     w_zorder: float = 1.0  # weight of the depth z-order disagreement when picking the solution
     zorder_cells: int = 24  # cells per image side for the z-order check
+    mirror_at: float | None = None  # progress at which each image's worst start is replaced by the
+    # mirror hypothesis of its best one (needs the class's left/right permutation); None: off
     sigma_inference: float = 0.5  # σ of the spatial likelihood in the reverse traversal (Eq. 14; Tab. 5's 1.0 halved)
 
 
@@ -239,6 +241,21 @@ def alignment_loss(sparse: torch.Tensor, log_focal: torch.Tensor, depth_target: 
     return terms
 
 
+def mirror_hypothesis(sparse: torch.Tensor, flip: list[int]) -> torch.Tensor:
+    """The proper pose whose image swaps the left/right twins of ``sparse`` (..., L, 3).
+
+    Permuting the keypoints by ``flip`` swaps the twins but mirrors the shape (wrong chirality);
+    reflecting the depths about the cloud's mean depth (z' = 2 z̄ − z, x and y scaled by z'/z so
+    every keypoint keeps its image position) mirrors it back. The result projects like
+    ``sparse[..., flip, :]`` and has the class's handedness: the other local optimum of a
+    left/right-symmetric class seen through features that cannot tell left from right.
+    """
+    swapped = sparse[..., flip, :]
+    z = swapped[..., 2:]
+    mirrored_z = (2 * z.mean(-2, keepdim=True) - z).clamp_min(1e-3 * z.abs().mean(-2, keepdim=True))
+    return torch.cat([swapped[..., :2] * mirrored_z / z, mirrored_z], dim=-1)
+
+
 def random_rotations(count: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Uniformly random rotation matrices (count, 3, 3)."""
     q, r = torch.linalg.qr(torch.randn(count, 3, 3, generator=generator))
@@ -318,17 +335,41 @@ def align_many(rep: ClassRepresentation, targets: list[AlignTarget], conf: Align
     depth_target = torch.stack([g[2] for g in guesses])
     batch = TargetBatch.stack(targets)
     opt = torch.optim.AdamW([sparse, log_focal], lr=conf.lr, weight_decay=0.0)
+    flip = rep.meta.get("flip")
+    mirror_step = None if conf.mirror_at is None or flip is None else int(conf.mirror_at * conf.steps)
     for step in bar(range(conf.steps), progress, f"aligning {len(targets)} image(s)"):
-        opt.zero_grad()
         progress_t = step / max(conf.steps - 1, 1)
+        if step == mirror_step:
+            _add_mirror_hypotheses(opt, sparse, log_focal, depth_target, rep, batch, conf, progress_t, flip)
+        opt.zero_grad()
         total = alignment_loss(sparse, log_focal, depth_target, rep, batch, conf, progress_t)["total"]
         total.nan_to_num(0.0, 0.0, 0.0).sum().backward()  # a diverged start must not stop the others
-        sparse.grad.nan_to_num_(0.0, 0.0, 0.0)
-        log_focal.grad.nan_to_num_(0.0, 0.0, 0.0)
+        for grad in (sparse.grad, log_focal.grad):
+            if grad is not None:
+                grad.nan_to_num_(0.0, 0.0, 0.0)
         opt.step()
     with torch.no_grad():
         loss = alignment_loss(sparse, log_focal, depth_target, rep, batch, conf, 1.0)["total"]
         return [_pick(rep, target, sparse[n], log_focal[n].exp(), loss[n], conf) for n, target in enumerate(targets)]
+
+
+@torch.no_grad()
+def _add_mirror_hypotheses(opt: torch.optim.Optimizer, sparse: torch.Tensor, log_focal: torch.Tensor,
+                           depth_target: torch.Tensor, rep: ClassRepresentation, batch: TargetBatch,
+                           conf: AlignConfig, progress: float, flip: list[int]) -> None:
+    """Replace each image's worst start by the :func:`mirror_hypothesis` of its best one (in place,
+    with fresh AdamW moments for that start)."""
+    loss = alignment_loss(sparse, log_focal, depth_target, rep, batch, conf, progress)["total"]
+    loss = loss.nan_to_num(float("inf"), float("inf"), float("inf"))
+    rows = torch.arange(len(loss))
+    best, worst = loss.argmin(1), loss.argmax(1)
+    sparse[rows, worst] = mirror_hypothesis(sparse[rows, best], flip)
+    log_focal[rows, worst] = log_focal[rows, best]
+    depth_target[rows, worst] = depth_target[rows, best]
+    for param in (sparse, log_focal):
+        for moment in opt.state.get(param, {}).values():
+            if isinstance(moment, torch.Tensor) and moment.shape == param.shape:
+                moment[rows, worst] = 0
 
 
 def _pick(rep: ClassRepresentation, target: AlignTarget, sparse: torch.Tensor, focal: torch.Tensor,

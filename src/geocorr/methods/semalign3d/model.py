@@ -64,6 +64,8 @@ class SemAlign3D(nn.Module):
         "batch_size": 4,  # images aligned together by align_images()
         "progress": None,  # tqdm bars: True, False, None (only on a terminal)
     }
+    depth: DepthSource | None
+    masks: MaskFiles | None
 
     def __init__(self, representation: ClassRepresentation, feature_model: nn.Module,
                  depth: DepthSource | None = None, masks: MaskFiles | None = None, **conf) -> None:
@@ -82,7 +84,7 @@ class SemAlign3D(nn.Module):
 
     def features(self, images: ImageLike | Sequence[ImageLike]) -> Features:
         """Dense semantic features of the feature model (see :meth:`DenseMatcher.features`)."""
-        return self.feature_model.features(images)
+        return self.feature_model.features(images)  # type: ignore[operator]  # any geocorr model with features()
 
     def attention_mask(self, features: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
         """Object mask from feature attention: pixels whose best class-point semantic likelihood
@@ -190,14 +192,15 @@ class SemAlign3DClasses(nn.Module):
         return sorted(self.models)
 
     def features(self, images: ImageLike | Sequence[ImageLike]) -> Features:
-        return next(iter(self.models.values())).features(images)
+        first: SemAlign3D = next(iter(self.models.values()))  # type: ignore[assignment]
+        return first.features(images)
 
     def match(self, img0: ImageLike, img1: ImageLike, points, context: PairContext | None = None) -> Matches:
         """:meth:`SemAlign3D.match` with the class of ``context.category`` (required with several classes)."""
         category = context.category if context is not None else None
         if category is None and len(self.models) == 1:
             category = self.categories[0]
-        if category not in self.models:
+        if category is None or category not in self.models:
             raise ValueError(f"category {category!r}: no SemAlign3D class for it (have: {', '.join(self.categories)})")
-        context = replace(context or PairContext(), category=category)
-        return self.models[category].match(img0, img1, points, context)
+        model: SemAlign3D = self.models[category]  # type: ignore[assignment]
+        return model.match(img0, img1, points, replace(context or PairContext(), category=category))

@@ -155,4 +155,4 @@ def build_representation(views: list[TrainingView], category: str, keypoint_name
         prior=ShapePrior(**{f.name: getattr(prior, f.name).float() if getattr(prior, f.name).is_floating_point()
                             else getattr(prior, f.name) for f in dataclasses.fields(ShapePrior)}),
         front=front_triangle(sparse, clouds, visible),
-        meta={"num_views": len(views), "focals": focal.tolist(), "flipped": flip is not None, **(meta or {})})
+        meta={"num_views": len(views), "focals": focal.tolist(), "flip": flip, **(meta or {})})

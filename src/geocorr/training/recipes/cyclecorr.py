@@ -106,7 +106,7 @@ class CycleTraining(nn.Module):
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.objective(self.model.net, batch)
 
-    def export(self, out_dir: str | Path) -> Path:
+    def save_weights(self, out_dir: str | Path) -> Path:
         """Write ``out_dir/cyclecorr.safetensors``; returns its path."""
         from safetensors.torch import save_file
 

@@ -31,6 +31,7 @@ from scipy.spatial import ConvexHull, QhullError
 
 from ....datasets.base import ImageAnnotation, Pair, PairDataset
 from ....grid import TokenGrid
+from ....images import open_image
 from ...augment import AugmentConfig, augment, resize_only
 from .sources import GecoSource
 
@@ -129,7 +130,7 @@ class GecoPairs:
         self.image_size, self.patch, self.augment_conf = image_size, patch, augment_conf
         self.categories: list[_Category] = []
         for i, source in enumerate(self.sources):
-            for category, (pairs, twin) in sorted(self._usable_pairs(source.dataset).items()):
+            for _, (pairs, twin) in sorted(self._usable_pairs(source.dataset).items()):
                 slots = len(pairs) if per_category is None else min(per_category, len(pairs))
                 self.categories.append(_Category(i, pairs, twin, slots, seed * 1_000_003 + len(self.categories)))
         self.offsets = np.cumsum([0] + [c.slots for c in self.categories])
@@ -185,12 +186,12 @@ class GecoPairs:
               augmented: bool) -> dict[str, torch.Tensor]:
         size = (self.image_size, self.image_size)
         kps = np.asarray(ann.keypoints, dtype=np.float64)
-        with Image.open(ann.path) as img:
-            if augmented:
-                image, kps, vis, mask = augment(img, kps, ann.visible, size, self.augment_conf, g,
-                                                permutation=twin, mask=_mask_image(ann))
-            else:
-                image, kps, vis, mask = resize_only(img, kps, ann.visible, size, mask=_mask_image(ann))
+        img = open_image(ann.path, str(ann.path))
+        if augmented:
+            image, kps, vis, mask = augment(img, kps, ann.visible, size, self.augment_conf, g,
+                                            permutation=twin, mask=_mask_image(ann))
+        else:
+            image, kps, vis, mask = resize_only(img, kps, ann.visible, size, mask=_mask_image(ann))
         grid_pts = self.grid.image_to_grid(torch.as_tensor(np.nan_to_num(kps), dtype=torch.float64))
         h, w = self.grid.grid_hw
         cells = grid_pts.round().long().clamp(min=0)

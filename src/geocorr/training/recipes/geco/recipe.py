@@ -87,9 +87,11 @@ class GecoTraining(nn.Module):
                          batch["source_visible"], batch["target_visible"], batch["twin"], mask,
                          batch["source_foreground"], batch["target_foreground"], self.conf.loss)
 
-    def export(self, out_dir: str | Path) -> None:
-        """Write the trained LoRA as ``out_dir/adapter.safetensors`` (load it with adapter=that path)."""
-        self.matcher.save_adapter(Path(out_dir) / ADAPTER_FILE)
+    def save_weights(self, out_dir: str | Path) -> Path:
+        """Write the trained LoRA as ``out_dir/adapter.safetensors`` (load it with weights=that path)."""
+        path = Path(out_dir) / ADAPTER_FILE
+        self.matcher.save_adapter(path)
+        return path
 
 
 TrainSet = PairDataset | GecoSource
