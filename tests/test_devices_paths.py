@@ -104,8 +104,8 @@ SYNCS: list[str] = []  # the syncing operations applied to fakegpu tensors, in o
 def _syncs(func, args, kwargs) -> bool:
     if func in SYNCING:
         return True
-    if func is aten._to_copy.default and kwargs.get("device") is not None:
-        return torch.device(kwargs["device"]).type == "cpu"
+    if func.overloadpacket in (aten._to_copy, aten.to) and kwargs.get("device") is not None:
+        return torch.device(kwargs["device"]).type == "cpu"  # a copy back (aten.to under inference mode)
     if func in (aten.index.Tensor, aten.index_put_.default):
         return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1] if i is not None)
     return False
@@ -218,6 +218,19 @@ def test_matching_never_waits_for_the_device(fakegpu, conf):
     SYNCS.clear()
     matches = model.match_features(feats[0], feats[1], POINTS * 100)
     assert SYNCS == [] and _on_fake(matches.points)
+
+
+def test_tracking_waits_for_the_device_once_per_batch(fakegpu):
+    """Tracking a batch of frames copies the tracks back once (points, scores), not once per frame."""
+    from geocorr.demo.tracking import PointTracker
+
+    model = geocorr.load("dinov2", backbone=tiny_config(), image_size=56, device=fakegpu, upsample="none")
+    frames = [_image(48, 64, t) for t in range(6)]
+    tracker = PointTracker(model, frames[0], POINTS[:2])
+    SYNCS.clear()
+    points, scores = tracker(frames)
+    assert points.shape == (6, 2, 2) and scores.shape == (6, 2)
+    assert len(SYNCS) == 2, SYNCS
 
 
 def test_cyclecorr_match_on_the_device(fakegpu):

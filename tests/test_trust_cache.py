@@ -86,7 +86,7 @@ def test_swapped_damaged_and_stale_files_are_recomputed(tmp_path, model, willow)
     raw[-5] ^= 0x40  # one bit in the last feature value
     c.write_bytes(bytes(raw))
     cache = FeatureCache(directory=tmp_path, fingerprint=FINGERPRINT)
-    with pytest.warns(UserWarning) as warned:
+    with pytest.warns(UserWarning, match="not used") as warned:
         again = evaluate(model, willow, cache=cache, batch_size=1, progress=False)
     assert cache.rejected == 3 and cache.disk_hits == 0
     messages = " ".join(str(w.message) for w in warned)

@@ -60,7 +60,8 @@ def test_disk_full_on_export_is_one_line_and_exit_2(base, tmp_path, capsys, monk
     monkeypatch.setattr(geocorr.files, "_write_all", full_for_the_adapter)
     assert main(base + ["--out", str(tmp_path), "--max-steps", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    expected = f"geocorr train: error: adapter: cannot write {tmp_path / 'adapter.safetensors'}: no space left on the device"
+    expected = (f"geocorr train: error: adapter: cannot write {tmp_path / 'adapter.safetensors'}: "
+                "no space left on the device")
     assert err == [expected]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-00000002.safetensors", "log.jsonl"]
     monkeypatch.undo()

@@ -102,7 +102,7 @@ def test_flipped_exponent_bit_is_detected_and_the_previous_checkpoint_used(tmp_p
     raw[offset + 2] ^= 0x80  # bit 23: the lowest exponent bit of a little-endian float32
     assert struct.unpack("<f", raw[offset : offset + 4])[0] in (2 * value, value / 2)
     newest.write_bytes(bytes(raw))
-    with pytest.raises(CheckpointError, match="checkpoint-00000006.safetensors is damaged"):
+    with pytest.raises(CheckpointError, match=r"checkpoint-00000006\.safetensors is damaged"):
         load_checkpoint(newest)
     resumed = Regression()
     trainer = Trainer(resumed, Data(), _conf(), tmp_path / "b", progress=False)
@@ -118,7 +118,7 @@ def test_no_intact_checkpoint_is_a_clear_error(tmp_path):
     _train(tmp_path, max_steps=3)
     path = tmp_path / "checkpoint-00000003.safetensors"
     path.write_bytes(path.read_bytes()[:-7])  # truncated
-    with pytest.raises(CheckpointError, match="no intact checkpoint.*checkpoint-00000003"):
+    with pytest.raises(CheckpointError, match=r"no intact checkpoint.*checkpoint-00000003"):
         _train(tmp_path, resume=True)
 
 
@@ -134,7 +134,7 @@ def test_planted_pickles_are_never_unpickled(tmp_path):
     planted = tmp_path / "planted"
     planted.mkdir()
     _malicious_pickle(planted / "checkpoint-00000003.safetensors", marker)
-    with pytest.raises(CheckpointError, match="checkpoint-00000003.safetensors is not a readable safetensors"):
+    with pytest.raises(CheckpointError, match=r"checkpoint-00000003\.safetensors is not a readable safetensors"):
         _train(planted, resume=True)
     assert not marker.exists()
 
@@ -210,7 +210,7 @@ def test_resume_refuses_another_model_or_run(tmp_path):
         _train(tmp_path, resume=True, model=Regression(init_seed=1))  # other frozen weights
     trainer = Trainer(Regression(), Data(), _conf(max_steps=3), tmp_path, progress=False)
     trainer.run = {"backbone": "random:vits14"}
-    with pytest.raises(ValueError, match="other options .*backbone: None -> 'random:vits14'"):
+    with pytest.raises(ValueError, match=r"other options .*backbone: None -> 'random:vits14'"):
         trainer.fit(resume=True)
 
 
@@ -232,3 +232,13 @@ def test_checkpoint_bytes_are_deterministic(tmp_path):
     _train(tmp_path / "b", max_steps=3)
     name = "checkpoint-00000003.safetensors"
     assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
+    stale = tmp_path / ".adapter.safetensors.99999.tmp"  # what a SIGKILL inside a write leaves
+    stale.write_bytes(b"half a file")
+    other = tmp_path / ".other.safetensors.99999.tmp"
+    other.write_bytes(b"not ours")
+    geocorr.files.write_atomic(tmp_path / "adapter.safetensors", b"new", "adapter")
+    assert (tmp_path / "adapter.safetensors").read_bytes() == b"new"
+    assert not stale.exists() and other.exists()

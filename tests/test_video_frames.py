@@ -20,3 +20,14 @@ def test_frame_count_of_a_missing_or_bad_file(tmp_path):
     (tmp_path / "x.mp4").write_text("not a video")
     with pytest.raises(ValueError, match=r"x\.mp4"):
         frame_count(tmp_path / "x.mp4")
+
+
+def test_writing_after_close_is_refused_not_overwritten(tmp_path):
+    path = tmp_path / "v.mp4"
+    writer = VideoWriter(path, fps=10)
+    with writer:
+        writer.write(np.zeros((16, 16, 3), dtype=np.uint8))
+    size = path.stat().st_size
+    with pytest.raises(ValueError, match="already closed"):
+        writer.write(np.zeros((16, 16, 3), dtype=np.uint8))
+    assert path.stat().st_size == size

@@ -8,6 +8,7 @@ everything else into JSON. Nothing in geocorr unpickles a file.
 from __future__ import annotations
 
 import errno
+import glob
 import hashlib
 import json
 import os
@@ -35,13 +36,16 @@ def _write_all(fd: int, data: bytes) -> None:
 def write_atomic(path: str | Path, data: bytes, what: str = "file") -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder: write, fsync, rename.
 
-    A reader sees the old file or the new one, never a mix. On failure (disk full, permissions …)
+    A reader sees the old file or the new one, never a mix; temporary files of writers killed before
+    (``.<name>.<pid>.tmp``) are removed. On failure (disk full, permissions …)
     the temporary file is removed, ``path`` is untouched, and an ``OSError`` whose message names
     ``what`` and ``path`` is raised (one line, e.g. ``checkpoint: cannot write …: no space left``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):  # left by a writer killed mid-write
+        stale.unlink(missing_ok=True)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:

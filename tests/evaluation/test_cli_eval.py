@@ -29,7 +29,7 @@ def test_eval_then_metrics_from_saved_predictions(tmp_path, capsys, willow_subse
     assert "4 pairs, 3 images forwarded" in out and "duck(S)" in out and "KAP" in out
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["config"]["dataset"] == "pf-willow" and result["metrics"]["pck"]["num_points"] == 40
-    assert (tmp_path / "r.csv").read_text().startswith("metric,category,alpha,value,config")
+    assert (tmp_path / "r.csv").read_text().startswith("metric,category,alpha,value,run")
     assert (tmp_path / "r_pck.png").stat().st_size > 0
     # the same numbers from the file alone, and another protocol on identical predictions
     assert main(["metrics", str(preds), "--out", str(tmp_path / "m.json")]) == 0

@@ -324,3 +324,32 @@ def test_match_pair_reuses_features_only_for_dense_methods(tiny):
     with pytest.raises(TypeError, match="context must be a PairContext"):
         match_pair(dense, img0, img1, [[1.0, 1.0]], context={"category": "car"})
 
+
+
+def test_match_pairs_is_match_pair_on_each_with_features_once_per_image(tiny, willow):
+    from geocorr.methods.base import DenseMatcherProtocol, match_pair, match_pairs
+
+    dense = geocorr.load("dinov2", **tiny["dinov2"][1])
+    calls = []
+
+    class Counting(DenseMatcherProtocol):
+        def features(self, images):
+            calls.append(len(images))
+            return dense.features(images)
+
+        def match_features(self, *args):
+            return dense.match_features(*args)
+
+    a, b, c = (str(p) for p in willow[0][:3])
+    pts = [[50.0, 60.0], [120.0, 80.0]]
+    pairs = [(a, b, pts), (b, c, pts), (a, c, pts[:1]), (c, a, pts)]
+    got = match_pairs(Counting(), pairs, batch_size=2)
+    assert calls == [2, 1]  # 3 distinct images in batches of 2
+    for (img0, img1, p), m in zip(pairs, got, strict=True):
+        torch.testing.assert_close(m.points, dense.match(img0, img1, p).points, atol=1e-4, rtol=0)
+    flow = geocorr.load("cyclecorr", **tiny["cyclecorr"][1])
+    boxes = PairContext(boxes=((0, 0, 50, 50), (10, 10, 90, 90)))
+    got = match_pairs(flow, pairs[:2], contexts=[boxes, None])
+    assert torch.equal(got[0].points, match_pair(flow, a, b, pts, boxes).points)
+    with pytest.raises(ValueError, match="contexts: expected one per pair"):
+        match_pairs(flow, pairs, contexts=[None])

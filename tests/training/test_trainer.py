@@ -94,7 +94,7 @@ def test_resume_is_bit_exact(tmp_path):
     assert resumed.calls == 6
     steps = [json.loads(line)["step"] for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 13))  # the killed run's step 7 was dropped from the log
-    for p, q in zip(straight.parameters(), resumed.parameters()):
+    for p, q in zip(straight.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(p, q)
     assert not torch.equal(straight.linear.weight, Regression().linear.weight)  # it did train
 
@@ -121,7 +121,7 @@ def test_nan_gradient_names_the_step(tmp_path):
 
 def test_resume_refuses_another_config(tmp_path):
     Trainer(Regression(), Noisy(), _conf(max_steps=3), tmp_path, progress=False).fit()
-    with pytest.raises(ValueError, match="another config.*lr"):
+    with pytest.raises(ValueError, match=r"another config.*lr"):
         Trainer(Regression(), Noisy(), _conf(max_steps=3, lr=0.1), tmp_path, progress=False).fit(resume=True)
     with pytest.raises(FileExistsError, match="resume it"):
         Trainer(Regression(), Noisy(), _conf(max_steps=3), tmp_path, progress=False).fit()
@@ -169,13 +169,13 @@ def test_corrupt_checkpoint_is_reported(tmp_path):
 
 def test_sampler_shards_and_resumes():
     full = ResumableSampler(10, 2, seed=3, world_size=1)
-    keys = [k for _, k in zip(range(20), iter(full))]
+    keys = [k for _, k in zip(range(20), iter(full), strict=False)]
     assert sorted(i for i, _, _ in keys[:10]) == list(range(10))  # one epoch = a permutation
     late = ResumableSampler(10, 2, seed=3)
     late.start_step = 3
-    assert [k for _, k in zip(range(14), iter(late))] == keys[6:20]
+    assert [k for _, k in zip(range(14), iter(late), strict=False)] == keys[6:20]
     ranks = [ResumableSampler(10, 2, seed=3, rank=r, world_size=2) for r in (0, 1)]
-    shards = [[k for _, k in zip(range(4), iter(s))] for s in ranks]
+    shards = [[k for _, k in zip(range(4), iter(s), strict=False)] for s in ranks]
     assert shards[0] + shards[1] == [keys[0], keys[1], keys[4], keys[5], keys[2], keys[3], keys[6], keys[7]]
     with pytest.raises(ValueError, match="fewer than one step"):
         ResumableSampler(3, 2, seed=0, world_size=2)
@@ -241,5 +241,5 @@ def test_sample_gets_the_epoch_of_its_step(tmp_path):
     data = Epochs()
     Trainer(Regression(), data, _conf(max_steps=20, scheduler="none"), tmp_path, progress=False).fit()
     assert data.epochs == [0] * 16 * 4 + [1] * 4 * 4
-    keys = [key for _, key in zip(range(40), iter(ResumableSampler(10, 2, seed=3)))]
+    keys = [key for _, key in zip(range(40), iter(ResumableSampler(10, 2, seed=3)), strict=False)]
     assert [epoch for _, _, epoch in keys] == [step // 5 for step in range(20) for _ in range(2)]

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..datasets import DATASETS, load_dataset
-from ..datasets.base import PairDataset, check_keypoints_in_image, with_coordinates
-from ..datasets.pair_list import read_pair_list, select_pairs, write_pair_list
-from ..evaluation.cache import FeatureCache, model_fingerprint
-from ..evaluation.metrics import compute_metrics
-from ..evaluation.predictions import Predictions
+from ..datasets import DATASETS
 from ..evaluation.protocols import ARGMAX_METHODS, PRESETS, get_pipeline, get_protocol
 from ..evaluation.report import format_table, write_csv, write_json
-from ..evaluation.runner import evaluate_sharded
 from ..methods import get as get_method
 from .common import add_model_arguments, load_model, parse_option
+
+if TYPE_CHECKING:  # the heavy modules (torch) are imported where used: --help stays fast
+    from ..datasets.base import PairDataset
+    from ..evaluation.predictions import Predictions
 
 PART_DATASET = "pascal-parts"
 
@@ -136,6 +135,9 @@ def prepare_pairs(args: argparse.Namespace, dataset: PairDataset, pipeline: dict
 
     Returns the dataset and the number of keypoints clipped (``--clip-keypoints``).
     """
+    from ..datasets.base import check_keypoints_in_image, with_coordinates
+    from ..datasets.pair_list import read_pair_list, select_pairs
+
     if args.pairs is not None:
         dataset.pairs = select_pairs(dataset, read_pair_list(args.pairs), args.root)
     if args.categories:
@@ -185,6 +187,8 @@ def first_per_category(pairs: list, limit: int) -> list:
 
 
 def _reusable(path: Path | None, config: dict, overwrite: bool) -> Predictions | None:
+    from ..evaluation.predictions import Predictions
+
     if path is None or not path.exists() or overwrite:
         return None
     old = Predictions.load(path)
@@ -197,6 +201,8 @@ def _reusable(path: Path | None, config: dict, overwrite: bool) -> Predictions |
 
 def report(args: argparse.Namespace, predictions: Predictions, label: str) -> dict:
     """Compute, print and write the metrics of ``predictions``."""
+    from ..evaluation.metrics import compute_metrics
+
     protocol = protocol_from_args(args, predictions.dataset)
     made_with = predictions.config.get("pipeline", {}).get("preset")
     if made_with is not None and made_with != protocol.name:
@@ -257,6 +263,11 @@ def run_part_segmentation(args: argparse.Namespace, config: dict) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from accelerate import PartialState
+
+    from ..datasets import load_dataset
+    from ..datasets.pair_list import write_pair_list
+    from ..evaluation.cache import FeatureCache, model_fingerprint
+    from ..evaluation.runner import evaluate_sharded
 
     for option in ("max_pairs", "max_pairs_per_category"):
         value = getattr(args, option)

@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from accelerate.utils import set_seed
 
-from ..datasets import DATASETS, load_dataset
 from ..backbones.precision import check_dtype
+from ..datasets import DATASETS, load_dataset
 from ..devices import resolve_device
 from ..files import file_digest
 from ..training.recipes.geco import attach_masks
@@ -115,18 +115,19 @@ def run(args: argparse.Namespace) -> int:
     if (len(args.dataset) > 1 or args.mask_dir) and not joint:
         raise ValueError(f"--method {args.method} trains on one --dataset without --mask-dir")
     split = {"split": args.split} if args.split else {}
-    train_sets = [load_dataset(name, root, **split) for name, root in zip(args.dataset, args.root)]
+    train_sets = [load_dataset(name, root, **split) for name, root in zip(args.dataset, args.root, strict=True)]
     if args.sam and not args.mask_dir:
         raise ValueError("--sam needs --mask-dir (where the masks are written)")
     if args.sam:
         from ..training.sam_masks import sam_masks  # transformers' SAM only when asked for
 
         sam_device = str(device) if device is not None else "cuda" if torch.cuda.is_available() else "cpu"
-        for dataset, root, masks in zip(train_sets, args.root, args.mask_dir):
+        for dataset, root, masks in zip(train_sets, args.root, args.mask_dir, strict=True):
             masks.mkdir(parents=True, exist_ok=True)
             sam_masks(dataset, root, masks, args.sam, device=sam_device, progress=not args.no_progress)
     if args.mask_dir:
-        train_sets = [attach_masks(d, root, masks) for d, root, masks in zip(train_sets, args.root, args.mask_dir)]
+        train_sets = [attach_masks(d, root, masks)
+                      for d, root, masks in zip(train_sets, args.root, args.mask_dir, strict=True)]
     val_set = load_dataset(args.dataset[0], args.root[0], split=args.val_split) if args.val_split else None
     if args.val_fraction:
         train_sets[0], val_set = split_by_images(train_sets[0], args.val_fraction, seed=conf.seed)

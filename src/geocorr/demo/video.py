@@ -108,6 +108,8 @@ class VideoWriter:
 
     def _streams(self, height: int, width: int) -> tuple[av.container.OutputContainer, av.video.stream.VideoStream]:
         """The open file and its H.264 stream; opened at the first frame (of size height × width)."""
+        if self._container is None and self._stream is not None:
+            raise ValueError(f"out: {self.path.name} is already closed; open a new VideoWriter")
         if self._container is None or self._stream is None:
             container = av.open(str(self.path), mode="w")
             stream = container.add_stream("libx264", rate=self.fps, options={"crf": str(self.crf)})

@@ -145,7 +145,7 @@ class FeatureCache:
             dense = tensors["dense"]
             if dense.ndim != 4 or dense.shape[0] != 1 or tuple(dense.shape[2:]) != grid.grid_hw:
                 raise ValueError(f"features of shape {tuple(dense.shape)} do not fit its token grid {grid.grid_hw}")
-        except Exception as err:  # noqa: BLE001  (safetensors, json, TokenGrid: any failure means recompute)
+        except Exception as err:
             self.rejected += 1
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             warnings.warn(f"feature cache: {path} not used ({reason}); recomputing", stacklevel=3)

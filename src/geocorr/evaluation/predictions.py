@@ -75,7 +75,7 @@ class PairPrediction:
                                  f"height), got {size.tolist()}")
 
     def to_json(self) -> dict:
-        out = {"category": self.category, "source": self.source, "target": self.target}
+        out: dict[str, object] = {"category": self.category, "source": self.source, "target": self.target}
         for name in _ARRAYS:
             value = getattr(self, name)
             out[name] = value.tolist() if value.dtype == bool else _nan_to_none(value)
@@ -91,8 +91,11 @@ class PairPrediction:
         return cls(category=record["category"], source=record["source"], target=record["target"], **values)
 
 
-def _nan_to_none(array: np.ndarray):
-    return np.where(np.isnan(array), None, array).tolist()
+def _nan_to_none(array: np.ndarray) -> list:
+    """The array as nested lists, NaN as None (JSON null)."""
+    out = array.astype(object)
+    out[np.isnan(array)] = None
+    return out.tolist()
 
 
 @dataclass

@@ -16,6 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeGuard, cast
 
 import numpy as np
@@ -156,6 +157,38 @@ def match_pair(model: Matcher, img0: ImageLike, img1: ImageLike, points, context
     if features_of is not None and is_dense(model):
         return model.match_features(features_of(img0), features_of(img1), points, context)
     return model.match(img0, img1, points, context)
+
+
+def match_pairs(model: Matcher, pairs: Sequence[tuple[ImageLike, ImageLike, Any]],
+                contexts: Sequence[PairContext | None] | None = None, batch_size: int = 8) -> list[Matches]:
+    """Match many pairs ``(img0, img1, points)``: the same as ``match_pair`` on each, faster.
+
+    A dense method computes the features of every distinct image once (an image is the same when it
+    is the same path, or the same object), ``batch_size`` images per ``features`` call; the others
+    match pair by pair. contexts: one :class:`PairContext` (or None) per pair.
+    """
+    contexts = [None] * len(pairs) if contexts is None else list(contexts)
+    if len(contexts) != len(pairs):
+        raise ValueError(f"contexts: expected one per pair ({len(pairs)}), got {len(contexts)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not is_dense(model):
+        return [match_pair(model, a, b, pts, c) for (a, b, pts), c in zip(pairs, contexts, strict=True)]
+
+    def key(image: ImageLike) -> object:
+        return str(image) if isinstance(image, (str, Path)) else id(image)
+
+    distinct: dict[object, ImageLike] = {}
+    for a, b, _ in pairs:
+        distinct.setdefault(key(a), a)
+        distinct.setdefault(key(b), b)
+    keys, images = list(distinct), list(distinct.values())
+    feats: dict[object, Features] = {}
+    for start in range(0, len(images), batch_size):
+        batch = model.features(images[start : start + batch_size])
+        feats.update({k: batch[i] for i, k in enumerate(keys[start : start + batch_size])})
+    return [match_pair(model, a, b, pts, c, features_of=lambda image: feats[key(image)])
+            for (a, b, pts), c in zip(pairs, contexts, strict=True)]
 
 
 def check_points(points, image_hw: tuple[int, int], name: str = "points") -> torch.Tensor:

@@ -107,7 +107,7 @@ def load_checkpoint(path: str | Path) -> dict:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
-    except Exception as err:  # noqa: BLE001  (safetensors raises its own kinds for a damaged or foreign file)
+    except Exception as err:
         raise CheckpointError(f"checkpoint: {path} is not a readable safetensors checkpoint "
                               f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
     if meta.get("format") != FORMAT or "state" not in meta or "sha256" not in meta:

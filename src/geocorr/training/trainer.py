@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 from accelerate import Accelerator
@@ -130,7 +130,7 @@ class Trainer:
                 f"without GPUs set ACCELERATE_USE_CPU=true (or use `accelerate launch --cpu`)"
             )
         self.progress = progress
-        self.params = list(model.trainable_parameters())
+        self.params = list(cast(Trainable, model).trainable_parameters())
         if not self.params:
             raise ValueError(f"model {type(model).__name__} has no trainable parameters")
         ids = {id(p) for p in self.params}
@@ -186,7 +186,7 @@ class Trainer:
         while self.step < self.total_steps:
             batch = send_to_device(next(batches), acc.device)
             with acc.autocast():
-                outputs = self.model.training_step(batch)
+                outputs = cast(Trainable, self.model).training_step(batch)
             loss = outputs["loss"]
             mean_loss = acc.reduce(loss.detach().float(), reduction="mean")
             if not torch.isfinite(mean_loss):
@@ -239,12 +239,12 @@ class Trainer:
             return
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
         flat = self.accelerator.reduce(torch.cat([g.reshape(-1) for g in grads]), reduction="mean")
-        for p, g in zip(self.params, flat.split([q.numel() for q in self.params])):
+        for p, g in zip(self.params, flat.split([q.numel() for q in self.params]), strict=True):
             p.grad = g.view_as(p).to(p.dtype)
 
     def _validate(self) -> dict[str, float]:
         metrics: dict[str, float] = {}
-        if self.accelerator.is_main_process:
+        if self.accelerator.is_main_process and self.validate is not None:
             self.model.eval()
             metrics = {f"val_{k}": float(v) for k, v in self.validate(self.model).items()}
             self.model.train()

@@ -26,6 +26,6 @@ def pck_validator(dataset: PairDataset, protocol: str = "geco", max_pairs: int |
         matcher = getattr(model, "matcher", model)
         predictions = evaluate(matcher, dataset, pair_indices=indices, batch_size=batch_size, progress=False)
         pck = compute_metrics(predictions, proto)["pck"]["all"]
-        return {f"pck@{alpha:.2f}": float(value) for alpha, value in zip(proto.alphas, pck)}
+        return {f"pck@{alpha:.2f}": float(value) for alpha, value in zip(proto.alphas, pck, strict=True)}
 
     return validate

@@ -126,3 +126,37 @@ def test_identity_baseline_by_hand(tmp_path):
     assert result == {"pck@0.1": 0.5, "pck@0.3": 1.0, "points": 2}  # 8 px: > 3.2, < 9.6
     both = baselines([Pair(source, target, "car")], image_size=32, alphas=(0.1,))
     assert both["identity_pck@0.1"] == 0.5 and 0.0 <= both["random_pck@0.1"] <= 1.0
+
+
+def test_eval_command_reports_matchability_ap_on_pascal_parts(tmp_path, tiny_network, capsys):
+    import dataclasses
+    import json
+
+    from scipy.io import savemat
+
+    from geocorr.cli import main
+
+    root = tmp_path / "parts"
+    (root / "Annotations_Part").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    left, right = np.zeros((24, 32), np.uint8), np.zeros((24, 32), np.uint8)
+    left[4:20, 4:16], right[4:20, 16:28] = 1, 1
+    parts = np.zeros((1, 2), dtype=[("part_name", "O"), ("mask", "O")])
+    parts[0, 0]["part_name"], parts[0, 0]["mask"], parts[0, 1]["part_name"], parts[0, 1]["mask"] = \
+        "leye", left, "reye", right
+    objects = np.zeros((1, 1), dtype=[("class", "O"), ("class_ind", "O"), ("mask", "O"), ("parts", "O")])
+    objects[0, 0]["class"], objects[0, 0]["class_ind"], objects[0, 0]["mask"], objects[0, 0]["parts"] = \
+        "cat", 8, left | right, parts
+    for i in (1, 2, 3):  # 1 training image, 2 test images: one consecutive pair
+        savemat(root / "Annotations_Part" / f"2008_00000{i}.mat", {"anno": {"objects": objects}})
+        Image.fromarray(np.full((24, 32, 3), 40 * i, np.uint8)).save(root / "JPEGImages" / f"2008_00000{i}.jpg")
+    network = json.dumps(dataclasses.asdict(tiny_network(32)))
+    out = tmp_path / "result.json"
+    code = main(["eval", "--method", "cyclecorr", "--option", f"network={network}", "--dataset", "pascal-parts",
+                 "--root", str(root), "--dataset-option", "category=cat", "--dataset-option", "num_train=1",
+                 "--no-progress", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert "matchability AP over 1 consecutive test pairs of cat: 100.0" in capsys.readouterr().out
+    # both test images hold both parts, and the crop (the annotated box) holds only part pixels:
+    # every pixel is truly matchable, so any ranking has AP 100
+    assert '"matchability_ap": 100.0' in out.read_text()

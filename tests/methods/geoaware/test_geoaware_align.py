@@ -95,6 +95,27 @@ def test_imd_picks_the_mirror_for_a_mirrored_target(model):
     assert d == pytest.approx(0.0, abs=1e-3) and d_mirror > 0.05
 
 
+def test_object_masks_restrict_the_imd_and_an_empty_one_turns_it_off(model):
+    source, target, kps, _ = scene()
+    left = np.zeros((112, 112), dtype=bool)
+    left[:, :56] = True
+    f_src, f_tgt = model.features(source), model.features(target)
+    c = f_src.dense.shape[1] // 2
+    grids = (f_src.grids[0], f_tgt.grids[0])
+    d, d_mirror = flip_distances(f_src.dense[0, :c], f_src.dense[0, c:], f_tgt.dense[0, :c], grids, (left, left))
+    # by hand: the source's left half (or the mirror's, whose mask is mirrored: its right half) against
+    # the target's left half, on the 64² IMD grid (columns 0..31 of a 112-px square image)
+    tgt = imd_features(f_tgt.dense[0, :c])[:, :, :32].flatten(1).T
+    for feat, cols, value in ((f_src.dense[0, :c], slice(0, 32), d), (f_src.dense[0, c:], slice(32, 64), d_mirror)):
+        src = imd_features(feat)[:, :, cols].flatten(1).T
+        assert value == pytest.approx(torch.cdist(src, tgt).min(dim=1).values.mean().item(), rel=1e-5)
+    empty = np.zeros((112, 112), dtype=bool)
+    assert all(np.isnan(flip_distances(f_src.dense[0, :c], f_src.dense[0, c:], f_tgt.dense[0, :c], grids,
+                                       (empty, left))))
+    unaligned = make().match(source, target, kps).points
+    torch.testing.assert_close(model.match(source, target, kps, context(masks=(empty, left))).points, unaligned)
+
+
 def test_alignment_recovers_a_horizontally_flipped_target(model):
     source, target, kps, target_kps = scene()
     aligned = model.match(source, target, kps, context())
@@ -189,12 +210,16 @@ def test_cli_eval_pose_align_on_a_spair_tree(tmp_path, tiny_backbone_dir, capsys
     (root / "PairAnnotation" / "test" / "000001-a-b:cat.json").write_text(json.dumps(
         {"pair_id": 1, "src_imname": "a.jpg", "trg_imname": "b.jpg", "category": "cat",
          "kps_ids": [str(i) for i in ids]}))
+    masks = tmp_path / "masks"
+    for name in "ab":  # object masks (white = object) in the --mask-dir layout: <path under root>.png
+        (masks / "JPEGImages" / "cat").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((112, 112), 255, dtype=np.uint8)).save(masks / "JPEGImages" / "cat" / f"{name}.png")
     results = {}
-    for flag in ([], ["--pose-align"]):
+    for flag in ([], ["--pose-align"], ["--pose-align", "--mask-dir", str(masks)]):
         out = tmp_path / f"result{len(flag)}.json"
         code = main(["eval", "--method", "geoaware", "--backbone", str(tiny_backbone_dir), "--image-size", "112",
                      "--option", "window=3", "--option", "temperature=0.01", "--dataset", "spair",
                      "--root", str(root), "--protocol", "geoaware", "--no-progress", "--out", str(out), *flag])
         assert code == 0, capsys.readouterr().err
-        results[bool(flag)] = json.loads(out.read_text())["metrics"]["pck"]["all"]
-    assert results[True][-1] == 100.0 and results[False][-1] < 60.0, results
+        results[len(flag)] = json.loads(out.read_text())["metrics"]["pck"]["all"]
+    assert results[1][-1] == results[3][-1] == 100.0 and results[0][-1] < 60.0, results

@@ -179,13 +179,14 @@ def test_training_on_pf_willow_beats_the_untrained_post_processor(willow_split, 
         return compute_metrics(evaluate(m, test, progress=False), protocol)["pck"]["all"]
 
     before = pck(model)
-    conf = GeoAwareTrainConfig(max_steps=40, lr=1e-2, val_every=0, checkpoint_every=0)
+    conf = GeoAwareTrainConfig(max_steps=80, lr=1e-2, val_every=0, checkpoint_every=0)
     result = Trainer(model, GeoAwarePairs(train, need_flips=False), conf, tmp_path, collate_fn=list,
                      progress=False).fit()
     after = pck(model.eval())
     assert torch.isfinite(torch.tensor(result["loss"]))
-    assert (tmp_path / "geoaware_postprocessor.safetensors").is_file()  # the trainer's export
-    # held-out pairs (images never trained on), 400 keypoints; measured: +4.25 and +5.25 points
+    assert (tmp_path / "geoaware_postprocessor.safetensors").is_file()  # written by save_weights at the end
+    # held-out pairs (images never trained on), 400 keypoints; measured: +5.75 and +4.75 points
+    # (official objective and features since issue 15; 40 steps gave only +3.25 and +2.25)
     assert after[1] > before[1] + 2.0 and after[2] > before[2] + 2.0, (before, after)
 
 
@@ -227,3 +228,22 @@ def test_build_trainer_keeps_per_category_pairs(willow_split, tmp_path):
         trainer = build_trainer(train, tmp_path, conf, backbone=tiny_config(), progress=False,
                                 post_processor=TINY_HEAD)
     assert len(trainer.dataset) == 3 * len(train.categories)
+
+
+def test_two_stages_start_the_second_from_the_first(willow_split, tmp_path):
+    from safetensors.torch import load_file
+
+    from geocorr.training.recipes.geoaware import train_two_stages
+
+    train, _ = willow_split
+    small = dataclasses.replace(train, pairs=train.pairs[:2])
+    first = dataclasses.replace(AP10K_STAGE, image_size=56, max_steps=2, val_every=0, checkpoint_every=0)
+    second = dataclasses.replace(SPAIR_STAGE, image_size=56, max_steps=1, lr=1e-12, val_every=0, checkpoint_every=0)
+    with pytest.warns(UserWarning, match="no left/right flip tables"):
+        final = train_two_stages(small, small, tmp_path, first, second, backbone=tiny_config(), progress=False,
+                                 post_processor=TINY_HEAD)
+    stage1 = load_file(str(tmp_path / "ap10k" / "geoaware_postprocessor.safetensors"))
+    stage2 = load_file(str(final))
+    assert final == tmp_path / "spair" / "geoaware_postprocessor.safetensors"
+    # a (practically) zero learning rate in stage 2: its weights are stage 1's, not a fresh head's
+    assert all(torch.allclose(stage1[k], stage2[k], atol=1e-6) for k in stage1)

@@ -132,7 +132,7 @@ def _read_official(path: Path) -> LoraWeights:
         raise ValueError(f"adapter: {path} {_TRAINING_CHECKPOINT}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)  # tensors only: nothing is executed
-    except Exception as err:  # noqa: BLE001  (torch raises many kinds for a corrupt file)
+    except Exception as err:
         if "weights only load failed" in str(err).lower():
             raise ValueError(f"adapter: {path} holds pickled objects other than tensors (not a GECO LoRA file); "
                              f"it is not unpickled") from None
@@ -164,7 +164,7 @@ def _read_safetensors(path: Path) -> LoraWeights:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
-    except Exception as err:  # noqa: BLE001  (safetensors raises its own kinds)
+    except Exception as err:
         raise ValueError(f"adapter: {path} is not a readable safetensors file ({size} bytes; "
                          f"{_first_line(err)})") from None
     if meta.get("format") == "geocorr-checkpoint":

@@ -53,11 +53,15 @@ def flip_distances(source: torch.Tensor, mirrored: torch.Tensor, target: torch.T
 
     source, mirrored, target: (C, h, w) features on the grids of the source and the target (the
     mirror shares the source's grid); masks: (source mask, target mask) in image pixels, or None.
+    A mask that covers no IMD position gives (nan, nan): no alignment, as in the released code (whose
+    mean over no position is NaN, and NaN < NaN is false).
     """
     mask0, mask1 = masks if masks is not None else (None, None)
     m0 = imd_mask(mask0, grids[0], size)
     m0_mirror = imd_mask(None if mask0 is None else np.ascontiguousarray(np.asarray(mask0)[:, ::-1]), grids[0], size)
     m1 = imd_mask(mask1, grids[1], size).to(target.device)
+    if not (m0.any() and m0_mirror.any() and m1.any()):
+        return float("nan"), float("nan")
     tgt = imd_features(target, size)
     d = instance_matching_distance(imd_features(source, size), tgt, m0.to(source.device), m1)
     d_mirror = instance_matching_distance(imd_features(mirrored, size), tgt, m0_mirror.to(source.device), m1)

@@ -34,6 +34,7 @@ from .augmentation import flip_permutation, hflip_keypoints
 from .data import PairSample
 from .losses import dense_loss, sparse_loss
 from .postprocessor import PostProcessor, PostProcessorConfig
+from .sd import StableDiffusionFeatures
 
 INFERENCE = ("window_soft_argmax", "soft_argmax", "argmax")
 WEIGHTS_FILE = "geoaware_postprocessor.safetensors"
@@ -68,7 +69,7 @@ class GeoAware(DenseMatcher):
     }
 
     def __init__(self, backbone: DinoV2Backbone, post_processor: PostProcessor | None = None,
-                 sd: nn.Module | None = None, **conf):
+                 sd: StableDiffusionFeatures | None = None, **conf):
         super().__init__(backbone, **conf)
         if self.conf["inference"] not in INFERENCE:
             raise ValueError(f"inference must be one of {', '.join(INFERENCE)}, got {self.conf['inference']!r}")
@@ -159,7 +160,7 @@ class GeoAware(DenseMatcher):
         """Dense features (B, C, h, w) of one image or a list; with ``pose_align`` (B, 2C, h, w): the
         image's features, then those of its mirror image (on the same grid), for :meth:`match_features`."""
         single = not isinstance(images, (list, tuple))
-        items = [images] if single else list(images)
+        items = list(images) if isinstance(images, (list, tuple)) else [images]
         if not items:
             raise ValueError("images: got an empty list")
         loaded = [load_image(img, "image" if single else f"images[{i}]") for i, img in enumerate(items)]
@@ -177,7 +178,7 @@ class GeoAware(DenseMatcher):
         dense: list[torch.Tensor] = [torch.empty(0)] * len(prepared)
         for batch in same_shape_batches([x.shape for x, _, _ in prepared], self.conf["batch_size"]):
             x = torch.stack([prepared[i][0] for i in batch])
-            sd_x = torch.stack([prepared[i][2] for i in batch])
+            sd_x = torch.stack([c for i in batch if (c := prepared[i][2]) is not None])
             for i, d in zip(batch, self.refine(self.sources(x, sd_x)).float().split(1), strict=True):
                 dense[i] = d
         h, w = max(d.shape[2] for d in dense), max(d.shape[3] for d in dense)  # keep_aspect: pad to one grid
@@ -300,7 +301,8 @@ class GeoAware(DenseMatcher):
         prepared = {k: self.prepare(im) for k, im in images.items()}
         if len({x.shape for x, _, _ in prepared.values()}) != 1:
             raise ValueError("training needs backbone inputs of one size: use resize='pad' or 'stretch'")
-        sd_x = torch.stack([c for _, _, c in prepared.values()]) if self.sd is not None else None
+        canvases = [c for _, _, c in prepared.values() if c is not None]
+        sd_x = torch.stack(canvases) if canvases else None
         feats = self.refine(self.sources(torch.stack([x for x, _, _ in prepared.values()]), sd_x))
         feat = {k: feats[i : i + 1] for i, k in enumerate(prepared)}
         grid = {k: g for k, (_, g, _) in prepared.items()}

@@ -8,7 +8,7 @@ schedule (30 % warm-up), both AdamW lr 1.25e-3, weight decay 1e-3, batch 1. As t
     geocorr train --method geoaware --dataset ap10k --root AP10K --out runs/geoaware-ap10k \\
         --epochs 1 --scheduler none
     geocorr train --method geoaware --dataset spair --root SPair-71k --out runs/geoaware \\
-        --adapter runs/geoaware-ap10k/geoaware_postprocessor.safetensors
+        --weights runs/geoaware-ap10k/geoaware_postprocessor.safetensors
 
 (:data:`AP10K_STAGE` and :data:`SPAIR_STAGE` are the two configs), or in Python
 :func:`train_two_stages`. One optimiser step per original pair: the pose variants are loss terms of
@@ -146,9 +146,11 @@ def train_two_stages(ap10k: PairDataset, spair: PairDataset, out_dir: str | Path
     """The published two-stage recipe in one call: ``first`` on AP-10K into ``out_dir/ap10k``, then
     ``second`` on SPair-71k from those weights into ``out_dir/spair``. Returns the final weights.
 
-    kwargs: the other arguments of :func:`build_trainer` (``backbone``, ``val_set``, model options).
+    kwargs: the other arguments of :func:`build_trainer` (``backbone``, ``val_set``, model options;
+    ``post_processor`` widths shape the first stage's fresh head, the second reads them from its weights).
     """
     out_dir = Path(out_dir)
     build_trainer(ap10k, out_dir / "ap10k", first, **kwargs).fit()
+    kwargs.pop("post_processor", None)
     build_trainer(spair, out_dir / "spair", second, adapter=out_dir / "ap10k" / WEIGHTS_FILE, **kwargs).fit()
     return out_dir / "spair" / WEIGHTS_FILE

@@ -1,0 +1,386 @@
+"""A DINOv3 backbone (patch 16, 4 registers, RoPE) through every method and face.
+
+The backbone is a tiny random DINOv3 ViT (:func:`geocorr.backbones.dinov3.tiny_config`: width 32,
+2 blocks) saved in transformers format, i.e. a user's ``--backbone DIR``. No real DINOv3 weights
+are available here, so what is checked is geometry and plumbing: token grids at patch 16, the
+class and register tokens dropped, which weights train, files that round-trip, and that every face
+gives the method's own ``match``; never the quality of the matches.
+"""
+import csv
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import geocorr
+from geocorr.cli import main
+from geocorr.methods.base import PairContext
+
+CATEGORY = "car(G)"
+SIZE = 64  # backbone input side: 4×4 tokens of 16 px
+PREFIX = 1 + 4  # class token + 4 registers
+
+
+@pytest.fixture(scope="module")
+def dinov3_dir(tmp_path_factory):
+    """A tiny random DINOv3 ViT/16 (seed 0) saved as a ``--backbone DIR`` folder."""
+    from transformers import AutoModel
+
+    from geocorr.backbones.dinov3 import tiny_config
+
+    folder = tmp_path_factory.mktemp("tiny-dinov3")
+    torch.manual_seed(0)
+    AutoModel.from_config(tiny_config()).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def willow(pf_willow_root):
+    """The first four PF-Willow car(G) images and their keypoints (pixel-centre: file values − 1)."""
+    images = sorted((pf_willow_root / CATEGORY).glob("*.png"))[:4]
+    keypoints = [scipy.io.loadmat(p.with_suffix(".mat"))["pts_coord"].T.astype(np.float64) - 1 for p in images]
+    return images, keypoints
+
+
+def _argmax_matches(f0: torch.Tensor, f1: torch.Tensor, grid1, cells: list[tuple[int, int]],
+                    content_only: bool = False) -> torch.Tensor:
+    """By hand: the centre (image pixels) of the target token most cosine-similar to each source token
+    (row, col) of dense features (1, C, h, w); ``content_only``: among tokens overlapping the image."""
+    target = F.normalize(f1[0].flatten(1), dim=0)  # (C, h1 w1)
+    keep = torch.ones(grid1.grid_hw, dtype=torch.bool)
+    if content_only:
+        r0, r1, c0, c1 = grid1.content_tokens
+        keep[:] = False
+        keep[r0:r1, c0:c1] = True
+    out = []
+    for r, c in cells:
+        sim = F.normalize(f0[0, :, r, c], dim=0) @ target
+        best = int(sim.masked_fill(~keep.flatten(), -2.0).argmax())
+        out.append(grid1.grid_to_image(torch.tensor([[best % grid1.grid_hw[1], best // grid1.grid_hw[1]]],
+                                                    dtype=torch.float32))[0])
+    return torch.stack(out)
+
+
+def _token_centre(grid, r: int, c: int) -> torch.Tensor:
+    return grid.grid_to_image(torch.tensor([[float(c), float(r)]]))
+
+
+# ---------------------------------------------------------------- zero-shot (the `dinov2` method)
+
+def test_zero_shot_features_and_matches_on_non_square_images(dinov3_dir):
+    model = geocorr.load("dinov2", backbone=str(dinov3_dir), image_size=SIZE, resize="keep_aspect",
+                         upsample="none")
+    torch.manual_seed(1)
+    img0, img1 = torch.rand(3, 50, 90), torch.rand(3, 90, 40)
+    feats = model.features([img0, img1])
+    # long side 64; short side 50 · 64 / 90 = 35.6 -> 32 (2 tokens), 40 · 64 / 90 = 28.4 -> 32
+    assert [g.patch for g in feats.grids] == [16, 16]
+    assert [g.input_hw for g in feats.grids] == [(32, 64), (64, 32)]
+    assert [g.grid_hw for g in feats.grids] == [(2, 4), (4, 2)]
+    f0, f1 = (model.features([im]).dense for im in (img0, img1))
+    assert f0.shape == (1, 32, 2, 4) and f1.shape == (1, 32, 4, 2)
+    # the features are the last block's normed patch tokens: class token and 4 registers dropped
+    x, _ = model.backbone.preprocess(img0)
+    tokens = model.backbone.model(pixel_values=x[None]).last_hidden_state
+    assert tokens.shape[1] == PREFIX + 2 * 4
+    assert torch.allclose(f0, tokens[:, PREFIX:].transpose(1, 2).reshape(1, 32, 2, 4), atol=1e-5)
+    # match() of token centres = the cosine argmax computed here
+    cells = [(0, 0), (1, 3), (0, 2)]
+    query = torch.cat([_token_centre(model.features([img0]).grids[0], r, c) for r, c in cells])
+    got = model.match(img0, img1, query)
+    expected = _argmax_matches(f0, f1, feats.grids[1], cells)
+    assert torch.allclose(got.points, expected, atol=1e-4)
+    assert got.points.shape == (3, 2) and torch.isfinite(got.scores).all()
+
+
+@pytest.mark.parametrize("side,rounded", [(70, 64), (79, 64), (47, 32), (10, 16)])
+def test_stretch_sizes_not_a_multiple_of_16_are_rounded_down(dinov3_dir, side, rounded):
+    model = geocorr.load("dinov2", backbone=str(dinov3_dir), image_size=side, upsample="none")
+    reference = geocorr.load("dinov2", backbone=str(dinov3_dir), image_size=rounded, upsample="none")
+    image = torch.rand(3, 45, 77)
+    feats = model.features([image])
+    assert feats.grids[0].input_hw == (rounded, rounded)
+    assert feats.grids[0].grid_hw == (rounded // 16, rounded // 16)
+    assert torch.equal(feats.dense, reference.features([image]).dense)
+    assert model.match(image, image, [[10.0, 20.0]]).points.shape == (1, 2)
+
+
+# ---------------------------------------------------------------- GECO: LoRA training and files
+
+def _lora_names(model) -> set[str]:
+    return {n for n, _ in model.named_parameters() if "lora_" in n}
+
+
+def test_geco_fresh_lora_sits_on_query_and_value(dinov3_dir):
+    model = geocorr.load("geco", backbone=str(dinov3_dir), weights=None, merge=False, image_size=SIZE)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == _lora_names(model)
+    projections = sorted({n.split(".attention.")[1].split(".")[0] for n in trainable})
+    assert projections == ["q_proj", "v_proj"]  # DINOv3's query/value projections, not k_proj/o_proj
+    assert len(trainable) == 2 * 2 * 2  # 2 blocks × (q, v) × (A, B)
+
+
+@pytest.fixture(scope="module")
+def geco_step(dinov3_dir, pf_willow_root, tmp_path_factory):
+    """One optimiser step of GECO's training recipe on DINOv3 (4 PF-Willow pairs, 64 px, batch 2)."""
+    from geocorr.datasets import load_dataset
+    from geocorr.training.augment import AugmentConfig
+    from geocorr.training.recipes.geco import GecoTrainConfig, build_trainer
+
+    willow = load_dataset("pf-willow", pf_willow_root)
+    few = replace(willow, pairs=[willow[i] for i in (0, 1, 90, 91)])
+    plain = AugmentConfig(crop_scale=(1.0, 1.0), crop_ratio=(0.01, 100.0), crop_size=None, flip=0.0, jitter_p=0.0,
+                          blur_p=0.0, solarize_p=0.0)
+    conf = GecoTrainConfig(image_size=SIZE, batch_size=2, max_steps=1, per_category=None, checkpoint_every=0,
+                           augment=plain)
+    out = tmp_path_factory.mktemp("geco-dinov3")
+    trainer = build_trainer(few, out, conf, backbone=str(dinov3_dir), progress=False)
+    assert trainer.dataset.patch == 16 and trainer.dataset.grid.grid_hw == (4, 4)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    result = trainer.fit()
+    after = trainer.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    return trainer, result, changed, out
+
+
+def test_geco_training_step_changes_only_lora(geco_step):
+    trainer, result, changed, _ = geco_step
+    assert result["step"] == 1 and np.isfinite(result["loss"]) and result["loss"] > 0
+    lora_b = {n for n in trainer.model.state_dict() if "lora_B" in n}
+    assert len(lora_b) == 4  # 2 blocks × (q_proj, v_proj)
+    # lora_B starts at zero, so lora_A gets no gradient at the first step: exactly the B factors move
+    assert changed == lora_b
+
+
+def test_geco_dinov3_adapter_round_trip_and_family_check(geco_step, dinov3_dir, tiny_backbone_dir, willow, capsys):
+    from geocorr.methods.geco.adapter import read_lora_file
+
+    trainer, _, _, out = geco_step
+    path = out / "adapter.safetensors"
+    assert read_lora_file(path).architecture == "dinov3"
+    trained = trainer.model.matcher.eval()
+    loaded = geocorr.load("geco", backbone=str(dinov3_dir), weights=str(path), image_size=SIZE)  # merged
+    fresh = geocorr.load("geco", backbone=str(dinov3_dir), weights=None, image_size=SIZE)
+    image = str(willow[0][0])
+    ours, theirs = trained.features([image]).dense, loaded.features([image]).dense
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    assert not torch.allclose(theirs, fresh.features([image]).dense, atol=1e-5)  # the LoRA is in there
+    with pytest.raises(ValueError, match=r"LoRA for a DINOV3 backbone, but the backbone is DINOV2"):
+        geocorr.load("geco", backbone=str(tiny_backbone_dir), weights=str(path), image_size=56)
+    (src, trg, *_), _ = willow
+    code = main(["match", str(src), str(trg), "--point", "10,10", "--method", "geco",
+                 "--backbone", str(tiny_backbone_dir), "--weights", str(path), "--image-size", "56"])
+    err = capsys.readouterr().err
+    assert code == 2 and "DINOV3" in err and "DINOV2" in err and "Traceback" not in err
+
+
+def test_released_dinov2_lora_is_refused_on_dinov3(dinov3_dir, tiny_backbone_dir, tmp_path):
+    dinov2 = geocorr.load("geco", backbone=str(tiny_backbone_dir), weights=None, merge=False, image_size=56)
+    path = tmp_path / "dinov2-lora.safetensors"
+    dinov2.save_adapter(path)
+    with pytest.raises(ValueError, match=r"LoRA for a DINOV2 backbone, but the backbone is DINOV3 .*patch 16"):
+        geocorr.load("geco", backbone=str(dinov3_dir), weights=str(path), image_size=SIZE)
+
+
+def test_geco_trainer_rounds_the_default_size_to_patch_16(dinov3_dir, pf_willow_root, tmp_path):
+    from geocorr.datasets import load_dataset
+    from geocorr.training.recipes.geco import GecoTrainConfig, build_trainer
+
+    willow = load_dataset("pf-willow", pf_willow_root)
+    few = replace(willow, pairs=[willow[0]])
+    trainer = build_trainer(few, tmp_path, GecoTrainConfig(image_size=70, max_steps=1), backbone=str(dinov3_dir),
+                            progress=False)
+    assert trainer.dataset.image_size == 64 and trainer.dataset.grid.grid_hw == (4, 4)
+
+
+# ---------------------------------------------------------------- GeoAware
+
+def test_geoaware_zero_shot_reads_the_chosen_block_without_norm(dinov3_dir):
+    # published: block 11 of 12 of ViT-B/14 at 840 px; here block 1 of 2 at 72 px (-> 64, 4×4 tokens)
+    model = geocorr.load("geoaware", backbone=str(dinov3_dir), image_size=72, layer=1, inference="argmax",
+                         upsample="none")
+    torch.manual_seed(2)
+    img0, img1 = torch.rand(3, 40, 64), torch.rand(3, 64, 48)
+    feats0, feats1 = model.features([img0]), model.features([img1])
+    grid0, grid1 = feats0.grids[0], feats1.grids[0]
+    assert grid0.input_hw == (64, 64) and grid0.patch == 16 and grid0.content_hw == (40, 64)
+    assert grid0.offset == (12, 0)  # centred on the canvas
+    x, _ = model.backbone.preprocess(img0)
+    hidden = model.backbone.model(pixel_values=x[None], output_hidden_states=True).hidden_states[1]
+    block1 = hidden[:, PREFIX:].transpose(1, 2).reshape(1, 32, 4, 4)
+    assert torch.allclose(feats0.dense, F.normalize(block1, dim=1), atol=1e-5)
+    last = model.backbone.model(pixel_values=x[None]).last_hidden_state[:, PREFIX:]
+    assert not torch.allclose(block1.flatten(2).transpose(1, 2), last, atol=1e-3)  # layer=1 is honoured
+    r0, r1, c0, c1 = grid0.content_tokens
+    cells = [(r0, c0), (r1 - 1, c1 - 1)]
+    query = torch.cat([_token_centre(grid0, r, c) for r, c in cells])
+    got = model.match(img0, img1, query).points
+    expected = _argmax_matches(feats0.dense, feats1.dense, grid1, cells, content_only=True)
+    assert torch.allclose(got, expected, atol=1e-4)
+    assert torch.isfinite(got).all()
+
+
+def test_geoaware_fresh_post_processor_on_dinov3(dinov3_dir, tmp_path):
+    widths = {"bottleneck_channels": 8, "out_channels": 16, "num_groups": 4}
+    model = geocorr.load("geoaware", backbone=str(dinov3_dir), image_size=SIZE, layer=1, zero_shot=False,
+                         post_processor=widths).eval()
+    assert model.post_processor.config.in_channels == (32,)  # the DINOv3 width
+    image = torch.rand(3, 48, 64)
+    feats = model.features([image])
+    assert feats.dense.shape == (1, 16, 4, 4) and torch.isfinite(feats.dense).all()
+    points = model.match(image, torch.rand(3, 64, 64), [[5.0, 5.0], [60.0, 40.0]]).points
+    assert points.shape == (2, 2) and torch.isfinite(points).all()
+    assert ((points >= -0.5) & (points <= 63.5)).all()
+    path = model.save_weights(tmp_path)
+    again = geocorr.load("geoaware", backbone=str(dinov3_dir), image_size=SIZE, layer=1, weights=str(path))
+    assert torch.allclose(again.features([image]).dense, feats.dense, atol=1e-6)
+
+
+# ---------------------------------------------------------------- SemAlign3D
+
+@pytest.fixture(scope="module")
+def semalign3d_class(pf_willow_root, dinov3_dir, tmp_path_factory):
+    """A car(G) class representation built by the CLI from tiny DINOv3 features and a tiny depth model."""
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
+
+    folder = tmp_path_factory.mktemp("semalign3d-dinov3")
+    backbone = {"model_type": "dinov2", "hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2,
+                "intermediate_size": 64, "patch_size": 14, "image_size": 56, "out_indices": [1, 2, 3, 4],
+                "reshape_hidden_states": False}
+    torch.manual_seed(0)
+    DepthAnythingForDepthEstimation(DepthAnythingConfig(
+        backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[8, 8, 16, 16],
+        fusion_hidden_size=16, head_hidden_size=8)).save_pretrained(folder / "depth")
+    out = folder / "classes" / "car.safetensors"
+    code = main(["semalign3d", "build", "--dataset", "pf-willow", "--root", str(pf_willow_root), "--split", "test",
+                 "--category", CATEGORY, "--output", str(out), "--depth", str(folder / "depth"),
+                 "--max-images", "4", "--sparse-steps", "20", "--clusters", "40", "--no-progress",
+                 "--method", "dinov2", "--backbone", str(dinov3_dir), "--image-size", str(SIZE)])
+    assert code == 0
+    return out
+
+
+def test_semalign3d_with_dinov3_features(semalign3d_class, dinov3_dir, willow, capsys):
+    from safetensors import safe_open
+
+    align = {"steps": 3, "samples_per_focal": 1, "pixels": 32, "background_pixels": 32}
+    options = {"backbone": str(dinov3_dir), "image_size": SIZE, "weights": str(semalign3d_class),
+               "features": "dinov2", "depth": None, "align": align}
+    with safe_open(str(semalign3d_class), "pt") as f:
+        widths = {f.get_slice(k).get_shape()[-1] for k in f.keys() if "feat" in k}
+    assert 32 in widths  # the class representation holds DINOv3-width (32) features
+    (src, trg, *_), (kp0, kp1, *_) = willow
+    query = kp0[:3]
+    context = PairContext(category=CATEGORY)
+    expected = geocorr.load("semalign3d", **options).match(str(src), str(trg), query, context)
+    assert expected.points.shape == (3, 2) and torch.isfinite(expected.points).all()
+    code = main(["match", str(src), str(trg), *[a for p in query for a in ("--point", f"{p[0]},{p[1]}")],
+                 "--method", "semalign3d", "--backbone", str(dinov3_dir), "--image-size", str(SIZE),
+                 "--weights", str(semalign3d_class), "--option", "features=dinov2", "--option", "depth=null",
+                 "--option", f"align={__import__('json').dumps(align)}", "--category", CATEGORY])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    printed = [line.split("->")[1].split("score")[0].strip(" ()") for line in out.out.splitlines() if "->" in line]
+    points = np.array([[float(v) for v in p.split(",")] for p in printed])
+    np.testing.assert_allclose(points, expected.points.numpy(), atol=0.051)  # printed with one decimal
+
+
+# ---------------------------------------------------------------- tracker
+
+@pytest.fixture(scope="module")
+def video(willow, tmp_path_factory):
+    """Three PF-Willow car(G) images as 112×84 frames of a video, and the frames as decoded."""
+    pytest.importorskip("av")
+    from geocorr.demo.video import VideoWriter, read_frames
+
+    path = tmp_path_factory.mktemp("video") / "cars.mp4"
+    with VideoWriter(path, fps=5, crf=10) as writer:
+        for p in willow[0][:3]:
+            writer.write(np.asarray(Image.open(p).convert("RGB").resize((112, 84))))
+    return path, list(read_frames(path))
+
+
+@pytest.mark.parametrize("method,extra", [("dinov2", []), ("geco", ["--option", "weights=null"])])
+def test_track_three_frames(method, extra, dinov3_dir, video, tmp_path, capsys):
+    path, frames = video
+    table = tmp_path / "tracks.csv"
+    points = [(30.0, 40.0), (70.0, 20.0)]
+    code = main(["track", str(path), *[a for p in points for a in ("--point", f"{p[0]},{p[1]}")],
+                 "--csv", str(table), "--no-progress", "--method", method, "--backbone", str(dinov3_dir),
+                 "--image-size", str(SIZE), "--option", "upsample=none", *extra])
+    assert code == 0, capsys.readouterr().err
+    with table.open() as f:
+        rows = list(csv.DictReader(f))
+    tracked = np.array([[float(r["x"]), float(r["y"])] for r in rows]).reshape(3, 2, 2)
+    conf = {"weights": None} if method == "geco" else {}
+    model = geocorr.load(method, backbone=str(dinov3_dir), image_size=SIZE, upsample="none", **conf)
+    expected = np.stack([model.match(frames[0], frame, points).points.numpy() for frame in frames])
+    expected[0] = points
+    np.testing.assert_allclose(tracked, expected, atol=0.006)  # written with two decimals
+    # frames 1, 2 land on token centres of the 4×4 grid of 16 px over 112×84: x = (16 j + 8) · 112/64 − 0.5
+    centres_x = (16 * np.arange(4) + 8) * 112 / 64 - 0.5
+    centres_y = (16 * np.arange(4) + 8) * 84 / 64 - 0.5
+    assert np.abs(tracked[1:, :, 0, None] - centres_x).min(-1).max() < 0.006
+    assert np.abs(tracked[1:, :, 1, None] - centres_y).min(-1).max() < 0.006
+
+
+# ---------------------------------------------------------------- ONNX export
+
+def test_onnx_export_and_check_with_dinov3(dinov3_dir, willow, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from geocorr.deploy.onnx import OnnxMatcher
+
+    images = [str(p) for p in willow[0][:2]]
+    out = tmp_path / "dinov3.onnx"
+    code = main(["export", "--method", "dinov2", "--backbone", str(dinov3_dir), "--image-size", str(SIZE),
+                 "--out", str(out), "--check", *images])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "features (B, 32, H/16, W/16)" in printed.out and printed.out.count("max |Δ| / max |f|") == 2
+    model = geocorr.load("dinov2", backbone=str(dinov3_dir), image_size=SIZE)
+    ours, theirs = model.features(images).dense, OnnxMatcher(out).features(images).dense
+    assert ours.shape == (2, 32, 4, 4) and (ours - theirs).abs().max() <= 1e-4 * ours.abs().max()
+
+
+def test_dynamic_onnx_export_follows_rope_to_other_sizes(dinov3_dir, tmp_path):
+    # RoPE positions are computed from the input size inside the graph: a dynamic export traced at
+    # one size must give PyTorch's features at other, non-square sizes
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from geocorr.deploy.onnx import OnnxMatcher, export_onnx
+
+    model = geocorr.load("dinov2", backbone=str(dinov3_dir), image_size=SIZE, resize="keep_aspect")
+    path = export_onnx(model, tmp_path / "dynamic.onnx", dynamic=True, method="dinov2")
+    exported = OnnxMatcher(path)
+    torch.manual_seed(3)
+    for shape, grid_hw in (((3, 50, 90), (2, 4)), ((3, 90, 40), (4, 2)), ((3, 64, 64), (4, 4))):
+        image = torch.rand(*shape)
+        ours, theirs = model.features([image]), exported.features([image])
+        assert ours.grids == theirs.grids and ours.grids[0].grid_hw == grid_hw
+        assert (ours.dense - theirs.dense).abs().max() <= 1e-4 * ours.dense.abs().max()
+
+
+# ---------------------------------------------------------------- eval
+
+@pytest.mark.parametrize("method,extra,conf", [("dinov2", [], {}),
+                                              ("geco", ["--option", "weights=null"], {"weights": None})])
+def test_eval_two_pf_willow_pairs(method, extra, conf, dinov3_dir, pf_willow_root, tmp_path, capsys):
+    from geocorr.evaluation.predictions import Predictions
+
+    saved = tmp_path / "predictions.json"
+    code = main(["eval", "--method", method, "--backbone", str(dinov3_dir), "--image-size", str(SIZE), *extra,
+                 "--dataset", "pf-willow", "--root", str(pf_willow_root), "--category", CATEGORY,
+                 "--max-pairs", "2", "--protocol", "geocorr", "--no-progress", "--save-predictions", str(saved)])
+    assert code == 0, capsys.readouterr().err
+    pairs = Predictions.load(saved).pairs
+    assert len(pairs) == 2
+    model = geocorr.load(method, backbone=str(dinov3_dir), image_size=SIZE, **conf)
+    for pair in pairs:
+        visible = np.asarray(pair.source_visible, bool)
+        expected = model.match(pair.source, pair.target, np.asarray(pair.source_keypoints)[visible])
+        np.testing.assert_allclose(np.asarray(pair.predicted)[visible], expected.points.numpy(), atol=1e-4)
