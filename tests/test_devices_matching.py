@@ -91,9 +91,8 @@ def test_match_features_memory_is_bounded_and_results_unchanged(monkeypatch):
     # the same matches as from the full (N, H, W) map (checked on 300 of the points)
     from geocorr.matching import sample_features
 
-    q = torch.nn.functional.normalize(
-        sample_features(feats.dense[:1], feats.grids[0].image_to_grid(torch.as_tensor(points, dtype=torch.float32))[None])[0],
-        dim=-1)
+    cells = feats.grids[0].image_to_grid(torch.as_tensor(points, dtype=torch.float32))
+    q = torch.nn.functional.normalize(sample_features(feats.dense[:1], cells[None])[0], dim=-1)
     for k in range(0, 300, 100):
         best, score = argmax_match(upsampled_cosine_similarity(q[k : k + 100], feats.dense[1], feats.grids[1])[None])
         assert torch.equal(matches.points[k : k + 100], best[0])
