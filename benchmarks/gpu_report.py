@@ -105,10 +105,10 @@ def network_figures(report: Report, args, device: torch.device) -> None:
     """Feature network at batch 1 and images/s at the best batch: geocorr eager (and compiled: batch 1 and
     the best eager batch only, one compilation each) vs a bare transformers Dinov2Model."""
     dtype = DTYPES[args.dtype]
-    side = args.image_size // 14 * 14
     bare = bare_dinov2(args.arch, dtype, device)
     eager = geocorr.load("geco", backbone=f"random:{args.arch}", adapter=None, image_size=args.image_size,
                          dtype=args.dtype, device=str(device))
+    side = args.image_size // eager.backbone.patch * eager.backbone.patch
     nets: dict[str, Callable[[torch.Tensor], object]] = {
         "bare": lambda x: bare(pixel_values=x.to(dtype)).last_hidden_state, "eager": eager._feature_net()}
     best: dict[str, tuple[float, int]] = {}

@@ -215,8 +215,8 @@ def test_geoaware_zero_shot_reads_the_chosen_block_without_norm(dinov3_dir):
     assert torch.allclose(feats0.dense, F.normalize(block1, dim=1), atol=1e-5)
     last = model.backbone.model(pixel_values=x[None]).last_hidden_state[:, PREFIX:]
     assert not torch.allclose(block1.flatten(2).transpose(1, 2), last, atol=1e-3)  # layer=1 is honoured
-    r0, r1, c0, c1 = grid0.content_tokens
-    cells = [(r0, c0), (r1 - 1, c1 - 1)]
+    assert grid0.content_tokens == (0, 4, 0, 4)  # rows 0 and 3 only partly: their centres lie on the canvas
+    cells = [(1, 0), (2, 3)]  # centres at canvas rows 24, 40 = image rows 12, 28
     query = torch.cat([_token_centre(grid0, r, c) for r, c in cells])
     got = model.match(img0, img1, query).points
     expected = _argmax_matches(feats0.dense, feats1.dense, grid1, cells, content_only=True)
@@ -265,15 +265,20 @@ def semalign3d_class(pf_willow_root, dinov3_dir, tmp_path_factory):
 
 
 def test_semalign3d_with_dinov3_features(semalign3d_class, dinov3_dir, willow, capsys):
+    import json
+
     from safetensors import safe_open
 
     align = {"steps": 3, "samples_per_focal": 1, "pixels": 32, "background_pixels": 32}
     options = {"backbone": str(dinov3_dir), "image_size": SIZE, "weights": str(semalign3d_class),
                "features": "dinov2", "depth": None, "align": align}
     with safe_open(str(semalign3d_class), "pt") as f:
-        widths = {f.get_slice(k).get_shape()[-1] for k in f.keys() if "feat" in k}
-    assert 32 in widths  # the class representation holds DINOv3-width (32) features
-    (src, trg, *_), (kp0, kp1, *_) = willow
+        shapes = {k: f.get_slice(k).get_shape() for k in ("sparse_features", "dense_features")}
+        meta = json.loads(f.metadata()["geocorr"])["meta"]
+    # the class representation holds DINOv3 features (width 32) of 10 keypoints and 40 clusters
+    assert shapes == {"sparse_features": [10, 32], "dense_features": [40, 32]}
+    assert meta["backbone"] == str(dinov3_dir) and meta["num_views"] == 4
+    (src, trg, *_), (kp0, *_) = willow
     query = kp0[:3]
     context = PairContext(category=CATEGORY)
     expected = geocorr.load("semalign3d", **options).match(str(src), str(trg), query, context)
@@ -281,7 +286,7 @@ def test_semalign3d_with_dinov3_features(semalign3d_class, dinov3_dir, willow, c
     code = main(["match", str(src), str(trg), *[a for p in query for a in ("--point", f"{p[0]},{p[1]}")],
                  "--method", "semalign3d", "--backbone", str(dinov3_dir), "--image-size", str(SIZE),
                  "--weights", str(semalign3d_class), "--option", "features=dinov2", "--option", "depth=null",
-                 "--option", f"align={__import__('json').dumps(align)}", "--category", CATEGORY])
+                 "--option", f"align={json.dumps(align)}", "--category", CATEGORY])
     out = capsys.readouterr()
     assert code == 0, out.err
     printed = [line.split("->")[1].split("score")[0].strip(" ()") for line in out.out.splitlines() if "->" in line]
@@ -384,3 +389,33 @@ def test_eval_two_pf_willow_pairs(method, extra, conf, dinov3_dir, pf_willow_roo
         visible = np.asarray(pair.source_visible, bool)
         expected = model.match(pair.source, pair.target, np.asarray(pair.source_keypoints)[visible])
         np.testing.assert_allclose(np.asarray(pair.predicted)[visible], expected.points.numpy(), atol=1e-4)
+
+
+def test_onnx_export_keeps_the_positional_debiasing(dinov3_dir, willow, tmp_path, capsys):
+    # INSID3 de-biasing (debias_components) needs an SVD of the blank image's features per input size;
+    # ONNX has no SVD: a fixed-size export stores the basis, a dynamic one is refused in one line
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from geocorr.backbones.debias import positional_basis
+    from geocorr.deploy.onnx import OnnxMatcher
+
+    images = [str(p) for p in willow[0][:2]]
+    out = tmp_path / "debiased.onnx"
+    model_args = ["--method", "dinov2", "--backbone", str(dinov3_dir), "--image-size", str(SIZE),
+                  "--option", "debias_components=4"]
+    assert main(["export", *model_args, "--out", str(out), "--check", *images]) == 0, capsys.readouterr().err
+    model = geocorr.load("dinov2", backbone=str(dinov3_dir), image_size=SIZE, debias_components=4)
+    ours, theirs = model.features(images).dense, OnnxMatcher(out).features(images).dense
+    assert (ours - theirs).abs().max() <= 1e-4 * ours.abs().max()
+    # the stored features are de-biased: nothing left along the blank image's 4 positional directions
+    blank = ((torch.zeros(3, 1, 1) - model.backbone.mean.cpu()) / model.backbone.std.cpu()).expand(3, SIZE, SIZE)
+    plain = geocorr.load("dinov2", backbone=str(dinov3_dir), image_size=SIZE)
+    basis = positional_basis(plain.backbone(blank[None])[0], 4)
+    assert torch.einsum("ck,bchw->bkhw", basis, theirs).abs().max() < 1e-4
+    assert torch.einsum("ck,bchw->bkhw", basis, F.normalize(plain.features(images).dense, dim=1)).abs().max() > 0.1
+    capsys.readouterr()
+    assert main(["export", *model_args, "--out", str(tmp_path / "dynamic.onnx"), "--dynamic"]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "debias_components" in errors[0] and "no --dynamic" in errors[0]
+    assert "Traceback" not in err

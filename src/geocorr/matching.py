@@ -152,14 +152,15 @@ def upsampled_cosine_similarity(query: torch.Tensor, feats: torch.Tensor, grid: 
     :func:`upsampled_argmax`, whose memory is bounded.
     """
     _check(query, 2, "query", "(N, C)")
-    tokens, corners, weights, norm = _upsampling_terms(feats, grid)
+    tokens, relations = _token_terms(feats, grid)
+    corners, weights, norm = _pixel_terms(grid, relations, 0, grid.image_hw[0] * grid.image_hw[1])
     dots = F.normalize(query, dim=-1) @ tokens  # (N, h*w)
     return _pixel_similarity(dots, corners, weights, norm).reshape(-1, *grid.image_hw)
 
 
-# Values in the largest intermediate of one step of upsampled_argmax (128 MB in float32): bounds its memory
-# whatever the number of query points and the image size (beyond the O(H·W) interpolation tables).
-CHUNK_ELEMENTS = 1 << 25
+# Values in the largest intermediate of one step of upsampled_argmax (64 MB in float32): bounds its memory
+# whatever the number of query points and the image size.
+CHUNK_ELEMENTS = 1 << 24
 
 
 def upsampled_argmax(query: torch.Tensor, feats: torch.Tensor, grid: TokenGrid,
@@ -167,8 +168,9 @@ def upsampled_argmax(query: torch.Tensor, feats: torch.Tensor, grid: TokenGrid,
     """The best image pixel of each query under :func:`upsampled_cosine_similarity`, in bounded memory.
 
     Equal to ``argmax_match(upsampled_cosine_similarity(query, feats, grid)[None])`` (same values, first
-    maximum on ties) but computed over chunks of queries and of pixels so that no intermediate holds
-    more than about ``chunk_elements`` values (default :data:`CHUNK_ELEMENTS`); no host synchronisation inside.
+    maximum on ties) but computed over chunks of pixels (their interpolation terms too) and of queries
+    so that no intermediate holds more than about ``chunk_elements`` values (default
+    :data:`CHUNK_ELEMENTS`), whatever the number of points and the image size; no host synchronisation.
 
     query: (N, C); feats: (C, h, w) on ``grid`` -> points (N, 2) as (x, y) pixels, scores (N,).
     """
@@ -176,21 +178,23 @@ def upsampled_argmax(query: torch.Tensor, feats: torch.Tensor, grid: TokenGrid,
     chunk_elements = CHUNK_ELEMENTS if chunk_elements is None else chunk_elements
     if chunk_elements < 1:
         raise ValueError(f"chunk_elements must be >= 1, got {chunk_elements}")
-    tokens, corners, weights, norm = _upsampling_terms(feats, grid)
-    width, num_pixels = grid.image_hw[1], corners.shape[1]
+    tokens, relations = _token_terms(feats, grid)
+    width, num_pixels = grid.image_hw[1], grid.image_hw[0] * grid.image_hw[1]
     q = F.normalize(query, dim=-1)
     pixels = max(1, min(num_pixels, chunk_elements // 4))  # (rows, 4, pixels) gathered per step
     rows = max(1, chunk_elements // max(4 * pixels, tokens.shape[1]))
+    dots_all = q @ tokens if len(q) * tokens.shape[1] <= chunk_elements else None  # else per chunk of rows
     scores = q.new_empty(len(q))  # written chunk by chunk: no chunk outlives its step
     index = torch.empty(len(q), dtype=torch.long, device=q.device)
-    for r0 in range(0, len(q), rows):
-        dots = q[r0 : r0 + rows] @ tokens  # (rows, h*w)
-        best, where = scores[r0 : r0 + rows], index[r0 : r0 + rows]
-        torch.max(_pixel_similarity(dots, corners[:, :pixels], weights[:, :pixels], norm[:pixels]), dim=1,
-                  out=(best, where))
-        for p0 in range(pixels, num_pixels, pixels):
-            sl = slice(p0, p0 + pixels)
-            value, at = _pixel_similarity(dots, corners[:, sl], weights[:, sl], norm[sl]).max(dim=1)
+    for p0 in range(0, num_pixels, pixels):
+        corners, weights, norm = _pixel_terms(grid, relations, p0, min(num_pixels, p0 + pixels))
+        for r0 in range(0, len(q), rows):
+            dots = dots_all[r0 : r0 + rows] if dots_all is not None else q[r0 : r0 + rows] @ tokens
+            best, where = scores[r0 : r0 + rows], index[r0 : r0 + rows]
+            if p0 == 0:
+                torch.max(_pixel_similarity(dots, corners, weights, norm), dim=1, out=(best, where))
+                continue
+            value, at = _pixel_similarity(dots, corners, weights, norm).max(dim=1)
             better = value > best  # strictly: the first maximum wins, as in one argmax over all pixels
             best.copy_(torch.where(better, value, best))
             where.copy_(torch.where(better, at + p0, where))
@@ -205,16 +209,30 @@ def _pixel_similarity(dots: torch.Tensor, corners: torch.Tensor, weights: torch.
     return (dots[:, corners] * weights[None]).sum(1) / norm
 
 
-def _upsampling_terms(feats: torch.Tensor, grid: TokenGrid) -> tuple[torch.Tensor, ...]:
-    """What bilinear up-sampling of ``feats`` (C, h, w) to ``grid.image_hw`` needs, per pixel (P = H·W):
-    tokens (C, h*w), corners (4, P) token indices, weights (4, P), norm (P,) of the up-sampled feature."""
+def _token_terms(feats: torch.Tensor, grid: TokenGrid) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-level part of the up-sampling of ``feats`` (C, h, w): tokens (C, h*w) and the dot products
+    of each token with itself and its right, lower, diagonal and anti-diagonal neighbours (5, h*w),
+    on the grid padded to at least 2×2 (replicated)."""
     _check(feats, 3, "feats", "(C, h, w)")
     if tuple(feats.shape[-2:]) != grid.grid_hw:
         raise ValueError(f"feats grid {tuple(feats.shape[-2:])} does not match the TokenGrid {grid.grid_hw}")
     f = F.pad(feats[None], (0, feats.shape[2] < 2, 0, feats.shape[1] < 2), mode="replicate")[0]
-    c, h, w = f.shape
-    height, width = grid.image_hw
-    pix = _grid_coords(height, width, torch.empty(0, dtype=torch.float32, device=f.device))
+    norm2 = (f * f).sum(0).reshape(-1)
+    right = F.pad((f[:, :, :-1] * f[:, :, 1:]).sum(0), (0, 1)).reshape(-1)
+    down = F.pad((f[:, :-1] * f[:, 1:]).sum(0), (0, 0, 0, 1)).reshape(-1)
+    diag = F.pad((f[:, :-1, :-1] * f[:, 1:, 1:]).sum(0), (0, 1, 0, 1)).reshape(-1)
+    anti = F.pad((f[:, :-1, 1:] * f[:, 1:, :-1]).sum(0), (0, 1, 0, 1)).reshape(-1)
+    relations = torch.stack([norm2, right, down, diag, anti]).reshape(5, *f.shape[1:])
+    return f.reshape(f.shape[0], -1), relations
+
+
+def _pixel_terms(grid: TokenGrid, relations: torch.Tensor, start: int, stop: int) -> tuple[torch.Tensor, ...]:
+    """Bilinear up-sampling terms of the image pixels ``start .. stop - 1`` (row-major), P = stop - start:
+    corners (4, P) token indices, weights (4, P), norm (P,) of the up-sampled feature."""
+    h, w = relations.shape[1:]
+    width = grid.image_hw[1]
+    p = torch.arange(start, stop, device=relations.device)
+    pix = torch.stack([(p % width).float(), torch.div(p, width, rounding_mode="floor").float()], dim=-1)
     g = grid.image_to_grid(pix)
     gx = g[:, 0].clamp(0, grid.grid_hw[1] - 1)  # grid_sample's border padding clamps coordinates
     gy = g[:, 1].clamp(0, grid.grid_hw[0] - 1)
@@ -223,16 +241,11 @@ def _upsampling_terms(feats: torch.Tensor, grid: TokenGrid) -> tuple[torch.Tenso
     fx, fy = gx - x0, gy - y0
     weights = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy])  # a b c d: (4, P)
     corners = torch.stack([y0 * w + x0, y0 * w + x0 + 1, (y0 + 1) * w + x0, (y0 + 1) * w + x0 + 1])
-    # Token-level dot products: squared norms and the 4 neighbour relations of a 2×2 cell.
-    norm2 = (f * f).sum(0).reshape(-1)
-    right = F.pad((f[:, :, :-1] * f[:, :, 1:]).sum(0), (0, 1)).reshape(-1)
-    down = F.pad((f[:, :-1] * f[:, 1:]).sum(0), (0, 0, 0, 1)).reshape(-1)
-    diag = F.pad((f[:, :-1, :-1] * f[:, 1:, 1:]).sum(0), (0, 1, 0, 1)).reshape(-1)
-    anti = F.pad((f[:, :-1, 1:] * f[:, 1:, :-1]).sum(0), (0, 1, 0, 1)).reshape(-1)
+    norm2, right, down, diag, anti = relations.reshape(5, -1)
     a = corners[0]
     wa, wb, wc, wd = weights
     sq = (wa**2 * norm2[corners[0]] + wb**2 * norm2[corners[1]] + wc**2 * norm2[corners[2]]
           + wd**2 * norm2[corners[3]]
           + 2 * (wa * wb * right[a] + wc * wd * right[corners[2]] + wa * wc * down[a]
                  + wb * wd * down[corners[1]] + wa * wd * diag[a] + wb * wc * anti[a]))
-    return f.reshape(c, -1), corners, weights, sq.clamp_min(1e-24).sqrt()
+    return corners, weights, sq.clamp_min(1e-24).sqrt()

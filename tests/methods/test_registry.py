@@ -236,6 +236,28 @@ def test_demo_face_one_click(name, tiny, willow):
     assert left.shape == source.shape and right.shape == target.shape
 
 
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_demo_page_click_callback(name, tiny, willow):
+    """One click through the page's own callback (uploads as Gradio passes them, no browser)."""
+    import gradio as gr
+
+    from geocorr.demo.app import build_app
+
+    _, conf = tiny[name]
+    model = geocorr.load(name, **conf)
+    (src, trg, *_), (kp0, *_) = willow
+    fns = build_app(model).fns
+    on_click = next(f.fn for f in (fns.values() if isinstance(fns, dict) else fns)
+                    if f.fn is not None and f.fn.__name__ == "on_click")
+    upload = [{"path": str(p), "orig_name": p.name} for p in (src, trg)]
+    click = gr.SelectData(None, {"index": [float(kp0[0][0]), float(kp0[0][1])], "value": None})
+    points, left, right, text = on_click(*upload, [], False, False, click)
+    source, target = (np.asarray(Image.open(p).convert("RGB")) for p in (src, trg))
+    expected = model.match(source, target, points).points[0].tolist()
+    assert text.startswith(f"#1 ({kp0[0][0]:.0f}, {kp0[0][1]:.0f}) -> ({expected[0]:.1f}, {expected[1]:.1f})  score ")
+    assert left.shape == source.shape and right.shape == target.shape
+
+
 @pytest.fixture(scope="module")
 def video(willow, tmp_path_factory):
     """Three PF-Willow car(G) images as frames (112×84) of a video, and the frames as decoded."""
@@ -270,8 +292,7 @@ def test_track_face_three_frames(name, tiny, video, tmp_path, capsys):
     assert len(rows) == 3 * len(points)
     tracked = np.array([[float(r["x"]), float(r["y"])] for r in rows]).reshape(3, len(points), 2)
     model = geocorr.load(name, **conf, **extra)
-    # every frame goes through the method (in this order: SemAlign3D's alignments depend on what it
-    # aligned before); frame 0 is then reported as the given points
+    # every frame goes through the method's match; frame 0 is then reported as the given points
     expected = np.stack([model.match(frames[0], frame, points).points.numpy() for frame in frames])
     expected[0] = points
     np.testing.assert_allclose(tracked, expected, atol=0.006)  # written with two decimals

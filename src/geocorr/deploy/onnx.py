@@ -50,7 +50,8 @@ def export_onnx(model: DenseMatcher, path: str | Path, dynamic: bool = False, me
 
     model: a float32 DenseMatcher (GECO with its LoRA merged, DINOv2, …).
     dynamic: False: input height and width fixed to the backbone input size (``resize`` "stretch" or
-        "pad"), batch free; True: any height and width that are multiples of the patch.
+        "pad"), batch free; True: any height and width that are multiples of the patch (not with
+        ``debias_components``: its per-size SVD is computed once, at the fixed size, and stored).
     method: the method name, stored in the metadata.
     Returns the path written (weights above 1.8 GB go to ``<path>.data`` next to it).
     """
@@ -73,9 +74,15 @@ def export_onnx(model: DenseMatcher, path: str | Path, dynamic: bool = False, me
     if dynamic:
         shapes |= {2: backbone.patch * torch.export.Dim("tokens_h", min=1, max=MAX_TOKENS),
                    3: backbone.patch * torch.export.Dim("tokens_w", min=1, max=MAX_TOKENS)}
+    if backbone.config.debias_components and dynamic:
+        raise ValueError("debias_components: the positional basis is an SVD of each input size's blank-image "
+                         "features, which ONNX cannot compute: export with a fixed input size (no --dynamic)")
     size = sum(p.numel() * p.element_size() for p in model.parameters())
+    network = _FeatureNetwork(model).eval()
     with torch.no_grad():
-        program = torch.onnx.export(_FeatureNetwork(model).eval(), (example,), input_names=["image"],
+        if backbone.config.debias_components:  # cache the basis of the fixed size: a constant of the graph
+            network(example[:1])
+        program = torch.onnx.export(network, (example,), input_names=["image"],
                                     output_names=["features"], dynamic_shapes={"image": shapes},
                                     opset_version=OPSET, dynamo=True, verbose=False)
     if program is None:  # only the legacy (dynamo=False) exporter returns nothing

@@ -223,7 +223,7 @@ def test_train_command_runs_both_stages_and_resumes(pf_willow_root, tmp_path, ca
     assert main(common + ["--stage", "init", "--max-steps", "1", "--out", str(tmp_path / "init")]) == 0
     logged = [json.loads(line) for line in (tmp_path / "init" / "log.jsonl").read_text().splitlines()]
     assert any("flow_epe" in row for row in logged)  # the initialisation objective (regress a classical flow)
-    cycle = common + ["--stage", "cycle", "--adapter", str(tmp_path / "init" / WEIGHTS_FILE),
+    cycle = common + ["--stage", "cycle", "--weights", str(tmp_path / "init" / WEIGHTS_FILE),
                       "--out", str(tmp_path / "cycle")]
     assert main(cycle + ["--max-steps", "1"]) == 0
     logged = [json.loads(line) for line in (tmp_path / "cycle" / "log.jsonl").read_text().splitlines()]

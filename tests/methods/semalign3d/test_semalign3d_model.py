@@ -240,3 +240,15 @@ def test_cli_build_offline_depth_model_is_a_one_line_error(pf_willow_root, tmp_p
     err = capsys.readouterr().err
     assert "depth model 'depth-anything/Depth-Anything-V2-Large-hf'" in err and "--depth-dir" in err
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_an_alignment_does_not_depend_on_its_batch_or_history(tiny_setup):
+    features, rep, views = tiny_setup
+    conf = {"align": {"steps": 3, "samples_per_focal": 1, "pixels": 16, "background_pixels": 16}, "batch_size": 4}
+    img0, img1 = views[0].features[:3].sigmoid(), views[1].features[:3].sigmoid()
+    together = geocorr.load("semalign3d", representation=rep, features=features, depth=None, **conf)
+    alone = geocorr.load("semalign3d", representation=rep, features=features, depth=None, **conf)
+    both = together.align_images([img0, img1])
+    alone.align_image(img0)  # another history: img0 first, then img1 in a batch of its own
+    single = alone.align_image(img1)
+    assert torch.allclose(both[1].alignment.sparse, single.alignment.sparse, atol=1e-5)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from peft import PeftModel
+
 from ... import weights
 from ...backbones import DinoV2Backbone
 from ..base import DenseMatcher
@@ -50,23 +52,30 @@ class Geco(DenseMatcher):
 
     def load_adapter(self, path: str | Path) -> Geco:
         """Load LoRA factors from the released GECO ``.pth`` or a geocorr ``.safetensors``."""
-        self._check_unmerged("load an adapter into")
+        model = self._lora_model("load an adapter into")
         path = resolve_adapter(path)
-        assign_lora(self.backbone.model, read_lora_file(path), source=f"adapter {path}")
+        assign_lora(model, read_lora_file(path), source=f"adapter {path}")
         return self
 
     def save_adapter(self, path: str | Path) -> None:
         """Save the LoRA factors as ``.safetensors``."""
-        self._check_unmerged("save the adapter of")
-        save_lora_file(extract_lora(self.backbone.model), path)
+        save_lora_file(extract_lora(self._lora_model("save the adapter of")), path)
 
     def merge(self) -> Geco:
         """Fold the LoRA into the backbone weights (inference; irreversible)."""
         if not self.merged:
-            self.backbone.model = self.backbone.model.merge_and_unload()
+            self.backbone.model = self._lora_model("merge").merge_and_unload()
             self.merged = True
         return self
 
     def _check_unmerged(self, action: str) -> None:
         if self.merged:
             raise RuntimeError(f"cannot {action} a GECO model whose LoRA was merged; load it with merge=False")
+
+    def _lora_model(self, action: str) -> PeftModel:
+        """The backbone's peft-wrapped model (before :meth:`merge`)."""
+        self._check_unmerged(action)
+        model = self.backbone.model
+        if not isinstance(model, PeftModel):  # only if someone replaced backbone.model by hand
+            raise RuntimeError(f"cannot {action}: the backbone model is not the LoRA-wrapped one")
+        return model

@@ -7,6 +7,7 @@ longer image side, as the paper's.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -318,18 +319,23 @@ def faces_camera(sparse: torch.Tensor, front: torch.Tensor) -> bool:
 
 
 def align_many(rep: ClassRepresentation, targets: list[AlignTarget], conf: AlignConfig | None = None,
-               generator: torch.Generator | None = None, progress: bool | None = False) -> list[Alignment]:
+               generator: torch.Generator | Sequence[torch.Generator] | None = None,
+               progress: bool | None = False) -> list[Alignment]:
     """Align the class to several images in one optimisation (all their starts together).
 
     Each image's S starts minimise L_align; its best start by loss plus the z-order check (and,
     for flat classes, the normal check) is its alignment. Starts whose loss turns non-finite are
-    dropped; an image all of whose starts diverge gets ``failed=True``. progress: a tqdm bar over
-    the steps (None: only on a terminal).
+    dropped; an image all of whose starts diverge gets ``failed=True``. generator: one for all, or
+    one per target (then an image's starts do not depend on the other images of the batch).
+    progress: a tqdm bar over the steps (None: only on a terminal).
     """
     conf = conf or AlignConfig()
     if not targets:
         return []
-    guesses = [initial_guesses(rep, t, conf, generator) for t in targets]
+    gens = list(generator) if isinstance(generator, Sequence) else [generator] * len(targets)
+    if len(gens) != len(targets):
+        raise ValueError(f"generator: expected one per target ({len(targets)}), got {len(gens)}")
+    guesses = [initial_guesses(rep, t, conf, g) for t, g in zip(targets, gens, strict=True)]
     sparse = torch.stack([g[0] for g in guesses]).requires_grad_(True)  # (T, S, L, 3)
     log_focal = torch.stack([g[1] for g in guesses]).requires_grad_(True)  # (T, S)
     depth_target = torch.stack([g[2] for g in guesses])

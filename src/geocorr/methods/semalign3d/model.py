@@ -132,9 +132,12 @@ class SemAlign3D(nn.Module):
         for start in bar(range(0, len(todo), size), self.conf["progress"] if len(todo) > size else False,
                          "aligning images", total=-(-len(todo) // size)):
             chunk = todo[start:start + size]
-            gen = torch.Generator().manual_seed(self.conf["seed"])
-            prepared = [self._prepare(imgs[n], masks[n], gen) for n in chunk]
-            results = align_many(self.representation, [p[2] for p in prepared], self.align_conf, gen,
+            # one generator per image, seeded by (seed, image): a result never depends on the batch
+            # it was aligned in nor on what was aligned before
+            gens = [torch.Generator().manual_seed(self.conf["seed"] * 1_000_003 + int(keys[n][:12], 16))
+                    for n in chunk]
+            prepared = [self._prepare(imgs[n], masks[n], g) for n, g in zip(chunk, gens, strict=True)]
+            results = align_many(self.representation, [p[2] for p in prepared], self.align_conf, gens,
                                  self.conf["progress"])
             for n, (dense, grid, _, name), result in zip(chunk, prepared, results, strict=False):
                 if result.failed:

@@ -9,7 +9,7 @@ reads. As two commands (each resumable with ``--resume``)::
 
     geocorr train --method cyclecorr --stage init --dataset pf-willow --root DATA --meshes CARS --out runs/init
     geocorr train --method cyclecorr --stage cycle --dataset pf-willow --root DATA --meshes CARS --out runs/cycle \\
-        --adapter runs/init/cyclecorr.safetensors
+        --weights runs/init/cyclecorr.safetensors
 """
 from __future__ import annotations
 
