@@ -70,10 +70,12 @@ def training_step_seconds(args, device: torch.device) -> tuple[float, int]:
     batch = {
         "source_image": torch.rand(b, 3, args.step_size, args.step_size, generator=g),
         "target_image": torch.rand(b, 3, args.step_size, args.step_size, generator=g),
-        "source_tokens": torch.randint(0, n, (b, k), generator=g), "target_tokens": torch.randint(0, n, (b, k), generator=g),
+        "source_tokens": torch.randint(0, n, (b, k), generator=g),
+        "target_tokens": torch.randint(0, n, (b, k), generator=g),
         "source_visible": torch.ones(b, k, dtype=torch.bool), "target_visible": torch.rand(b, k, generator=g) < 0.8,
         "twin": torch.arange(k).flip(0).expand(b, k).contiguous(), "keypoint_mask": torch.ones(b, k, dtype=torch.bool),
-        "source_foreground": torch.rand(b, n, generator=g) < 0.5, "target_foreground": torch.rand(b, n, generator=g) < 0.5,
+        "source_foreground": torch.rand(b, n, generator=g) < 0.5,
+        "target_foreground": torch.rand(b, n, generator=g) < 0.5,
         "num_keypoints": torch.full((b,), 30),
     }
     batch = {key: v.to(device) for key, v in batch.items()}

@@ -1,7 +1,8 @@
-"""Lint, types and layering in CI (issue 13): ruff, mypy and import-linter pass as pyproject.toml configures them.
+"""Lint and types in CI (issue 13): ruff and mypy pass as pyproject.toml configures them.
 
 Each tool runs from this interpreter's environment (the dev extra pins it), in the repository root, so that its
-section of pyproject.toml applies. On failure the tool's own report is the assertion message.
+section of pyproject.toml applies. On failure the tool's own report is the assertion message. The layering
+(import-linter) is tests/test_architecture.py.
 """
 
 import re
@@ -36,10 +37,3 @@ def test_mypy_finds_nothing_in_the_whole_package():
     # The package is checked, not a part of it (mypy also counts the data folders, as namespace packages).
     assert int(checked.group(1)) >= sum(1 for _ in PACKAGE.rglob("*.py")), output
 
-
-def test_no_module_imports_a_layer_above_it():
-    # import-linter has no `python -m` entry point; its console script lies next to this interpreter.
-    script = Path(sys.executable).with_name("lint-imports")
-    output = run_tool([str(script), "--no-cache"], timeout=300)
-    kept = re.search(r"Contracts: (\d+) kept, 0 broken", output)
-    assert kept is not None and int(kept.group(1)) >= 3, output  # the three contracts of pyproject.toml

@@ -240,6 +240,55 @@ def test_geoaware_fresh_post_processor_on_dinov3(dinov3_dir, tmp_path):
     assert torch.allclose(again.features([image]).dense, feats.dense, atol=1e-6)
 
 
+def test_geoaware_training_step_on_dinov3_changes_only_the_post_processor(dinov3_dir, pf_willow_root, tmp_path):
+    from geocorr.datasets import load_dataset
+    from geocorr.training.recipes.geoaware import GeoAwareTrainConfig, build_trainer
+
+    willow = load_dataset("pf-willow", pf_willow_root)
+    few = replace(willow, pairs=[willow[i] for i in (0, 1)])
+    # 72 px stands for the published 840 (not a multiple of 16 either): the backbone rounds to 64
+    conf = GeoAwareTrainConfig(image_size=72, max_steps=1, per_category=None, checkpoint_every=0, val_every=0)
+    with pytest.warns(UserWarning, match="no left/right flip tables"):
+        trainer = build_trainer(few, tmp_path, conf, backbone=str(dinov3_dir), progress=False,
+                                post_processor={"bottleneck_channels": 8, "out_channels": 16, "num_groups": 4})
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    result = trainer.fit()
+    assert result["step"] == 1 and np.isfinite(result["loss"])
+    changed = {k for k, v in trainer.model.state_dict().items() if not torch.equal(before[k], v)}
+    assert changed and all(k.startswith("post_processor.") for k in changed), changed
+    assert not any(k.startswith("backbone.") for k in changed)
+    feats = geocorr.load("geoaware", backbone=str(dinov3_dir), image_size=72,
+                         weights=str(tmp_path / "geoaware_postprocessor.safetensors")).features([torch.rand(3, 40, 60)])
+    assert feats.grids[0].input_hw == (64, 64) and feats.dense.shape == (1, 16, 4, 4)
+
+
+# ---------------------------------------------------------------- match CLI and demo faces
+
+FACES = {"dinov2": ([], {}), "geco": (["--option", "weights=null"], {"weights": None}),
+         "geoaware": (["--option", "layer=1"], {"layer": 1})}
+
+
+@pytest.mark.parametrize("method", sorted(FACES))
+def test_match_cli_and_demo_give_the_methods_match(method, dinov3_dir, willow, capsys):
+    from geocorr.demo.app import PointMatcher
+
+    extra, conf = FACES[method]
+    model = geocorr.load(method, backbone=str(dinov3_dir), image_size=SIZE, **conf)
+    (src, trg, *_), (kp0, *_) = willow
+    query = kp0[:2]
+    expected = model.match(str(src), str(trg), query)
+    code = main(["match", str(src), str(trg), *[a for p in query for a in ("--point", f"{p[0]},{p[1]}")],
+                 "--method", method, "--backbone", str(dinov3_dir), "--image-size", str(SIZE), *extra])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    printed = [line.split("->")[1].split("score")[0].strip(" ()") for line in out.out.splitlines() if "->" in line]
+    points = np.array([[float(v) for v in p.split(",")] for p in printed])
+    np.testing.assert_allclose(points, expected.points.numpy(), atol=0.051)  # printed with one decimal
+    source, target = (np.asarray(Image.open(p).convert("RGB")) for p in (src, trg))
+    clicked = PointMatcher(model)(source, target, [tuple(query[0])], twin=False)
+    np.testing.assert_allclose(clicked.points, expected.points[:1].numpy(), atol=1e-4)
+
+
 # ---------------------------------------------------------------- SemAlign3D
 
 @pytest.fixture(scope="module")

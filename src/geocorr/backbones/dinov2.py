@@ -20,6 +20,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, Dinov2Config, PretrainedConfig
 
 from ..grid import TokenGrid
+from ..weights import hub_local_only, quiet_loading
 from . import dinov3
 from .debias import positional_basis, project_out
 
@@ -149,9 +150,13 @@ def _load_transformers_model(spec: BackboneSpec) -> nn.Module:
         raise BackboneNotFoundError(f"backbone: no such folder: {local}")
     if looks_local and not (local / "config.json").is_file():
         raise BackboneNotFoundError(f"backbone: {local} has no config.json (expected a transformers model folder)")
+    source = str(local) if looks_local else spec
+    local_only = not looks_local and hub_local_only()  # offline or hub unreachable: fail at once, no HTTP retries
     try:
-        config = AutoConfig.from_pretrained(str(local) if looks_local else spec)
+        config = AutoConfig.from_pretrained(source, local_files_only=local_only)
     except OSError as err:
+        if looks_local:  # a folder we were given: its config.json is broken (nothing to do with the hub)
+            raise ValueError(f"backbone: {local / 'config.json'} cannot be read: {str(err).splitlines()[0]}") from None
         if _is_gated(err):
             raise BackboneNotFoundError(
                 f"backbone {spec!r} is gated on the HuggingFace hub ({dinov3.LICENCE if 'dinov3' in spec else 'its licence'}):"
@@ -163,9 +168,16 @@ def _load_transformers_model(spec: BackboneSpec) -> nn.Module:
             f"({type(err).__name__}). Download it on a machine with network access "
             f"(`hf download {spec} --local-dir DIR`) and pass that folder as --backbone DIR "
             f"(Python: backbone='DIR')."
+            + (" (offline: HF_HUB_OFFLINE is set or huggingface.co cannot be reached)" if local_only else "")
         ) from None
     _check_model_type(config.model_type, f"backbone {spec!r}")
-    return AutoModel.from_pretrained(str(local) if looks_local else spec, attn_implementation="sdpa")
+    try:
+        with quiet_loading():  # no "Loading weights" bar, no is_gradient_checkpointing FutureWarning
+            return AutoModel.from_pretrained(source, attn_implementation="sdpa", local_files_only=local_only)
+    except Exception as err:  # safetensors / torch raise their own kinds for a damaged or truncated file
+        raise ValueError(f"backbone {source!r}: the weights cannot be loaded ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''}); the file is damaged or incomplete: "
+                         f"download it again") from None
 
 
 def _random_config(arch: str) -> PretrainedConfig:

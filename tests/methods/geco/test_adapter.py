@@ -27,7 +27,10 @@ def projection_weights(model, block):
     """Effective (merged) query and value weight matrices of one block of a plain DINOv2 model."""
     names = projection_names(model)
     attn = dict(model.encoder.layer[block].named_modules())
-    get = lambda n: next(m for k, m in attn.items() if k.rsplit(".", 1)[-1] == n).weight
+
+    def get(name):
+        return next(m for k, m in attn.items() if k.rsplit(".", 1)[-1] == name).weight
+
     return get(names["q"]), get(names["v"])
 
 
@@ -110,7 +113,7 @@ def test_wrong_model_size_or_file_is_refused(official, tmp_path):
     with pytest.raises(ValueError, match="another model size"):
         small.load_adapter(official)
     torch.save({"w_a_000": torch.zeros(10, 768)}, tmp_path / "half.pth")
-    with pytest.raises(ValueError, match="half.pth"):
+    with pytest.raises(ValueError, match=r"half\.pth"):
         read_lora_file(tmp_path / "half.pth")
     torch.save({"w_a_000": torch.zeros(10, 768), "w_b_000": torch.zeros(768, 9),
                 "w_a_001": torch.zeros(10, 768), "w_b_001": torch.zeros(768, 10)}, tmp_path / "shape.pth")
