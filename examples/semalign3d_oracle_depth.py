@@ -130,7 +130,9 @@ def main() -> None:
     axes[-1].scatter(*argmax.T, c=range(len(query)), cmap="tab10", vmin=0, vmax=9, marker="s", label="argmax")
     axes[-1].legend(loc="lower left", fontsize=7)
     axes[-1].set_title("behind: traversal (o) vs argmax (□)")
-    for ax in axes[-2:]:
+    for ax in axes:
+        ax.set_xlim(-0.5, SIZE - 0.5)
+        ax.set_ylim(SIZE - 0.5, -0.5)  # the image frame: points outside it are not drawn
         ax.axis("off")
     args.out.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

@@ -199,9 +199,11 @@ def test_geco_trainer_rounds_the_default_size_to_patch_16(dinov3_dir, pf_willow_
 
 # ---------------------------------------------------------------- GeoAware
 
-def test_geoaware_zero_shot_reads_the_chosen_block_without_norm(dinov3_dir):
-    # published: block 11 of 12 of ViT-B/14 at 840 px; here block 1 of 2 at 72 px (-> 64, 4×4 tokens)
-    model = geocorr.load("geoaware", backbone=str(dinov3_dir), image_size=72, layer=1, inference="argmax",
+@pytest.mark.parametrize("layer", [-1, 1])
+def test_geoaware_zero_shot_reads_the_chosen_block_without_norm(dinov3_dir, layer):
+    # published: the last block (0-based 11 of ViT-B/14's 12: layer=-1) without the final norm, 840 px;
+    # here the last (-1) or the first (1) of 2 blocks at 72 px (not a multiple of 16 either: -> 64, 4×4 tokens)
+    model = geocorr.load("geoaware", backbone=str(dinov3_dir), image_size=72, layer=layer, inference="argmax",
                          upsample="none")
     torch.manual_seed(2)
     img0, img1 = torch.rand(3, 40, 64), torch.rand(3, 64, 48)
@@ -210,11 +212,12 @@ def test_geoaware_zero_shot_reads_the_chosen_block_without_norm(dinov3_dir):
     assert grid0.input_hw == (64, 64) and grid0.patch == 16 and grid0.content_hw == (40, 64)
     assert grid0.offset == (12, 0)  # centred on the canvas
     x, _ = model.backbone.preprocess(img0)
-    hidden = model.backbone.model(pixel_values=x[None], output_hidden_states=True).hidden_states[1]
-    block1 = hidden[:, PREFIX:].transpose(1, 2).reshape(1, 32, 4, 4)
-    assert torch.allclose(feats0.dense, F.normalize(block1, dim=1), atol=1e-5)
-    last = model.backbone.model(pixel_values=x[None]).last_hidden_state[:, PREFIX:]
-    assert not torch.allclose(block1.flatten(2).transpose(1, 2), last, atol=1e-3)  # layer=1 is honoured
+    out = model.backbone.model(pixel_values=x[None], output_hidden_states=True)
+    assert len(out.hidden_states) == 3  # patch embeddings + 2 blocks
+    block = out.hidden_states[layer][:, PREFIX:].transpose(1, 2).reshape(1, 32, 4, 4)
+    assert torch.allclose(feats0.dense, F.normalize(block, dim=1), atol=1e-5)
+    normed = out.last_hidden_state[:, PREFIX:].transpose(1, 2).reshape(1, 32, 4, 4)  # after DINOv3's `norm`
+    assert not torch.allclose(feats0.dense, F.normalize(normed, dim=1), atol=1e-3)
     assert grid0.content_tokens == (0, 4, 0, 4)  # rows 0 and 3 only partly: their centres lie on the canvas
     cells = [(1, 0), (2, 3)]  # centres at canvas rows 24, 40 = image rows 12, 28
     query = torch.cat([_token_centre(grid0, r, c) for r, c in cells])
@@ -384,21 +387,40 @@ def test_track_three_frames(method, extra, dinov3_dir, video, tmp_path, capsys):
 
 # ---------------------------------------------------------------- ONNX export
 
-def test_onnx_export_and_check_with_dinov3(dinov3_dir, willow, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def random_dinov3_lora(dinov3_dir, tmp_path_factory):
+    """A GECO LoRA on the tiny DINOv3 with non-zero random factors (a fresh one changes nothing)."""
+    torch.manual_seed(1)
+    model = geocorr.load("geco", backbone=str(dinov3_dir), weights=None, merge=False, image_size=SIZE)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.3)
+    path = tmp_path_factory.mktemp("lora") / "dinov3-lora.safetensors"
+    model.save_adapter(path)
+    return path
+
+
+@pytest.mark.parametrize("method", ["dinov2", "geco"])
+def test_onnx_export_and_check_with_dinov3(method, dinov3_dir, random_dinov3_lora, willow, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     from geocorr.deploy.onnx import OnnxMatcher
 
     images = [str(p) for p in willow[0][:2]]
     out = tmp_path / "dinov3.onnx"
-    code = main(["export", "--method", "dinov2", "--backbone", str(dinov3_dir), "--image-size", str(SIZE),
+    extra, conf = (["--weights", str(random_dinov3_lora)], {"weights": str(random_dinov3_lora)}) \
+        if method == "geco" else ([], {})
+    code = main(["export", "--method", method, "--backbone", str(dinov3_dir), "--image-size", str(SIZE), *extra,
                  "--out", str(out), "--check", *images])
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert "features (B, 32, H/16, W/16)" in printed.out and printed.out.count("max |Δ| / max |f|") == 2
-    model = geocorr.load("dinov2", backbone=str(dinov3_dir), image_size=SIZE)
+    model = geocorr.load(method, backbone=str(dinov3_dir), image_size=SIZE, **conf)
     ours, theirs = model.features(images).dense, OnnxMatcher(out).features(images).dense
     assert ours.shape == (2, 32, 4, 4) and (ours - theirs).abs().max() <= 1e-4 * ours.abs().max()
+    if method == "geco":  # the merged LoRA is in the graph: plain DINOv3 features differ
+        plain = geocorr.load("dinov2", backbone=str(dinov3_dir), image_size=SIZE).features(images).dense
+        assert (plain - theirs).abs().max() > 0.1 * plain.abs().max()
 
 
 def test_dynamic_onnx_export_follows_rope_to_other_sizes(dinov3_dir, tmp_path):

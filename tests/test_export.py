@@ -19,16 +19,9 @@ RTOL = 1e-4  # max |Δ| / max |f| between onnxruntime and PyTorch (fp32; observe
 
 
 @pytest.fixture(scope="module")
-def adapter_file(tiny_backbone_dir, tmp_path_factory):
+def adapter_file(random_geco_lora, tiny_backbone_dir, tmp_path_factory):
     """A GECO LoRA with non-zero random factors (a fresh one would not change the features)."""
-    torch.manual_seed(1)
-    model = geocorr.load("geco", backbone=tiny_backbone_dir, adapter=None, merge=False, image_size=224)
-    for name, p in model.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(p, std=0.3)
-    path = tmp_path_factory.mktemp("adapter") / "lora.safetensors"
-    model.save_adapter(path)
-    return path
+    return random_geco_lora(tiny_backbone_dir, 224, tmp_path_factory.mktemp("adapter") / "lora.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -154,11 +147,11 @@ def test_export_refusals(tiny_backbone_dir, tmp_path):
     with pytest.raises(ValueError, match="ONNX export is float32"):
         export_onnx(half, tmp_path / "b.onnx")
     aspect = geocorr.load("dinov2", backbone=tiny_backbone_dir, image_size=224, resize="keep_aspect")
-    with pytest.raises(ValueError, match="keep_aspect.*dynamic=True"):
+    with pytest.raises(ValueError, match=r"keep_aspect.*dynamic=True"):
         export_onnx(aspect, tmp_path / "c.onnx")
     with pytest.raises(FileNotFoundError, match="ONNX model: no such file"):
         OnnxMatcher(tmp_path / "missing.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"junk")
-    with pytest.raises(ValueError, match="junk.onnx: onnxruntime cannot load it"):
+    with pytest.raises(ValueError, match=r"junk\.onnx: onnxruntime cannot load it"):
         OnnxMatcher(tmp_path / "junk.onnx")
     assert not list(tmp_path.glob("[abc].onnx"))

@@ -101,7 +101,7 @@ def test_click_shows_the_models_match(page, model):
     click_pixel(page, 75, 100)
     text = wait_report(page, 1)
     first = output_src(page)
-    k, qx, qy, x, y, score, tx, ty = REPORT.search(text).groups()
+    _, qx, qy, x, y, score, tx, ty = REPORT.search(text).groups()
     assert abs(int(qx) - 75) <= 1 and abs(int(qy) - 100) <= 1
     want = PointMatcher(model)(source, target, [(float(qx), float(qy))], twin=True)
     np.testing.assert_allclose([float(x), float(y)], want.points[0], atol=0.051)

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from geocorr.demo.app import PointMatcher, example_pairs, read_upload, render, summary
-from geocorr.methods.base import DenseMatcherProtocol, Matches
+from geocorr.methods.base import Matches
 
 
 def test_matcher_finds_the_square_and_its_flipped_twin(colour_matcher, square_frames):
@@ -19,18 +19,9 @@ def test_matcher_finds_the_square_and_its_flipped_twin(colour_matcher, square_fr
     assert result.similarity.shape == (4, 6) and result.grid.grid_hw == (4, 6)
 
 
-def test_matcher_caches_features(colour_matcher, square_frames):
-    calls = []
-
-    class Counting(DenseMatcherProtocol):
-        def features(self, images):
-            calls.append(len(images))
-            return colour_matcher.features(images)
-
-        def match_features(self, *args):
-            return colour_matcher.match_features(*args)
-
-    matcher = PointMatcher(Counting())
+def test_matcher_caches_features(colour_matcher, square_frames, count_features):
+    counting, calls = count_features(colour_matcher)
+    matcher = PointMatcher(counting)
     matcher(square_frames[0], square_frames[1], [[6.5, 20.5]])
     matcher(square_frames[0], square_frames[1], [[20.0, 20.5]])
     assert calls == [1, 1]  # source and target once each

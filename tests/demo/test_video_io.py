@@ -10,7 +10,7 @@ def test_write_then_read_round_trip(square_video, square_frames):
     frames = list(read_frames(square_video))
     expected = square_frames
     assert len(frames) == len(expected)
-    for got, want in zip(frames, expected):
+    for got, want in zip(frames, expected, strict=True):
         assert got.shape == want.shape and got.dtype == np.uint8
         assert np.abs(got.astype(int) - want.astype(int)).mean() < 4  # lossy H.264, nearly exact
     assert frame_rate(square_video) == Fraction(10)

@@ -7,13 +7,8 @@ from geocorr.cli import main
 
 
 @pytest.fixture(scope="module")
-def willow_subset(tmp_path_factory, pf_willow_root):
-    root = tmp_path_factory.mktemp("willow-cli")
-    (root / "duck(S)").mkdir()
-    for png in sorted((pf_willow_root / "duck(S)").glob("*.png"))[:3]:
-        shutil.copy(png, root / "duck(S)" / png.name)
-        shutil.copy(png.with_suffix(".mat"), root / "duck(S)" / png.with_suffix(".mat").name)
-    return root
+def willow_subset(tmp_path_factory, copy_willow):
+    return copy_willow(tmp_path_factory.mktemp("willow-cli"), "duck(S)")
 
 
 def _eval_args(root, backbone, *extra):

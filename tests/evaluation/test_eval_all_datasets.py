@@ -1,6 +1,5 @@
 """``geocorr eval --dataset D`` end to end on a tiny tree in each official layout (tiny random DINOv2)."""
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -87,11 +86,8 @@ def _pascal_parts(root):
     return ["--dataset-option", "category=cat", "--dataset-option", "num_train=1", "--part-stride", "2"]
 
 
-def _pf_willow(root, pf_willow_root):
-    (root / "duck(S)").mkdir()
-    for png in sorted((pf_willow_root / "duck(S)").glob("*.png"))[:2]:
-        shutil.copy(png, root / "duck(S)" / png.name)
-        shutil.copy(png.with_suffix(".mat"), root / "duck(S)" / png.with_suffix(".mat").name)
+def _pf_willow(root, copy_willow):
+    copy_willow(root, "duck(S)", images=2)
     return []
 
 
@@ -99,10 +95,10 @@ BUILDERS = {"spair": _spair, "pf-pascal": _pf_pascal, "ap10k": _ap10k, "cub": _c
 
 
 @pytest.mark.parametrize("dataset", [*BUILDERS, "pf-willow"])
-def test_eval_runs_on_official_layout(dataset, tmp_path, capsys, tiny_backbone_dir, pf_willow_root):
+def test_eval_runs_on_official_layout(dataset, tmp_path, capsys, tiny_backbone_dir, copy_willow):
     root = tmp_path / "data"
     root.mkdir()
-    extra = _pf_willow(root, pf_willow_root) if dataset == "pf-willow" else BUILDERS[dataset](root)
+    extra = _pf_willow(root, copy_willow) if dataset == "pf-willow" else BUILDERS[dataset](root)
     out = tmp_path / "result.json"
     code = main(["eval", "--method", "dinov2", "--backbone", str(tiny_backbone_dir), "--image-size", "28",
                  "--dataset", dataset, "--root", str(root), "--no-progress", "--out", str(out), *extra])

@@ -1,4 +1,3 @@
-import shutil
 
 import numpy as np
 import pytest
@@ -12,15 +11,9 @@ from geocorr.methods.base import DenseMatcher
 
 
 @pytest.fixture(scope="module")
-def small_willow(tmp_path_factory, pf_willow_root):
+def small_willow(tmp_path_factory, copy_willow):
     """2 folders x 3 real PF-Willow images: 12 ordered pairs, 6 images."""
-    root = tmp_path_factory.mktemp("willow")
-    for name in ("car(G)", "duck(S)"):
-        (root / name).mkdir()
-        for png in sorted((pf_willow_root / name).glob("*.png"))[:3]:
-            shutil.copy(png, root / name / png.name)
-            shutil.copy(png.with_suffix(".mat"), root / name / png.with_suffix(".mat").name)
-    return load_pf_willow(root)
+    return load_pf_willow(copy_willow(tmp_path_factory.mktemp("willow"), "car(G)", "duck(S)"))
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """Two processes under torchrun (gloo, CPU) give exactly the predictions of one process."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -12,18 +11,13 @@ from geocorr.cli import main
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_match_one(tmp_path, pf_willow_root):
+def test_torchrun_two_processes_match_one(tmp_path, copy_willow):
     import torch
     from transformers import Dinov2Model
 
     torch.manual_seed(0)
     Dinov2Model(tiny_config()).save_pretrained(tmp_path / "backbone")
-    root = tmp_path / "willow"
-    for name in ("car(G)", "duck(S)"):
-        (root / name).mkdir(parents=True)
-        for png in sorted((pf_willow_root / name).glob("*.png"))[:2]:
-            shutil.copy(png, root / name / png.name)
-            shutil.copy(png.with_suffix(".mat"), root / name / png.with_suffix(".mat").name)
+    root = copy_willow(tmp_path / "willow", "car(G)", "duck(S)", images=2)
     common = ["-m", "geocorr.cli", "eval", "--method", "dinov2", "--backbone", str(tmp_path / "backbone"),
               "--image-size", "28", "--dataset", "pf-willow", "--root", str(root), "--no-progress",
               "--batch-size", "2"]

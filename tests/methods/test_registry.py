@@ -54,25 +54,9 @@ def cyclecorr_weights(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def semalign3d_class(pf_willow_root, tiny_backbone_dir, tmp_path_factory):
+def semalign3d_class(build_semalign3d_class, tiny_backbone_dir, tmp_path_factory):
     """A car(G) class representation built by the CLI from tiny DINOv2 features and a tiny depth model."""
-    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
-
-    folder = tmp_path_factory.mktemp("semalign3d")
-    backbone = {"model_type": "dinov2", "hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2,
-                "intermediate_size": 64, "patch_size": 14, "image_size": 56, "out_indices": [1, 2, 3, 4],
-                "reshape_hidden_states": False}
-    torch.manual_seed(0)
-    DepthAnythingForDepthEstimation(DepthAnythingConfig(
-        backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[8, 8, 16, 16],
-        fusion_hidden_size=16, head_hidden_size=8)).save_pretrained(folder / "depth")
-    out = folder / "classes" / "car.safetensors"
-    code = main(["semalign3d", "build", "--dataset", "pf-willow", "--root", str(pf_willow_root), "--split", "test",
-                 "--category", CATEGORY, "--output", str(out), "--depth", str(folder / "depth"),
-                 "--max-images", "4", "--sparse-steps", "20", "--clusters", "40", "--no-progress",
-                 "--method", "dinov2", "--backbone", str(tiny_backbone_dir), "--image-size", str(SIZE)])
-    assert code == 0
-    return out
+    return build_semalign3d_class(tiny_backbone_dir, tmp_path_factory.mktemp("semalign3d"), CATEGORY, SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -347,24 +331,15 @@ def test_match_pair_reuses_features_only_for_dense_methods(tiny):
 
 
 
-def test_match_pairs_is_match_pair_on_each_with_features_once_per_image(tiny, willow):
-    from geocorr.methods.base import DenseMatcherProtocol, match_pair, match_pairs
+def test_match_pairs_is_match_pair_on_each_with_features_once_per_image(tiny, willow, count_features):
+    from geocorr.methods.base import match_pair, match_pairs
 
     dense = geocorr.load("dinov2", **tiny["dinov2"][1])
-    calls = []
-
-    class Counting(DenseMatcherProtocol):
-        def features(self, images):
-            calls.append(len(images))
-            return dense.features(images)
-
-        def match_features(self, *args):
-            return dense.match_features(*args)
-
+    counting, calls = count_features(dense)
     a, b, c = (str(p) for p in willow[0][:3])
     pts = [[50.0, 60.0], [120.0, 80.0]]
     pairs = [(a, b, pts), (b, c, pts), (a, c, pts[:1]), (c, a, pts)]
-    got = match_pairs(Counting(), pairs, batch_size=2)
+    got = match_pairs(counting, pairs, batch_size=2)
     assert calls == [2, 1]  # 3 distinct images in batches of 2
     for (img0, img1, p), m in zip(pairs, got, strict=True):
         torch.testing.assert_close(m.points, dense.match(img0, img1, p).points, atol=1e-4, rtol=0)

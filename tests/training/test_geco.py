@@ -16,7 +16,7 @@ from geocorr.backbones import tiny_config
 from geocorr.cli import main
 from geocorr.datasets import load_dataset
 from geocorr.methods.geco import load
-from geocorr.methods.geco.loss import loss_entries
+from geocorr.methods.geco.loss import KeypointTokens, loss_entries
 from geocorr.training.augment import (
     AugmentConfig,
     adjust_hue,
@@ -272,8 +272,7 @@ def test_spair_negatives_come_from_the_twin_table_and_mass_from_30(shared_data, 
     data = GecoPairs([source], 112, 14, PLAIN, per_category=None)
     batch = collate([data.sample(0, torch.Generator().manual_seed(0))])
     s, t = batch["source_tokens"][0], batch["target_tokens"][0]
-    neg = loss_entries((1, 65, 65), batch["source_tokens"], batch["target_tokens"], batch["source_visible"],
-                       batch["target_visible"], batch["twin"], batch["keypoint_mask"])["neg"]
+    neg = loss_entries((1, 65, 65), KeypointTokens.from_batch(batch))["neg"]
     # twin: front wheel (0) <-> back wheel (1); `flip` keeps them (it only swaps left/right), so
     # these negatives exist only because GECO's M− uses `twin`; the middle handlebar (4) has none
     assert sorted(zip(neg[1].tolist(), neg[2].tolist(), strict=True)) == sorted([(s[0].item(), t[1].item()),

@@ -64,14 +64,25 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .sampler import ResumableSampler, sample_seed
-from .trainer import Trainable, Trainer, default_optimizer, default_scheduler
+from .trainer import (
+    IndexedData,
+    SampledData,
+    Trainable,
+    Trainer,
+    TrainingData,
+    default_optimizer,
+    default_scheduler,
+)
 
 __all__ = [
     "CheckpointError",
+    "IndexedData",
     "ResumableSampler",
+    "SampledData",
     "TrainConfig",
     "Trainable",
     "Trainer",
+    "TrainingData",
     "default_optimizer",
     "default_scheduler",
     "list_checkpoints",

@@ -6,9 +6,9 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 import torch
 from accelerate import Accelerator
@@ -58,21 +58,41 @@ def default_scheduler(optimizer: torch.optim.Optimizer, conf: TrainConfig, total
     return None
 
 
+class IndexedData(Protocol):
+    """A training set served as ``dataset[index]`` (no randomness of its own)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Any: ...
+
+
+@runtime_checkable
+class SampledData(Protocol):
+    """A training set that draws its own random augmentations (or per-epoch subset) from the
+    generator the trainer hands over, seeded per (config seed, epoch, position)."""
+
+    def __len__(self) -> int: ...
+
+    def sample(self, index: int, generator: torch.Generator, epoch: int) -> Any: ...
+
+
+TrainingData = IndexedData | SampledData
+
+
 class _Keyed(Dataset):
     """Serves the sampler's ``(index, seed, epoch)`` keys: ``dataset.sample(index, generator, epoch)``
-    if the dataset draws random augmentations (or a per-epoch subset), else ``dataset[index]``."""
+    for a :class:`SampledData`, else ``dataset[index]``."""
 
-    def __init__(self, dataset: Sequence) -> None:
+    def __init__(self, dataset: TrainingData) -> None:
         self.dataset = dataset
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: tuple[int, int, int]):
+    def __getitem__(self, key: tuple[int, int, int]) -> Any:
         index, seed, epoch = key
-        sample = getattr(self.dataset, "sample", None)
-        if callable(sample):
-            return sample(index, torch.Generator().manual_seed(seed), epoch)
+        if isinstance(self.dataset, SampledData):
+            return self.dataset.sample(index, torch.Generator().manual_seed(seed), epoch)
         return self.dataset[index]
 
 
@@ -81,10 +101,10 @@ class Trainer:
 
     model: an ``nn.Module`` following :class:`Trainable`; it may also define ``save_weights(out_dir)``,
         called once at the end to write the trained weights in the method's own format.
-    dataset: a sized, indexable training set; if it has ``sample(index, generator, epoch)`` that is
-        called instead of ``dataset[index]`` with a generator seeded per (epoch, position) and the
-        0-based epoch, so random augmentations (and per-epoch subsets) are reproducible and resume
-        exactly.
+    dataset: a sized training set: :class:`IndexedData`, or :class:`SampledData` whose
+        ``sample(index, generator, epoch)`` is called instead of ``dataset[index]`` with a generator
+        seeded per (epoch, position) and the 0-based epoch, so random augmentations (and per-epoch
+        subsets) are reproducible and resume exactly.
     conf: the run's :class:`TrainConfig` (a method's subclass).
     out_dir: where the checkpoints (``checkpoint-<step>.safetensors``), ``log.jsonl`` and the
         trained weights go.
@@ -107,7 +127,7 @@ class Trainer:
     adapter, another random initialisation).
     """
 
-    def __init__(self, model: torch.nn.Module, dataset: Sequence, conf: TrainConfig, out_dir: str | Path, *,
+    def __init__(self, model: torch.nn.Module, dataset: TrainingData, conf: TrainConfig, out_dir: str | Path, *,
                  collate_fn: Callable | None = None,
                  validate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
                  optimizer_factory: Callable = default_optimizer,

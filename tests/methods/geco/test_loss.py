@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from geocorr.methods.geco.loss import GecoLossConfig, geco_loss, log1mexp, loss_entries
+from geocorr.methods.geco.loss import GecoLossConfig, KeypointTokens, geco_loss, log1mexp, loss_entries
 
 # A raw plan for 3 source and 3 target tokens, dustbin row/column last (entries need not be normalised).
 PLAN = torch.tensor([[0.20, 0.05, 0.01, 0.02],
@@ -31,8 +31,12 @@ def _batch(fg_src1=(F, F, T)):
     }
 
 
+def _loss(b, conf=None):
+    return geco_loss(b["log_p"], KeypointTokens.from_batch(b), b["source_foreground"], b["target_foreground"], conf)
+
+
 def test_toy_plan_by_hand():
-    out = geco_loss(**_batch())
+    out = _loss(_batch())
     n1 = 4  # rows of the plan: 3 tokens + dustbin
     # pos entries (0,1), (1,0) of pair 0 and (2,2) of pair 1 (counted once), each -log P / (n + 1)
     pos = (-math.log(0.05) / n1 - math.log(0.04) / n1 - math.log(0.10) / n1) / 3
@@ -56,21 +60,20 @@ def test_toy_plan_by_hand():
 
 def test_entry_sets():
     b = _batch()
-    entries = loss_entries((2, 4, 4), b["source_tokens"], b["target_tokens"], b["source_visible"],
-                           b["target_visible"], b["twin"], b["keypoint_mask"])
+    entries = loss_entries((2, 4, 4), KeypointTokens.from_batch(b))
     as_list = {k: sorted(zip(*(t.tolist() for t in v), strict=True)) for k, v in entries.items()}
     assert as_list == {"pos": [(0, 0, 1), (0, 1, 0), (1, 2, 2)], "bin": [(0, 2, 3)], "neg": [(0, 0, 0), (0, 1, 1)]}
     # a keypoint seen in the target only goes to the source dustbin row; M− ignores M+ (official sets overlap)
-    only_target = loss_entries((1, 4, 4), torch.tensor([[0, 1]]), torch.tensor([[2, 2]]),
-                               torch.tensor([[F, T]]), torch.tensor([[T, T]]), torch.tensor([[1, 0]]),
-                               torch.tensor([[T, T]]))
+    only_target = loss_entries((1, 4, 4), KeypointTokens(
+        torch.tensor([[0, 1]]), torch.tensor([[2, 2]]), torch.tensor([[F, T]]), torch.tensor([[T, T]]),
+        torch.tensor([[1, 0]]), torch.tensor([[T, T]])))
     assert sorted(zip(*(t.tolist() for t in only_target["bin"]), strict=True)) == [(0, 3, 2)]
     assert sorted(zip(*(t.tolist() for t in only_target["neg"]), strict=True)) == [(0, 1, 2)]
     assert sorted(zip(*(t.tolist() for t in only_target["pos"]), strict=True)) == [(0, 1, 2)]
 
 
 def test_pair_with_empty_mask_is_skipped_and_counted():
-    out = geco_loss(**_batch(fg_src1=(F, F, F)))
+    out = _loss(_batch(fg_src1=(F, F, F)))
     assert out["num_skipped"].item() == 1 and out["num_pos"].item() == 2 and out["num_fgbg"].item() == 4
     assert out["loss_pos"].item() == pytest.approx((-math.log(0.05) - math.log(0.04)) / 4 / 2, rel=1e-12)
 
@@ -78,7 +81,7 @@ def test_pair_with_empty_mask_is_skipped_and_counted():
 def test_no_invisible_keypoint_no_bin_term_still_finite():
     b = _batch()
     b["target_visible"] = b["source_visible"].clone()  # M0 empty: every keypoint visible in both
-    out = geco_loss(**b)
+    out = _loss(b)
     assert out["num_bin"].item() == 0 and out["loss_bin"].item() == 0 and torch.isfinite(out["loss"])
 
 
@@ -87,15 +90,15 @@ def test_all_pairs_skipped_gives_zero_loss_that_backpropagates():
     b["source_foreground"][0] = False
     logits = b["log_p"].clone().requires_grad_(True)
     b["log_p"] = logits
-    out = geco_loss(**b)
+    out = _loss(b)
     assert out["loss"].item() == 0 and out["num_skipped"].item() == 2
     out["loss"].backward()
     assert torch.equal(logits.grad, torch.zeros_like(logits))
 
 
 def test_weights_scale_their_terms():
-    base = geco_loss(**_batch())
-    heavy = geco_loss(**_batch(), conf=GecoLossConfig(pos_weight=2, bin_weight=3, neg_weight=1, fgbg_weight=0))
+    base = _loss(_batch())
+    heavy = _loss(_batch(), GecoLossConfig(pos_weight=2, bin_weight=3, neg_weight=1, fgbg_weight=0))
     assert heavy["loss_pos"].item() == pytest.approx(2 * base["loss_pos"].item())
     assert heavy["loss_bin"].item() == pytest.approx(3 * base["loss_bin"].item())
     assert heavy["loss_neg"].item() == pytest.approx(base["loss_neg"].item() / 10)
@@ -108,7 +111,7 @@ def test_gradcheck():
 
     def loss(x):
         log_p = torch.log_softmax(x.flatten(1), 1).view(2, 4, 4)  # a plan of total mass 1
-        return geco_loss(**{**b, "log_p": log_p})["loss"]
+        return _loss({**b, "log_p": log_p})["loss"]
 
     assert torch.autograd.gradcheck(loss, (logits,))
 
@@ -123,12 +126,12 @@ def test_log1mexp_is_accurate_at_both_ends():
 def test_bad_input():
     b = _batch()
     with pytest.raises(ValueError, match="target_tokens must have shape"):
-        geco_loss(**{**b, "target_tokens": b["target_tokens"][:, :2]})
+        _loss({**b, "target_tokens": b["target_tokens"][:, :2]})
     with pytest.raises(ValueError, match="token indices"):
-        geco_loss(**{**b, "source_tokens": torch.tensor([[0, 5, 2], [2, 2, 0]])})
+        _loss({**b, "source_tokens": torch.tensor([[0, 5, 2], [2, 2, 0]])})
     with pytest.raises(ValueError, match="twin"):
-        geco_loss(**{**b, "twin": torch.tensor([[3, 0, 2], [0, 1, 2]])})
+        _loss({**b, "twin": torch.tensor([[3, 0, 2], [0, 1, 2]])})
     with pytest.raises(ValueError, match="foreground"):
-        geco_loss(**{**b, "source_foreground": b["source_foreground"][:, :2]})
+        _loss({**b, "source_foreground": b["source_foreground"][:, :2]})
     with pytest.raises(ValueError, match="log_p"):
-        geco_loss(**{**b, "log_p": PLAN.log()})
+        _loss({**b, "log_p": PLAN.log()})

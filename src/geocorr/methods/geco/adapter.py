@@ -20,11 +20,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
+from peft.tuners.lora import LoraLayer
 from safetensors import safe_open
 from torch import nn
+from transformers import PreTrainedModel
 
 from ...backbones.dinov2 import transformer_blocks
 from ...files import safetensors_bytes, write_atomic
@@ -46,7 +49,7 @@ class LoraWeights:
     architecture: str = "dinov2"  # backbone family the LoRA was trained on: dinov2 | dinov3
 
 
-def architecture_family(model: nn.Module) -> str:
+def architecture_family(model: PreTrainedModel) -> str:
     """``dinov2`` or ``dinov3``: the family of a transformers DINO ViT (registers or not)."""
     return "dinov3" if model.config.model_type.startswith("dinov3") else "dinov2"
 
@@ -72,22 +75,35 @@ def add_lora(model: nn.Module, rank: int = 10, alpha: float | None = None) -> Pe
     if rank < 1:
         raise ValueError(f"LoRA rank must be >= 1, got {rank}")
     names = projection_names(model)
-    config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank, lora_dropout=0.0,
-                        bias="none", target_modules=[names["q"], names["v"]])
+    # peft's annotation says int, but it scales by lora_alpha / r at run time: a float alpha is fine
+    config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank,  # type: ignore[arg-type]
+                        lora_dropout=0.0, bias="none", target_modules=[names["q"], names["v"]])
     return get_peft_model(model, config)
 
 
-def lora_layers(peft_model: PeftModel) -> dict[tuple[int, str], nn.Module]:
+def _base_model(peft_model: PeftModel) -> PreTrainedModel:
+    return cast(PreTrainedModel, peft_model.get_base_model())
+
+
+def lora_layers(peft_model: PeftModel) -> dict[tuple[int, str], LoraLayer]:
     """(block, "q"|"v") -> the peft LoRA layer of that projection."""
-    base = peft_model.get_base_model()
+    base = _base_model(peft_model)
     names = projection_names(base)
     layers = {}
     for i, block in enumerate(transformer_blocks(base)):
         modules = dict(block.named_modules())
         for proj in PROJECTIONS:
             [layer] = [m for n, m in modules.items() if n.rsplit(".", 1)[-1] == names[proj]]
+            if not isinstance(layer, LoraLayer):
+                raise TypeError(f"block {i} {names[proj]} is a {type(layer).__name__}, not a peft LoRA layer: "
+                                f"the model was not made by add_lora")
             layers[(i, proj)] = layer
     return layers
+
+
+def _factor_maps(layer: LoraLayer) -> tuple[nn.Linear, nn.Linear]:
+    """The A and B maps of a LoRA layer's (only) adapter."""
+    return cast(nn.Linear, layer.lora_A["default"]), cast(nn.Linear, layer.lora_B["default"])
 
 
 def read_lora_file(path: str | Path) -> LoraWeights:
@@ -185,7 +201,7 @@ def _read_safetensors(path: Path) -> LoraWeights:
 
 def assign_lora(peft_model: PeftModel, weights: LoraWeights, source: str = "adapter") -> None:
     """Copy LoRA factors into a model made by :func:`add_lora`; checks sizes, rank and scale."""
-    base = peft_model.get_base_model()
+    base = _base_model(peft_model)
     width, blocks = int(base.config.hidden_size), len(transformer_blocks(base))
     family = architecture_family(base)
     if weights.architecture != family:
@@ -202,7 +218,7 @@ def assign_lora(peft_model: PeftModel, weights: LoraWeights, source: str = "adap
             f"has {blocks} blocks of width {width}: it belongs to another model size"
         )
     for key, layer in lora_layers(peft_model).items():
-        lora_a, lora_b = layer.lora_A["default"], layer.lora_B["default"]
+        lora_a, lora_b = _factor_maps(layer)
         if lora_a.weight.shape[0] != weights.rank:
             raise ValueError(f"{source} has LoRA rank {weights.rank}, the model was built with rank "
                              f"{lora_a.weight.shape[0]}")
@@ -219,11 +235,11 @@ def extract_lora(peft_model: PeftModel) -> LoraWeights:
     """The current LoRA factors of a model made by :func:`add_lora`."""
     layers = lora_layers(peft_model)
     some = next(iter(layers.values()))
-    rank = some.lora_A["default"].weight.shape[0]
-    factors = {key: (layer.lora_A["default"].weight.detach().cpu().float().clone(),
-                     layer.lora_B["default"].weight.detach().cpu().float().clone())
+    rank = _factor_maps(some)[0].weight.shape[0]
+    factors = {key: (_factor_maps(layer)[0].weight.detach().cpu().float().clone(),
+                     _factor_maps(layer)[1].weight.detach().cpu().float().clone())
                for key, layer in layers.items()}
-    base = peft_model.get_base_model()
+    base = _base_model(peft_model)
     return LoraWeights(rank=rank, alpha=float(some.scaling["default"] * rank),
                        width=int(base.config.hidden_size), num_blocks=len(transformer_blocks(base)), factors=factors,
                        architecture=architecture_family(base))

@@ -25,11 +25,12 @@ source or target foreground is empty is skipped (``num_skipped``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
 import torch
 
-__all__ = ["GecoLossConfig", "geco_loss", "log1mexp", "loss_entries"]
+__all__ = ["GecoLossConfig", "KeypointTokens", "geco_loss", "log1mexp", "loss_entries"]
 
 _MAX_LOG_P = -1e-6  # P ≤ 1 − 1e-6 inside log(1 − P): a plan entry of 1 costs 13.8, not inf
 
@@ -49,6 +50,23 @@ def log1mexp(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x > -0.6931471805599453, torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
 
 
+@dataclass(frozen=True)
+class KeypointTokens:
+    """The keypoints of a batch of B pairs on the two token grids; every field is (B, K)."""
+
+    source_tokens: torch.Tensor  # long: each keypoint's source token (row-major); any value where not visible
+    target_tokens: torch.Tensor  # long: each keypoint's target token, likewise
+    source_visible: torch.Tensor  # bool
+    target_visible: torch.Tensor  # bool
+    twin: torch.Tensor  # long: each keypoint's symmetric counterpart (itself if none)
+    keypoint_mask: torch.Tensor  # bool: False for padding
+
+    @classmethod
+    def from_batch(cls, batch: Mapping[str, torch.Tensor]) -> KeypointTokens:
+        """The fields of a collated batch (:func:`geocorr.training.recipes.geco.data.collate` uses these keys)."""
+        return cls(**{f.name: batch[f.name] for f in fields(cls)})
+
+
 Entries = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (pair, row, column) index vectors
 
 
@@ -61,36 +79,27 @@ def _unique(rows: torch.Tensor, cols: torch.Tensor, keep: torch.Tensor, shape: t
 
 
 def loss_entries(
-    shape: tuple[int, int, int],
-    source_tokens: torch.Tensor,
-    target_tokens: torch.Tensor,
-    source_visible: torch.Tensor,
-    target_visible: torch.Tensor,
-    twin: torch.Tensor,
-    keypoint_mask: torch.Tensor,
-    pairs: torch.Tensor | None = None,
+    shape: tuple[int, int, int], keypoints: KeypointTokens, pairs: torch.Tensor | None = None
 ) -> dict[str, Entries]:
     """The pos, bin and neg entry sets (see the module docstring) of a plan of ``shape`` (B, N+1, M+1).
 
-    source_tokens, target_tokens: (B, K) long, each keypoint's token (row-major); any value where
-        the keypoint is not visible. source_visible, target_visible: (B, K) bool.
-    twin: (B, K) long, each keypoint's symmetric counterpart (itself if none).
-    keypoint_mask: (B, K) bool, False for padding. pairs: (B,) bool, the pairs to use (default all).
+    keypoints: the batch's keypoints, fields (B, K). pairs: (B,) bool, the pairs to use (default all).
     Returns {"pos", "bin", "neg"} -> (pair, row, column) long vectors.
     """
     bsz, n1, m1 = shape
     n, m = n1 - 1, m1 - 1
+    source_tokens = keypoints.source_tokens
     k = source_tokens.shape[-1] if source_tokens.ndim == 2 else -1
-    named = {"source_tokens": source_tokens, "target_tokens": target_tokens, "source_visible": source_visible,
-             "target_visible": target_visible, "twin": twin, "keypoint_mask": keypoint_mask}
-    for name, t in named.items():
+    for field in fields(keypoints):
+        t = getattr(keypoints, field.name)
         if t.shape != (bsz, k):
-            raise ValueError(f"{name} must have shape (B, K) = ({bsz}, {k}) like source_tokens for a plan "
+            raise ValueError(f"{field.name} must have shape (B, K) = ({bsz}, {k}) like source_tokens for a plan "
                              f"of shape {shape}, got {tuple(t.shape)}")
-    use = keypoint_mask if pairs is None else keypoint_mask & pairs[:, None]
-    src_vis, tgt_vis = source_visible & use, target_visible & use
+    twin = keypoints.twin
+    use = keypoints.keypoint_mask if pairs is None else keypoints.keypoint_mask & pairs[:, None]
+    src_vis, tgt_vis = keypoints.source_visible & use, keypoints.target_visible & use
     src_tok = torch.where(src_vis, source_tokens, 0)
-    tgt_tok = torch.where(tgt_vis, target_tokens, 0)
+    tgt_tok = torch.where(tgt_vis, keypoints.target_tokens, 0)
     if ((src_tok < 0) | (src_tok >= n)).any() or ((tgt_tok < 0) | (tgt_tok >= m)).any():
         raise ValueError(f"visible keypoints' token indices must lie in [0, {n}) and [0, {m})")
     if ((twin < 0) | (twin >= k)).any():
@@ -109,12 +118,7 @@ def loss_entries(
 
 def geco_loss(
     log_p: torch.Tensor,
-    source_tokens: torch.Tensor,
-    target_tokens: torch.Tensor,
-    source_visible: torch.Tensor,
-    target_visible: torch.Tensor,
-    twin: torch.Tensor,
-    keypoint_mask: torch.Tensor,
+    keypoints: KeypointTokens,
     source_foreground: torch.Tensor,
     target_foreground: torch.Tensor,
     conf: GecoLossConfig | None = None,
@@ -122,7 +126,7 @@ def geco_loss(
     """GECO's loss for a batch of B pairs with (up to) K keypoints each.
 
     log_p: (B, N+1, M+1) log of the raw OT plan (dustbin last) for N source and M target tokens.
-    source_tokens … keypoint_mask: as :func:`loss_entries`.
+    keypoints: the batch's keypoints on the token grids, fields (B, K).
     source_foreground: (B, N) bool, target_foreground: (B, M) bool object tokens.
     conf: the term weights (default: the published :class:`GecoLossConfig`).
     Returns {"loss": scalar, "loss_pos", "loss_bin", "loss_neg", "loss_fgbg": the weighted entry
@@ -138,8 +142,7 @@ def geco_loss(
         raise ValueError(f"source_foreground/target_foreground must have shapes {(bsz, n)} and {(bsz, m)}, "
                          f"got {tuple(source_foreground.shape)} and {tuple(target_foreground.shape)}")
     used = source_foreground.any(1) & target_foreground.any(1)
-    entries = loss_entries((bsz, n1, m1), source_tokens, target_tokens, source_visible, target_visible, twin,
-                           keypoint_mask, used)
+    entries = loss_entries((bsz, n1, m1), keypoints, used)
     fg_a, fg_b = source_foreground[:, :, None], target_foreground[:, None, :]
     cross = ((fg_a & ~fg_b) | (~fg_a & fg_b)) & used[:, None, None]
     capped = log_p[:, :n, :m].clamp(max=_MAX_LOG_P)

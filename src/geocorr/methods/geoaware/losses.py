@@ -33,7 +33,7 @@ def dense_loss(sim: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, tem
     if sim.ndim != 4 or target.shape != (*sim.shape[:2], 2):
         raise ValueError(f"dense_loss: sim (B, N, h, w) and target (B, N, 2) disagree: "
                          f"{tuple(sim.shape)} vs {tuple(target.shape)}")
-    _check_valid(valid, tuple(sim.shape[:2]))
+    _check_valid(valid, (sim.shape[0], sim.shape[1]))
     if noise is not None:
         if noise.shape != target.shape:
             raise ValueError(f"noise: expected shape {tuple(target.shape)}, got {tuple(noise.shape)}")
@@ -57,7 +57,7 @@ def sparse_loss(desc_src: torch.Tensor, desc_tgt: torch.Tensor, valid: torch.Ten
     if desc_src.ndim != 3 or desc_src.shape != desc_tgt.shape:
         raise ValueError(f"sparse_loss: desc_src and desc_tgt must both be (B, N, C), got "
                          f"{tuple(desc_src.shape)} and {tuple(desc_tgt.shape)}")
-    _check_valid(valid, tuple(desc_src.shape[:2]))
+    _check_valid(valid, (desc_src.shape[0], desc_src.shape[1]))
     scale = torch.as_tensor(logit_scale, dtype=desc_src.dtype, device=desc_src.device)
     if scale.ndim != 0 or not scale > 0:
         raise ValueError(f"logit_scale must be a positive scalar, got {logit_scale}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -160,7 +161,7 @@ class GeoAware(DenseMatcher):
         """Dense features (B, C, h, w) of one image or a list; with ``pose_align`` (B, 2C, h, w): the
         image's features, then those of its mirror image (on the same grid), for :meth:`match_features`."""
         single = not isinstance(images, (list, tuple))
-        items = list(images) if isinstance(images, (list, tuple)) else [images]
+        items: list[ImageLike] = list(images) if isinstance(images, (list, tuple)) else [cast(ImageLike, images)]
         if not items:
             raise ValueError("images: got an empty list")
         loaded = [load_image(img, "image" if single else f"images[{i}]") for i, img in enumerate(items)]

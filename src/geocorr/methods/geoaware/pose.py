@@ -72,7 +72,7 @@ def predict_pose(feat: torch.Tensor, template_sets: Sequence[Mapping[str, torch.
     total: dict[str, float] = {}
     for templates in template_sets:
         distances = {label: float(instance_matching_distance(feat, t)) for label, t in templates.items()}
-        votes[min(distances, key=distances.get)] += 1
+        votes[min(distances, key=distances.__getitem__)] += 1
         for label, d in distances.items():
             total[label] = total.get(label, 0.0) + d
     return min(votes, key=lambda label: (-votes[label], total[label]))

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ...backbones.dinov2 import lanczos_resize
+
+if TYPE_CHECKING:  # an optional dependency (the `sd` extra), imported when loading
+    from diffusers import AutoencoderKL, UNet2DConditionModel
 
 SD15_HUB_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
@@ -58,7 +62,11 @@ class StableDiffusionFeatures(nn.Module):
     forward(canvases (B, 3, S, S) in [0, 1], grid_hw) -> list of (B, C_i, h, w), one per level.
     """
 
-    def __init__(self, vae: nn.Module, unet: nn.Module, scheduler, prompt_embedding: torch.Tensor,
+    vae: AutoencoderKL
+    unet: UNet2DConditionModel
+    prompt_embedding: torch.Tensor  # buffer, (1, L, D)
+
+    def __init__(self, vae: AutoencoderKL, unet: UNet2DConditionModel, scheduler, prompt_embedding: torch.Tensor,
                  config: SDConfig = SDConfig()):
         super().__init__()
         ups = [i for i, block in enumerate(unet.up_blocks) if block.upsamplers is not None]

@@ -69,7 +69,7 @@ SPAIR_STAGE = GeoAwareTrainConfig()  # stage 2: SPair-71k, 2 epochs, one-cycle
 AP10K_STAGE = GeoAwareTrainConfig(epochs=1, scheduler="none")  # stage 1: AP-10K, 1 epoch, constant rate
 
 
-class GeoAwarePairs(Sequence[PairSample]):
+class GeoAwarePairs:
     """The pairs of a dataset as training samples, each with its category's left/right permutation.
 
     flips: category -> ``flip`` permutation (default: ``dataset.symmetry``); needed for every

@@ -20,7 +20,7 @@ from torch import nn
 from ....backbones import BackboneSpec
 from ....datasets.base import PairDataset
 from ....methods.geco import Geco, load
-from ....methods.geco.loss import GecoLossConfig, geco_loss
+from ....methods.geco.loss import GecoLossConfig, KeypointTokens, geco_loss
 from ....methods.geco.transport import OptimalTransport, OTConfig
 from ....ot import mask_marginals
 from ... import TrainConfig, Trainer
@@ -83,8 +83,7 @@ class GecoTraining(nn.Module):
                                self.conf.ot.mass).log()
         log_b = mask_marginals(batch["target_foreground"], (batch["target_visible"] & mask).sum(1), count,
                                self.conf.ot.mass).log()
-        return geco_loss(self.ot(scores, log_a, log_b), batch["source_tokens"], batch["target_tokens"],
-                         batch["source_visible"], batch["target_visible"], batch["twin"], mask,
+        return geco_loss(self.ot(scores, log_a, log_b), KeypointTokens.from_batch(batch),
                          batch["source_foreground"], batch["target_foreground"], self.conf.loss)
 
     def save_weights(self, out_dir: str | Path) -> Path:
