@@ -18,6 +18,18 @@ renderer's exact z-buffer, so depth is not what limits the method. The script
 
 It prints PCK@0.1 of the alignment and of both matchers, and saves ``semalign3d_oracle_depth.png``.
 The world is a test fixture (tests/methods/semalign3d/world.py), imported from there.
+
+Figures (seed 0, ``--views 3``, 200 alignment steps, 2026-11-30)::
+
+    alignment of 3 unseen views: PCK@0.1 0.562, median error 2.27 px
+    front -> behind, 2 left/right keypoints: PCK@0.1 reverse traversal 0.000
+    front -> behind, 2 left/right keypoints: PCK@0.1 feature argmax 0.000
+
+Weaker than benchmarks/semalign3d_align.py, which gives the build the exact keypoint depths:
+here, as for real images, a keypoint's depth is read from the depth map at the nearest object
+pixel, and the polytope's keypoints sit on its silhouette, where that pixel often belongs to a
+farther face. The third view is a failed alignment (PCK 0.20), and on this pair neither matcher
+finds the two twins. A negative result, stated as it is.
 """
 from __future__ import annotations
 

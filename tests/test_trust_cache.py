@@ -16,14 +16,9 @@ FINGERPRINT = "model-and-config"
 
 
 @pytest.fixture(scope="module")
-def willow(tmp_path_factory, pf_willow_root):
+def willow(tmp_path_factory, copy_willow):
     """1 folder x 3 real PF-Willow images (copied: the tests change them): 6 ordered pairs."""
-    root = tmp_path_factory.mktemp("willow")
-    (root / "car(G)").mkdir()
-    for png in sorted((pf_willow_root / "car(G)").glob("*.png"))[:3]:
-        shutil.copy(png, root / "car(G)" / png.name)
-        shutil.copy(png.with_suffix(".mat"), root / "car(G)" / png.with_suffix(".mat").name)
-    return load_pf_willow(root)
+    return load_pf_willow(copy_willow(tmp_path_factory.mktemp("willow"), "car(G)"))
 
 
 @pytest.fixture(scope="module")

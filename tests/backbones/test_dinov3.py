@@ -167,3 +167,14 @@ def test_dinov3_adapter_round_trip_and_refused_on_dinov2(tmp_path):
     Geco(build_backbone(tiny_config(), image_size=32), rank=4).load_adapter(path)  # same family: fine
     with pytest.raises(ValueError, match="LoRA for a DINOV3 backbone, but the backbone is DINOV2"):
         Geco(build_backbone(dinov2_tiny(), image_size=28), rank=4).load_adapter(path)
+
+
+def test_random_backbones_are_the_same_model_in_every_run():
+    torch.manual_seed(1)
+    first = build_backbone("random:dinov3-vits16").model.state_dict()
+    torch.manual_seed(2)
+    second = build_backbone("random:dinov3-vits16").model.state_dict()
+    after_build = torch.rand(3)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    torch.manual_seed(2)
+    assert torch.equal(after_build, torch.rand(3))  # the caller's random stream is left alone

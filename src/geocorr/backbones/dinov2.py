@@ -141,8 +141,10 @@ def _load_transformers_model(spec: BackboneSpec) -> nn.Module:
         _check_model_type(spec.model_type, "backbone config")
         return AutoModel.from_config(spec, attn_implementation="sdpa")
     spec = str(spec)
-    if spec.startswith("random:"):
-        return AutoModel.from_config(_random_config(spec.removeprefix("random:")), attn_implementation="sdpa")
+    if spec.startswith("random:"):  # drawn with seed 0: the random baseline is the same model in every run
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return AutoModel.from_config(_random_config(spec.removeprefix("random:")), attn_implementation="sdpa")
     spec = HUB_IDS.get(spec, dinov3.HUB_IDS.get(spec, spec))
     local = Path(spec).expanduser()
     looks_local = local.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1
