@@ -8,9 +8,19 @@ ViT-L/16; the ``--fraction`` rows use the same share of C.
     python benchmarks/debias_pf_willow.py --backbone ../shared/data/dinov2-small-imgfocus \
         --root ../shared/data/PF-dataset-WILLOW --k 0 48 96 187
 
-Measured 2026-11-30 (CPU, real DINOv2-type ViT-S/14 of ../shared/data — not Meta's weights —
-518², 900 pairs); see the README's DINOv3 section for the table. No real DINOv3 weights were
-available here, so the DINOv3 case itself is unmeasured.
+Measured 2026-11-30 with the command above (CPU; the real pretrained ViT-S/14 of ../shared/data,
+C = 384 — probably not Meta's DINOv2 weights; 518², all 900 pairs, bbox threshold, per point):
+
+    k (of 384)   PCK@0.05 / 0.10 / 0.15
+    0 (off)      19.8 / 36.6 / 49.1
+    48           16.7 / 30.2 / 40.5
+    96           15.9 / 29.2 / 39.7
+    187          14.9 / 26.8 / 36.7   (INSID3's share: 500 / 1024)
+
+On this DINOv2 model the de-biasing costs 3-12 PCK points: its learned position embeddings do not
+leave the positional component that INSID3 found in DINOv3, so projecting directions out removes
+content. No real DINOv3 weights were available here, so the DINOv3 case itself is unmeasured; the
+option stays off by default.
 """
 from __future__ import annotations
 

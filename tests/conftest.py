@@ -10,6 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
+# tests/test_devices_paths.py runs every path on a fake second device (torch's PrivateUse1 backend).
+# Autograd sizes its per-device worker queues at the first backward pass of the process, so the
+# backend must exist before any test runs a backward pass: it is registered here, at start-up.
+FAKE_DEVICE = "fakegpu"
+if torch._C._get_privateuse1_backend_name() != FAKE_DEVICE:
+    torch.utils.backend_registration._setup_privateuseone_for_python_backend(FAKE_DEVICE)
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

@@ -87,7 +87,7 @@ def test_out_of_gpu_memory_is_one_line_and_exit_2(monkeypatch, capsys, pair, tin
     monkeypatch.setattr(DinoV2Backbone, "forward", exhausted)
     rc = cli(["match", *pair, "--point", "3,3", "--method", "dinov2", "--backbone", str(tiny_backbone_dir)])
     err = capsys.readouterr().err
-    assert rc == 2 and "Traceback" not in err and err.count("\ngeocorr match: error:") == 1, err
+    assert rc == 2 and "Traceback" not in err and ("\n" + err).count("\ngeocorr match: error:") == 1, err
     assert "out of memory on cpu computing features of 1 image(s) at 518×518 px" in err
     model = geocorr.load("dinov2", backbone=tiny_config(), image_size=56)
     with pytest.raises(DeviceMemoryError, match="use a smaller --image-size"):

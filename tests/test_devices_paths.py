@@ -39,9 +39,10 @@ _KERNELS: list = []
 
 
 def _register_fake_backend() -> None:
-    if torch._C._get_privateuse1_backend_name() == FAKE:
+    if _KERNELS:
         return
-    torch.utils.backend_registration._setup_privateuseone_for_python_backend(FAKE)
+    if torch._C._get_privateuse1_backend_name() != FAKE:  # conftest.py registers it at start-up
+        torch.utils.backend_registration._setup_privateuseone_for_python_backend(FAKE)
     # torch.tensor(data, device=...) allocates and copies below the Python dispatch layer: backend kernels.
     lib = torch.library.Library("aten", "IMPL")
 

@@ -109,6 +109,21 @@ def test_stretch_sizes_not_a_multiple_of_16_are_rounded_down(dinov3_dir, side, r
     assert model.match(image, image, [[10.0, 20.0]]).points.shape == (1, 2)
 
 
+def test_official_cell_conventions_follow_patch_16(dinov3_dir):
+    # GECO's / GeoAware's cell conventions (geocorr.conventions) on a DINOv3 grid: 80×100 image
+    # stretched to 64×64 = 4×4 tokens of 16 px
+    from geocorr.conventions import containing_token, token_corner
+
+    model = geocorr.load("dinov2", backbone=str(dinov3_dir), image_size=SIZE)
+    _, grid = model.backbone.preprocess(torch.rand(3, 80, 100))
+    # token (column 1, row 2): top-left corner floor(16 · 100 / 64) = 25, floor(32 · 80 / 64) = 40 (edges)
+    assert token_corner(torch.tensor([[1, 2]]), grid).tolist() == [[24.5, 39.5]]
+    # a point at edge coordinates (25, 40) lies in that token; (24, 40) in the one to its left
+    assert containing_token(torch.tensor([[24.5, 39.5], [23.5, 39.5]]), grid).tolist() == [[1, 2], [0, 2]]
+    # token centre: input pixel 16 j + 8 (edges) -> (16 + 8) · 100 / 64 = 37.5, (32 + 8) · 80 / 64 = 50
+    assert grid.grid_to_image(torch.tensor([[1.0, 2.0]])).tolist() == [[37.0, 49.5]]
+
+
 # ---------------------------------------------------------------- GECO: LoRA training and files
 
 def _lora_names(model) -> set[str]:
@@ -192,9 +207,13 @@ def test_geco_trainer_rounds_the_default_size_to_patch_16(dinov3_dir, pf_willow_
 
     willow = load_dataset("pf-willow", pf_willow_root)
     few = replace(willow, pairs=[willow[0]])
-    trainer = build_trainer(few, tmp_path, GecoTrainConfig(image_size=70, max_steps=1), backbone=str(dinov3_dir),
+    # the published 518 (37×37 tokens at patch 14) becomes 512 = 32×32 tokens at 16, as the backbone rounds
+    trainer = build_trainer(few, tmp_path, GecoTrainConfig(max_steps=1, batch_size=1), backbone=str(dinov3_dir),
                             progress=False)
-    assert trainer.dataset.image_size == 64 and trainer.dataset.grid.grid_hw == (4, 4)
+    assert trainer.dataset.image_size == 512 and trainer.dataset.grid.grid_hw == (32, 32)
+    assert trainer.model.matcher.backbone.input_size((1, 1))[1] == (512, 512)
+    sample = trainer.dataset.sample(0, torch.Generator().manual_seed(0), 0)
+    assert sample["source_image"].shape == (3, 512, 512) and sample["source_foreground"].shape == (32 * 32,)
 
 
 # ---------------------------------------------------------------- GeoAware
@@ -295,25 +314,9 @@ def test_match_cli_and_demo_give_the_methods_match(method, dinov3_dir, willow, c
 # ---------------------------------------------------------------- SemAlign3D
 
 @pytest.fixture(scope="module")
-def semalign3d_class(pf_willow_root, dinov3_dir, tmp_path_factory):
+def semalign3d_class(build_semalign3d_class, dinov3_dir, tmp_path_factory):
     """A car(G) class representation built by the CLI from tiny DINOv3 features and a tiny depth model."""
-    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
-
-    folder = tmp_path_factory.mktemp("semalign3d-dinov3")
-    backbone = {"model_type": "dinov2", "hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2,
-                "intermediate_size": 64, "patch_size": 14, "image_size": 56, "out_indices": [1, 2, 3, 4],
-                "reshape_hidden_states": False}
-    torch.manual_seed(0)
-    DepthAnythingForDepthEstimation(DepthAnythingConfig(
-        backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[8, 8, 16, 16],
-        fusion_hidden_size=16, head_hidden_size=8)).save_pretrained(folder / "depth")
-    out = folder / "classes" / "car.safetensors"
-    code = main(["semalign3d", "build", "--dataset", "pf-willow", "--root", str(pf_willow_root), "--split", "test",
-                 "--category", CATEGORY, "--output", str(out), "--depth", str(folder / "depth"),
-                 "--max-images", "4", "--sparse-steps", "20", "--clusters", "40", "--no-progress",
-                 "--method", "dinov2", "--backbone", str(dinov3_dir), "--image-size", str(SIZE)])
-    assert code == 0
-    return out
+    return build_semalign3d_class(dinov3_dir, tmp_path_factory.mktemp("semalign3d-dinov3"), CATEGORY, SIZE)
 
 
 def test_semalign3d_with_dinov3_features(semalign3d_class, dinov3_dir, willow, capsys):
@@ -388,16 +391,9 @@ def test_track_three_frames(method, extra, dinov3_dir, video, tmp_path, capsys):
 # ---------------------------------------------------------------- ONNX export
 
 @pytest.fixture(scope="module")
-def random_dinov3_lora(dinov3_dir, tmp_path_factory):
+def random_dinov3_lora(random_geco_lora, dinov3_dir, tmp_path_factory):
     """A GECO LoRA on the tiny DINOv3 with non-zero random factors (a fresh one changes nothing)."""
-    torch.manual_seed(1)
-    model = geocorr.load("geco", backbone=str(dinov3_dir), weights=None, merge=False, image_size=SIZE)
-    for name, p in model.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(p, std=0.3)
-    path = tmp_path_factory.mktemp("lora") / "dinov3-lora.safetensors"
-    model.save_adapter(path)
-    return path
+    return random_geco_lora(str(dinov3_dir), SIZE, tmp_path_factory.mktemp("lora") / "dinov3-lora.safetensors")
 
 
 @pytest.mark.parametrize("method", ["dinov2", "geco"])

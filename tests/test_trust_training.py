@@ -19,6 +19,8 @@ from geocorr.training import (
     load_checkpoint,
 )
 
+from .training.toy_regression import Plain
+
 
 class Regression(nn.Module):
     """y = w·x; the step draws noise from the global RNG (a resume must restore it)."""
@@ -37,26 +39,13 @@ class Regression(nn.Module):
         return {"loss": ((self.linear(self.frozen(x) + x).squeeze(1) - batch["y"]) ** 2).mean()}
 
 
-class Data:
-    def __init__(self):
-        g = torch.Generator().manual_seed(1)
-        self.x = torch.randn(64, 4, generator=g)
-        self.y = self.x @ torch.tensor([1.0, -2.0, 0.5, 3.0])
-
-    def __len__(self):
-        return 64
-
-    def __getitem__(self, index):
-        return {"x": self.x[index], "y": self.y[index]}
-
-
 def _conf(**kw):
     return TrainConfig(**{"lr": 0.05, "batch_size": 4, "max_steps": 12, "checkpoint_every": 3, "log_every": 1, **kw})
 
 
 def _train(out, resume=False, model=None, **kw):
     model = model or Regression()
-    Trainer(model, Data(), _conf(**kw), out, progress=False).fit(resume=resume)
+    Trainer(model, Plain(), _conf(**kw), out, progress=False).fit(resume=resume)
     return model
 
 
@@ -105,7 +94,7 @@ def test_flipped_exponent_bit_is_detected_and_the_previous_checkpoint_used(tmp_p
     with pytest.raises(CheckpointError, match=r"checkpoint-00000006\.safetensors is damaged"):
         load_checkpoint(newest)
     resumed = Regression()
-    trainer = Trainer(resumed, Data(), _conf(), tmp_path / "b", progress=False)
+    trainer = Trainer(resumed, Plain(), _conf(), tmp_path / "b", progress=False)
     trainer.fit(resume=True)
     err = capsys.readouterr().err
     assert "checkpoint-00000006.safetensors is damaged" in err and "falling back to checkpoint-00000003" in err
@@ -208,7 +197,7 @@ def test_resume_refuses_another_model_or_run(tmp_path):
     _train(tmp_path, max_steps=3)
     with pytest.raises(ValueError, match="the model built now is not the run's"):
         _train(tmp_path, resume=True, model=Regression(init_seed=1))  # other frozen weights
-    trainer = Trainer(Regression(), Data(), _conf(max_steps=3), tmp_path, progress=False)
+    trainer = Trainer(Regression(), Plain(), _conf(max_steps=3), tmp_path, progress=False)
     trainer.run = {"backbone": "random:vits14"}
     with pytest.raises(ValueError, match=r"other options .*backbone: None -> 'random:vits14'"):
         trainer.fit(resume=True)

@@ -10,7 +10,8 @@ top-left corner, floored onto the integer pixel grid:
   ``floor(j · W / g)`` (token j of g), with up-sampling the argmax pixel index itself;
 - GeoAware-SC (Junyi42/GeoAware-SC @ 99fd6b6, ``utils/utils_correspondence.py``
   ``kpts_to_patch_idx`` / ``calculate_keypoint_transformation``): query token ``int(v · g / S)``
-  in its padded S-px frame; match at the token centre ``14 j + 7``.
+  in its padded S-px frame; match at the token centre ``14 j + 7`` (its patch 14; here ``p j + p / 2``
+  for the backbone's patch p, e.g. ``16 j + 8`` on DINOv3).
 
 Those codes read a coordinate ``v`` with 0 on the image's left (top) edge. In geocorr's
 pixel-centre convention (:mod:`geocorr.grid`) that position is ``x = v - 0.5``; the functions here

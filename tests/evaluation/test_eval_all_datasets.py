@@ -8,6 +8,8 @@ from scipy.io import savemat
 
 from geocorr.cli import main
 
+from ..pascal_parts_toy import two_eyed_cat
+
 W, H = 32, 24
 
 
@@ -72,16 +74,8 @@ def _cub(root):
 
 def _pascal_parts(root):
     (root / "Annotations_Part").mkdir(parents=True)
-    left, right = np.zeros((H, W), np.uint8), np.zeros((H, W), np.uint8)
-    left[4:20, 4:16], right[4:20, 16:28] = 1, 1
-    parts = np.zeros((1, 2), dtype=[("part_name", "O"), ("mask", "O")])
-    parts[0, 0]["part_name"], parts[0, 0]["mask"], parts[0, 1]["part_name"], parts[0, 1]["mask"] = \
-        "leye", left, "reye", right
-    objects = np.zeros((1, 1), dtype=[("class", "O"), ("class_ind", "O"), ("mask", "O"), ("parts", "O")])
-    objects[0, 0]["class"], objects[0, 0]["class_ind"], objects[0, 0]["mask"], objects[0, 0]["parts"] = \
-        "cat", 8, left | right, parts
     for i in (1, 2):
-        savemat(root / "Annotations_Part" / f"2008_00000{i}.mat", {"anno": {"objects": objects}})
+        savemat(root / "Annotations_Part" / f"2008_00000{i}.mat", two_eyed_cat(H, W))
         _image(root / "JPEGImages" / f"2008_00000{i}.jpg", i)
     return ["--dataset-option", "category=cat", "--dataset-option", "num_train=1", "--part-stride", "2"]
 

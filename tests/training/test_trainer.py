@@ -15,53 +15,7 @@ from geocorr.training import (
     save_checkpoint,
 )
 
-
-class Regression(nn.Module):
-    """y = w·x + noise; the step also draws noise from the global RNG (must resume exactly)."""
-
-    def __init__(self, fail_at: int | None = None, nan_at: int | None = None, noise: float = 0.01):
-        super().__init__()
-        torch.manual_seed(0)
-        self.linear = nn.Linear(4, 1)
-        self.frozen = nn.Linear(4, 4).requires_grad_(False)
-        self.calls, self.fail_at, self.nan_at, self.noise = 0, fail_at, nan_at, noise
-
-    def trainable_parameters(self):
-        return list(self.linear.parameters())
-
-    def training_step(self, batch):
-        self.calls += 1
-        if self.calls == self.fail_at:
-            raise KeyboardInterrupt("killed")
-        x = batch["x"] + self.noise * torch.randn_like(batch["x"])
-        loss = ((self.linear(x).squeeze(1) - batch["y"]) ** 2).mean()
-        if self.calls == self.nan_at:
-            loss = loss * float("nan")
-        return {"loss": loss, "mean_x": x.mean()}
-
-
-class Noisy:
-    """64 samples; each sample's noise comes from the generator the trainer hands over."""
-
-    def __init__(self):
-        g = torch.Generator().manual_seed(1)
-        self.x = torch.randn(64, 4, generator=g)
-        self.y = self.x @ torch.tensor([1.0, -2.0, 0.5, 3.0])
-
-    def __len__(self):
-        return 64
-
-    def sample(self, index, generator, epoch=0):
-        return {"x": self.x[index] + 0.05 * torch.randn(4, generator=generator), "y": self.y[index]}
-
-
-class Plain(Noisy):
-    """The same samples without random noise (their order still comes from the sampler)."""
-
-    def __getitem__(self, index):
-        return {"x": self.x[index], "y": self.y[index]}
-
-    sample = None
+from .toy_regression import Noisy, Plain, Regression
 
 
 def _conf(**kw):
@@ -207,7 +161,7 @@ def test_two_processes_equal_one_with_the_global_batch(tmp_path):
     script.write_text(
         "import sys, torch\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "from test_trainer import Plain, Regression\n"
+        "from toy_regression import Plain, Regression\n"
         "from geocorr.training import TrainConfig, Trainer\n"
         "bs, out = int(sys.argv[1]), sys.argv[2]\n"
         "model = Regression(noise=0.0)\n"

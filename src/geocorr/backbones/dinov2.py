@@ -83,8 +83,9 @@ class BackboneConfig:
     dtype: str = "float32"  # float32 | bfloat16 | float16
     debias_components: int = 0  # INSID3 positional de-biasing (geocorr.backbones.debias): project out the
     # top-k positional directions of a black image's features; 0 = off. Off by default for every backbone:
-    # no real DINOv3 weights were available to show a gain, and on the real DINOv2 ViT-S/14 it lowered
-    # PF-Willow PCK (benchmarks/debias_pf_willow.py; figures in its docstring).
+    # no real DINOv3 weights were available to show a gain, and on the real ViT-S/14 of ../shared/data it
+    # lowered PF-Willow PCK@0.10 from 36.6 to 30.2 / 29.2 / 26.8 for k = 48 / 96 / 187
+    # (benchmarks/debias_pf_willow.py).
 
     def __post_init__(self) -> None:
         if self.resize not in ("stretch", "keep_aspect", "pad"):

@@ -26,9 +26,9 @@ from accelerate.utils import set_seed
 from ..backbones.precision import check_dtype
 from ..datasets import DATASETS, load_dataset
 from ..devices import resolve_device
-from ..files import file_digest
 from ..training.recipes.geco import attach_masks
 from ..training.splits import split_by_images
+from ..weights import sha256sum
 
 # method -> "module": the module defines a TrainConfig subclass ``CONFIG`` and
 # ``build_trainer(train_set, out_dir, conf, backbone=, adapter=, val_set=, val_pairs=, progress=)``;
@@ -193,5 +193,5 @@ def run_fingerprint(args: argparse.Namespace) -> dict:
     if args.weights:
         weights = Path(args.weights).expanduser()
         fingerprint["weights"] = str(weights.resolve())
-        fingerprint["weights_sha256"] = file_digest(weights) if weights.is_file() else None
+        fingerprint["weights_sha256"] = sha256sum(weights) if weights.is_file() else None
     return fingerprint

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 
-from ..files import file_digest, safetensors_bytes, tensor_digest, write_atomic
+from ..files import read_safetensors, safetensors_bytes, tensor_digest, write_atomic
 from ..grid import TokenGrid
 from ..methods.base import Features
+from ..weights import sha256sum
 
 FORMAT = "geocorr-features"
 
@@ -86,7 +86,7 @@ class FeatureCache:
     def _source_digest(key: str) -> str:
         """SHA-256 of the image file ``key`` names ("" when the key is not a file)."""
         path = Path(key)
-        return file_digest(path) if path.is_file() else ""
+        return sha256sum(path) if path.is_file() else ""
 
     def __contains__(self, key: str) -> bool:
         return key in self._entries or (self.directory is not None and self._file(key).is_file())
@@ -127,9 +127,7 @@ class FeatureCache:
     def _read(self, key: str, path: Path) -> Features | None:
         """The verified entry of ``key`` in ``path``, or None (with a warning saying why) to recompute."""
         try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+            tensors, meta = read_safetensors(path)
             if meta.get("format") != FORMAT or set(tensors) != {"dense"}:
                 raise ValueError("not a geocorr feature-cache file")
             if tensor_digest(tensors, meta["entry"]) != meta["sha256"]:

@@ -17,9 +17,8 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-from safetensors import safe_open
 
-from ..files import safetensors_bytes, tensor_digest, write_atomic
+from ..files import read_safetensors, safetensors_bytes, tensor_digest, write_atomic
 
 FORMAT = "geocorr-checkpoint"
 _NAME = re.compile(r"checkpoint-(\d{8,})\.safetensors")
@@ -104,9 +103,7 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: no such file: {path}")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+        tensors, meta = read_safetensors(path)
     except Exception as err:
         raise CheckpointError(f"checkpoint: {path} is not a readable safetensors checkpoint "
                               f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None

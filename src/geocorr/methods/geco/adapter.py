@@ -25,12 +25,11 @@ from typing import cast
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from peft.tuners.lora import LoraLayer
-from safetensors import safe_open
 from torch import nn
 from transformers import PreTrainedModel
 
 from ...backbones.dinov2 import transformer_blocks
-from ...files import safetensors_bytes, write_atomic
+from ...files import read_safetensors, safetensors_bytes, write_atomic
 
 PROJECTIONS = ("q", "v")
 _PROJECTION_NAMES = {"q": ("q_proj", "query"), "v": ("v_proj", "value")}
@@ -177,9 +176,7 @@ def _read_official(path: Path) -> LoraWeights:
 def _read_safetensors(path: Path) -> LoraWeights:
     size = _check_not_empty(path, 8)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+        tensors, meta = read_safetensors(path)
     except Exception as err:
         raise ValueError(f"adapter: {path} is not a readable safetensors file ({size} bytes; "
                          f"{_first_line(err)})") from None

@@ -43,7 +43,7 @@ class GecoTrainConfig(TrainConfig):
     scheduler: str = "none"
     val_every: int = 1000
     checkpoint_every: int = 1000
-    image_size: int = 518  # square training images (37×37 tokens at patch 14)
+    image_size: int = 518  # square images, rounded down to the patch: 37×37 tokens at 14, 512 = 32×32 at DINOv3's 16
     per_category: int | None = 800  # pairs per category and epoch (a fresh slice each epoch)
     rank: int = 10  # LoRA rank (scale 1)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -113,6 +113,8 @@ def build_trainer(train_set: TrainSet | Sequence[TrainSet], out_dir: str | Path,
     sources = [s if isinstance(s, GecoSource) else geco_source(s) for s in sets]
     matcher = load(backbone=backbone, adapter=adapter, image_size=conf.image_size, merge=False, rank=conf.rank)
     model = GecoTraining(matcher, conf)
-    data = GecoPairs(sources, conf.image_size, matcher.backbone.patch, conf.augment, conf.per_category, conf.seed)
+    patch = matcher.backbone.patch
+    side = max(patch, conf.image_size // patch * patch)  # the backbone's own rounding (BackboneConfig)
+    data = GecoPairs(sources, side, patch, conf.augment, conf.per_category, conf.seed)
     validate = pck_validator(val_set, max_pairs=val_pairs) if val_set is not None else None
     return Trainer(model, data, conf, out_dir, collate_fn=collate, validate=validate, progress=progress)
