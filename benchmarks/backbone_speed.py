@@ -4,6 +4,10 @@
 DINOv3-B is expected to be faster at "the same" resolution despite RoPE. Interleaved runs, median.
 
     python benchmarks/backbone_speed.py [--device cuda --dtype bfloat16] [--repeats 5]
+
+Measured 2026-11-30 on the CPU (2 threads, a machine shared with other jobs: load ~10), fp32, batch 1,
+median of 5: DINOv2-B/14 at 518² (37×37 tokens) 5970 ms, DINOv3-B/16 at 512² (32×32) 5018 ms — 0.84×
+the time for 0.75× the tokens. No GPU figure yet (benchmarks/gpu_report.py prints the same row on CUDA).
 """
 from __future__ import annotations
 

@@ -364,8 +364,10 @@ def video(willow, tmp_path_factory):
     return path, list(read_frames(path))
 
 
-@pytest.mark.parametrize("method,extra", [("dinov2", []), ("geco", ["--option", "weights=null"])])
-def test_track_three_frames(method, extra, dinov3_dir, video, tmp_path, capsys):
+@pytest.mark.parametrize("method,extra,conf", [("dinov2", [], {}),
+                                              ("geco", ["--option", "weights=null"], {"weights": None}),
+                                              ("geoaware", ["--option", "inference=argmax"], {"inference": "argmax"})])
+def test_track_three_frames(method, extra, conf, dinov3_dir, video, tmp_path, capsys):
     path, frames = video
     table = tmp_path / "tracks.csv"
     points = [(30.0, 40.0), (70.0, 20.0)]
@@ -376,11 +378,12 @@ def test_track_three_frames(method, extra, dinov3_dir, video, tmp_path, capsys):
     with table.open() as f:
         rows = list(csv.DictReader(f))
     tracked = np.array([[float(r["x"]), float(r["y"])] for r in rows]).reshape(3, 2, 2)
-    conf = {"weights": None} if method == "geco" else {}
     model = geocorr.load(method, backbone=str(dinov3_dir), image_size=SIZE, upsample="none", **conf)
     expected = np.stack([model.match(frames[0], frame, points).points.numpy() for frame in frames])
     expected[0] = points
     np.testing.assert_allclose(tracked, expected, atol=0.006)  # written with two decimals
+    if method == "geoaware":  # padded, not stretched: the centres below are those of a stretched frame
+        return
     # frames 1, 2 land on token centres of the 4×4 grid of 16 px over 112×84: x = (16 j + 8) · 112/64 − 0.5
     centres_x = (16 * np.arange(4) + 8) * 112 / 64 - 0.5
     centres_y = (16 * np.arange(4) + 8) * 84 / 64 - 0.5
@@ -440,7 +443,8 @@ def test_dynamic_onnx_export_follows_rope_to_other_sizes(dinov3_dir, tmp_path):
 # ---------------------------------------------------------------- eval
 
 @pytest.mark.parametrize("method,extra,conf", [("dinov2", [], {}),
-                                              ("geco", ["--option", "weights=null"], {"weights": None})])
+                                              ("geco", ["--option", "weights=null"], {"weights": None}),
+                                              ("geoaware", [], {})])
 def test_eval_two_pf_willow_pairs(method, extra, conf, dinov3_dir, pf_willow_root, tmp_path, capsys):
     from geocorr.evaluation.predictions import Predictions
 
