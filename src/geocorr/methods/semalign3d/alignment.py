@@ -61,7 +61,8 @@ class AlignConfig:
     mirror_at: float | None = None  # progress at which each image's worst start is replaced by the
     # mirror hypothesis of its best one (needs the class's left/right permutation, i.e. a class built
     # with flip); None: off (not in the paper). Synthetic world, 12 random views, 200 steps: 8/12
-    # aligned without, 9/12 with mirror_at=0.5 (benchmarks/semalign3d_align.py)
+    # aligned without, 9/12 with mirror_at=0.5; with samples_per_focal=8 11/12 without, 12/12 with
+    # (benchmarks/semalign3d_align.py)
     sigma_inference: float = 0.5  # σ of the spatial likelihood in the reverse traversal (Eq. 14; Tab. 5's 1.0 halved)
 
 
