@@ -88,7 +88,7 @@ def baselines(pairs: Sequence[Pair], image_size: int = 128, alphas: Sequence[flo
     """PCK of the identity map and of a randomly initialised network (``seed``) on the crop protocol:
     {"identity_pck@α": ..., "random_pck@α": ...}."""
     identity = identity_transfer_pck(pairs, image_size, alphas)
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         random_net = CycleCorr(network=NetworkConfig(image_size=image_size)).eval()
     random = keypoint_transfer_pck(random_net, pairs, alphas)
