@@ -94,7 +94,7 @@ def test_missing_weights_say_where_to_put_them(tmp_path):
         build_backbone("facebook/dinov2-base")  # offline in the tests: not cached
     with pytest.raises(BackboneNotFoundError, match="no such folder"):
         build_backbone(str(tmp_path / "missing"))
-    with pytest.raises(BackboneNotFoundError, match="config.json"):
+    with pytest.raises(BackboneNotFoundError, match=r"config\.json"):
         build_backbone(str(tmp_path))
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal, TypeAlias
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModel, Dinov2Config, PretrainedConfig
+from transformers import AutoConfig, AutoModel, Dinov2Config, PretrainedConfig, PreTrainedModel
 
 from ..grid import TokenGrid
 from ..weights import hub_local_only, quiet_loading
@@ -49,7 +49,7 @@ DINOV2_TYPES = ("dinov2", "dinov2_with_registers")
 FINAL_NORMS = {"dinov2": "layernorm", "dinov2_with_registers": "layernorm", "dinov3_vit": "norm"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
-BackboneSpec = Union[str, Path, PretrainedConfig]
+BackboneSpec: TypeAlias = str | Path | PretrainedConfig
 
 
 class BackboneNotFoundError(FileNotFoundError):
@@ -162,7 +162,8 @@ def _load_transformers_model(spec: BackboneSpec) -> nn.Module:
             raise ValueError(f"backbone: {local / 'config.json'} cannot be read: {str(err).splitlines()[0]}") from None
         if _is_gated(err):
             raise BackboneNotFoundError(
-                f"backbone {spec!r} is gated on the HuggingFace hub ({dinov3.LICENCE if 'dinov3' in spec else 'its licence'}):"
+                f"backbone {spec!r} is gated on the HuggingFace hub "
+                f"({dinov3.LICENCE if 'dinov3' in spec else 'its licence'}):"
                 f" request access on https://huggingface.co/{spec}, then `hf auth login` — or download it "
                 f"elsewhere and pass the folder as --backbone DIR"
             ) from None
@@ -211,7 +212,7 @@ def _is_gated(err: BaseException) -> bool:
     return False
 
 
-def transformer_blocks(model: nn.Module) -> nn.ModuleList:
+def transformer_blocks(model: PreTrainedModel) -> nn.ModuleList:
     """The transformer blocks of a transformers DINOv2 / DINOv3 ViT (``encoder.layer`` / ``model.layer``)."""
     model_type = model.config.model_type
     _check_model_type(model_type, "model")
@@ -224,7 +225,11 @@ class DinoV2Backbone(nn.Module):
     Call :meth:`preprocess` on each image, stack the inputs, then ``forward``.
     """
 
-    def __init__(self, model: nn.Module, config: BackboneConfig = BackboneConfig()):
+    model: PreTrainedModel  # a transformers DINOv2 / DINOv3 ViT
+    mean: torch.Tensor  # buffer (3, 1, 1): the normalisation of the input
+    std: torch.Tensor  # buffer (3, 1, 1)
+
+    def __init__(self, model: PreTrainedModel, config: BackboneConfig = BackboneConfig()):
         super().__init__()
         self.model = model
         self.config = config
@@ -235,7 +240,7 @@ class DinoV2Backbone(nn.Module):
         self.model.to(DTYPES[config.dtype])
         self._positional_bases: dict[tuple, torch.Tensor] = {}  # (Hi, Wi, device) -> (C, k), see _debias
 
-    def train(self, mode: bool = True) -> "DinoV2Backbone":
+    def train(self, mode: bool = True) -> DinoV2Backbone:
         """Train/eval mode; DINOv3's RoPE stays deterministic (no random coordinate rescaling while
         training: geocorr fine-tunes adapters on fixed token positions, and resume stays bit-exact)."""
         super().train(mode)
@@ -258,17 +263,16 @@ class DinoV2Backbone(nn.Module):
         """(content_hw, input_hw) of the backbone input for an image of size ``image_hw``."""
         h, w = image_hw
         p, size, mode = self.patch, self.config.image_size, self.config.resize
-        if mode == "stretch":
+        if mode == "stretch" or isinstance(size, tuple):  # an (H, W) size comes only with stretch (BackboneConfig)
             sh, sw = size if isinstance(size, tuple) else (size, size)
             hw = (max(p, sh // p * p), max(p, sw // p * p))
             return hw, hw
         side = max(p, int(size) // p * p)
         scale = side / max(h, w)
         if mode == "keep_aspect":
-            hw = tuple(max(p, round(s * scale / p) * p) for s in (h, w))
+            hw = (max(p, round(h * scale / p) * p), max(p, round(w * scale / p) * p))
             return hw, hw
-        content = tuple(max(1, round(s * scale)) for s in (h, w))
-        return content, (side, side)
+        return (max(1, round(h * scale)), max(1, round(w * scale))), (side, side)
 
     def preprocess(self, image: torch.Tensor) -> tuple[torch.Tensor, TokenGrid]:
         """Resize and normalise one image.
