@@ -136,19 +136,13 @@ def test_eval_command_reports_matchability_ap_on_pascal_parts(tmp_path, tiny_net
 
     from geocorr.cli import main
 
+    from ...pascal_parts_toy import two_eyed_cat
+
     root = tmp_path / "parts"
     (root / "Annotations_Part").mkdir(parents=True)
     (root / "JPEGImages").mkdir()
-    left, right = np.zeros((24, 32), np.uint8), np.zeros((24, 32), np.uint8)
-    left[4:20, 4:16], right[4:20, 16:28] = 1, 1
-    parts = np.zeros((1, 2), dtype=[("part_name", "O"), ("mask", "O")])
-    parts[0, 0]["part_name"], parts[0, 0]["mask"], parts[0, 1]["part_name"], parts[0, 1]["mask"] = \
-        "leye", left, "reye", right
-    objects = np.zeros((1, 1), dtype=[("class", "O"), ("class_ind", "O"), ("mask", "O"), ("parts", "O")])
-    objects[0, 0]["class"], objects[0, 0]["class_ind"], objects[0, 0]["mask"], objects[0, 0]["parts"] = \
-        "cat", 8, left | right, parts
     for i in (1, 2, 3):  # 1 training image, 2 test images: one consecutive pair
-        savemat(root / "Annotations_Part" / f"2008_00000{i}.mat", {"anno": {"objects": objects}})
+        savemat(root / "Annotations_Part" / f"2008_00000{i}.mat", two_eyed_cat())
         Image.fromarray(np.full((24, 32, 3), 40 * i, np.uint8)).save(root / "JPEGImages" / f"2008_00000{i}.jpg")
     network = json.dumps(dataclasses.asdict(tiny_network(32)))
     out = tmp_path / "result.json"
