@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 
 import torch
 
@@ -91,9 +92,9 @@ def main() -> None:
     cam1, cam2 = camera_on(view1, size, device), camera_on(view2, size, device)
     for name, mesh in meshes.items():
         mesh = to_device(mesh, device)
-        seconds = timed(lambda: render(mesh, cam1), args.runs, args.warmup, device)
+        seconds = timed(partial(render, mesh, cam1), args.runs, args.warmup, device)
         r1, r2 = render(mesh, cam1), render(mesh, cam2)
-        flow_s = timed(lambda: ground_truth_flow(r1, r2), args.runs, args.warmup, device)
+        flow_s = timed(partial(ground_truth_flow, r1, r2), args.runs, args.warmup, device)
         print(f"render {name:10s} {len(mesh.faces):6d} faces: {seconds * 1e3:7.1f} ms ({1 / seconds:6.1f} renders/s), "
               f"gt flow {flow_s * 1e3:6.1f} ms")
     car = to_device(meshes["toy car"], device)

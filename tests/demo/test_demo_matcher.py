@@ -5,7 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from geocorr.demo.app import PointMatcher, example_pairs, read_upload, render, summary
+from geocorr.demo.app import DemoMatch, PointMatcher, example_pairs, read_upload, render, summary
+from geocorr.grid import TokenGrid
 from geocorr.methods.base import Matches
 
 
@@ -48,6 +49,25 @@ def test_methods_without_features_and_the_pictures(square_frames):
     assert (right[45, 43] != target[45, 43]).any()  # and its match
     assert (right[45, 46 + 7] != target[45, 46 + 7]).any()  # and the twin's ring (radius 4 + 3)
     assert summary(queries, result) == "#1 (40, 45) -> (43.0, 45.0)  score 1.000  twin -> (46.0, 45.0)"
+
+
+def test_large_uploads_are_drawn_down_scaled_at_the_right_places():
+    """A 2520×1680 pair is drawn at 1024×683 (a 7000² upload drew the heat map at full size: 8.6 GB);
+    points and the heat map land where they are in the uploaded pixels (scale 1024 / 2520)."""
+    grey = np.full((1680, 2520, 3), 128, dtype=np.uint8)
+    grid = TokenGrid(image_hw=(1680, 2520), content_hw=(56, 84), input_hw=(56, 84), patch=14)
+    similarity = torch.zeros(4, 6)
+    similarity[1, 3] = 1.0  # token (x 3, y 1): image pixels x in [1260, 1680), y in [420, 840)
+    result = DemoMatch(np.array([[300.0, 1400.0]]), np.ones(1), similarity=similarity, grid=grid)
+    left, right = render(grey, grey, [(2000.0, 1500.0)], result)
+    assert left.shape == right.shape == (683, 1024, 3)
+    scale = 1024 / 2520
+    assert (left[round(1500.5 * scale - 0.5), round(2000.5 * scale - 0.5)] != 128).any()  # the query
+    assert (right[round(1400.5 * scale - 0.5), round(300.5 * scale - 0.5)] != 128).any()  # its match
+    hot = right[..., 0].astype(int) - right[..., 2]  # jet: red where the map is high
+    hot[round(1400.5 * scale) - 30:, : round(300.5 * scale) + 30] = -255  # not the drawn match
+    y, x = np.unravel_index(np.argmax(hot), hot.shape)
+    assert 1260 * scale <= x < 1680 * scale and 420 * scale <= y < 840 * scale
 
 
 def test_read_upload(tmp_path):

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     views = []
     for ann in bar(anns, progress, "features and depth", total=len(anns)):
         image = load_image(ann.path)
-        hw = tuple(image.shape[1:])
+        hw = (image.shape[1], image.shape[2])
         feats = model.features(image)
         h, w = feats.grids[0].grid_hw
         bbox = ann.bbox if ann.bbox is not None else keypoint_bbox(ann.keypoints, ann.visible)

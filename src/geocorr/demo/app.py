@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import torch
+from PIL import Image
 
 from ..grid import TokenGrid
 from ..images import ImageTooLargeError, open_image
@@ -88,16 +89,42 @@ class PointMatcher:
         return DemoMatch(matches.points.cpu().numpy(), matches.scores.cpu().numpy(), twins, similarity, grid)
 
 
-def render(source: np.ndarray, target: np.ndarray, queries, result: DemoMatch) -> tuple[np.ndarray, np.ndarray]:
-    """The two pictures of the page: source with the clicked points, target with heat map and matches."""
+# The pictures the page draws are at most this many pixels on a side: drawing the heat map over a
+# 7000² upload (under the upload cap) at full size peaked at 8.6 GB and took 24 s (issue 17 item 11).
+# The report keeps the points in the uploaded image's pixels.
+VIEW_MAX_SIDE = 1024
+
+
+def _view(image: np.ndarray, max_side: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """(H, W, 3) uint8 -> the picture shown (box-filtered to at most ``max_side`` on its longest side)
+    and (sx, sy): view pixels per image pixel."""
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image, (1.0, 1.0)
+    size = (max(1, round(w * max_side / max(h, w))), max(1, round(h * max_side / max(h, w))))
+    view = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX, reducing_gap=2.0))
+    return view, (size[0] / w, size[1] / h)
+
+
+def _to_view(points, scale: tuple[float, float]) -> np.ndarray:
+    """(N, 2) image pixel centres -> view pixel centres."""
+    return (np.asarray(points, dtype=np.float64).reshape(-1, 2) + 0.5) * scale - 0.5
+
+
+def render(source: np.ndarray, target: np.ndarray, queries, result: DemoMatch,
+           max_side: int = VIEW_MAX_SIDE) -> tuple[np.ndarray, np.ndarray]:
+    """The two pictures of the page: source with the clicked points, target with heat map and matches,
+    each down-scaled to at most ``max_side`` pixels on a side (points and heat map at their places)."""
+    (left, src_scale), (right, tgt_scale) = _view(source, max_side), _view(target, max_side)
     colors = point_colors(len(queries))
-    radius = max(4, max(target.shape[:2]) // 60)
-    left = draw_points(source, queries, colors, radius=radius)
-    right = target if result.similarity is None else heatmap_overlay(target, result.similarity, grid=result.grid,
-                                                                     alpha=0.45)
+    radius = max(4, max(right.shape[:2]) // 60)
+    left = draw_points(left, _to_view(queries, src_scale), colors, radius=radius)
+    if result.similarity is not None:
+        grid = None if result.grid is None else replace(result.grid, image_hw=right.shape[:2])
+        right = heatmap_overlay(right, result.similarity, grid=grid, alpha=0.45)
     if result.twins is not None:
-        right = draw_points(right, result.twins, colors, radius=radius + 3, hollow=True)
-    return left, draw_points(right, result.points, colors, radius=radius)
+        right = draw_points(right, _to_view(result.twins, tgt_scale), colors, radius=radius + 3, hollow=True)
+    return left, draw_points(right, _to_view(result.points, tgt_scale), colors, radius=radius)
 
 
 def summary(queries, result: DemoMatch) -> str:

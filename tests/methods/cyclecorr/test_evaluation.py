@@ -10,6 +10,8 @@ from geocorr.evaluation.cyclecorr import keypoint_transfer_pck, matchability_ave
 from geocorr.methods.cyclecorr import Camera, Viewpoint, render, toy_car
 from geocorr.methods.cyclecorr.parts import matchability_ground_truth, segmentation_transfer, transfer_labels
 
+from ...pascal_parts_toy import two_eyed_cat
+
 
 class ZeroFlow(torch.nn.Module):
     def __init__(self, config):
@@ -135,8 +137,6 @@ def test_eval_command_reports_matchability_ap_on_pascal_parts(tmp_path, tiny_net
     from scipy.io import savemat
 
     from geocorr.cli import main
-
-    from ...pascal_parts_toy import two_eyed_cat
 
     root = tmp_path / "parts"
     (root / "Annotations_Part").mkdir(parents=True)

@@ -34,7 +34,7 @@ def test_representation_round_trip(representation, tmp_path):
 
 
 def test_representation_load_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="class representation not found"):
+    with pytest.raises(FileNotFoundError, match="class representation: no such file"):
         ClassRepresentation.load(tmp_path / "missing.safetensors")
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a safetensors file")

@@ -10,12 +10,13 @@ real features that tell a "wing tip" but not which one: only 3D geometry can tel
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from scipy.spatial import ConvexHull
 
 from geocorr.grid import TokenGrid
+from geocorr.methods.semalign3d.dense import TrainingView
 
 # Object axes: x forward, y left, z up. Left/right twins: 2↔3, 4↔5.
 TEMPLATE = torch.tensor([
@@ -32,22 +33,13 @@ LEFT_RIGHT = (0, 1, 3, 2, 5, 4, 6, 7)  # keypoint id of each keypoint's mirror t
 
 
 @dataclass
-class View:
-    """One rendered image of an instance.
-
-    features: (C, H, W) at every pixel; grid: identity token grid; depth: (H, W), 0 off the object;
-    mask: (H, W) bool; keypoints: (L, 2) pixels; visible: (L,) bool; world: (L, 3) camera-frame
-    keypoints; focal: normalised focal length.
+class View(TrainingView):
+    """One rendered image of an instance: a :class:`TrainingView` with features at every pixel (an
+    identity token grid), depth 0 off the object and the true normalised focal length, plus
+    world: (L, 3) camera-frame keypoints.
     """
 
-    features: torch.Tensor
-    grid: TokenGrid
-    depth: torch.Tensor
-    mask: torch.Tensor
-    keypoints: torch.Tensor
-    visible: torch.Tensor
-    world: torch.Tensor
-    focal: float
+    world: torch.Tensor = field(kw_only=True)
 
 
 class SyntheticWorld:

@@ -56,7 +56,7 @@ class Camera:
         )
         rotation = roll @ torch.stack([right, down, forward])
         focal = view.focal * image_hw[1] / 128
-        return cls(rotation, -rotation @ center, focal, tuple(image_hw))
+        return cls(rotation, -rotation @ center, focal, (image_hw[0], image_hw[1]))
 
     @property
     def principal_point(self) -> tuple[float, float]:

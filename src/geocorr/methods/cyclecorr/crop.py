@@ -89,5 +89,5 @@ def load_crops(annotations: Sequence[ImageAnnotation], size: int = 128) -> Tenso
     for ann in annotations:
         image = load_image(ann.path, str(ann.path))
         box = ann.bbox if ann.bbox is not None else keypoint_bbox(ann.keypoints, ann.visible)
-        crops.append(Crop.from_box(box, tuple(image.shape[-2:]), size).apply(image))
+        crops.append(Crop.from_box(box, (image.shape[-2], image.shape[-1]), size).apply(image))
     return torch.stack(crops)

@@ -63,7 +63,7 @@ def warp(field: Tensor, flow: Tensor, padding: str = "border") -> Tensor:
     """Read ``field`` (B×C×H×W, on image b's grid) at ``p + flow(p)`` for every pixel p -> B×C×H×W."""
     _check_flow(flow, "flow")
     _check_map(field, flow, "field")
-    grid = pixel_grid(*flow.shape[-2:], device=flow.device, dtype=flow.dtype)
+    grid = pixel_grid(flow.shape[-2], flow.shape[-1], device=flow.device, dtype=flow.dtype)
     return sample_at(field, grid.unsqueeze(0) + flow, padding)
 
 

@@ -72,7 +72,8 @@ class CycleCorr(nn.Module):
         state, stored = read_weights(self.conf["weights"]) if self.conf["weights"] is not None else (None, None)
         network = conf.get("network", stored if stored is not None else self.default_conf["network"])
         if isinstance(network, dict):
-            network = NetworkConfig(**{k: v if k == "image_size" else tuple(map(tuple, v)) for k, v in network.items()})
+            network = NetworkConfig(image_size=network["image_size"], encoder=tuple(map(tuple, network["encoder"])),
+                                    decoder=tuple(map(tuple, network["decoder"])))
         self.conf["network"] = network
         self.net = CycleCorrNet(network)
         if state is not None:
@@ -97,7 +98,7 @@ class CycleCorr(nn.Module):
 
     def crop(self, image: Tensor, box=None) -> tuple[Tensor, Crop]:
         """Cut ``box`` (x0, y0, x1, y1; None = whole image) of a 3×H×W image -> (3×S×S, Crop)."""
-        crop = Crop.from_box(box, tuple(image.shape[-2:]), self.image_size)
+        crop = Crop.from_box(box, (image.shape[-2], image.shape[-1]), self.image_size)
         return crop.apply(image), crop
 
     @torch.inference_mode()
@@ -123,7 +124,7 @@ class CycleCorr(nn.Module):
         """
         box0, box1 = context.boxes if context is not None and context.boxes is not None else (None, None)
         image0, image1 = load_image(img0, "img0"), load_image(img1, "img1")
-        pts = check_points(points, tuple(image0.shape[-2:]))
+        pts = check_points(points, (image0.shape[-2], image0.shape[-1]))
         pixels0, crop0 = self.crop(image0, box0)
         pixels1, crop1 = self.crop(image1, box1)
         moved, scores = self.transfer(pixels0, pixels1, crop0.to_crop(pts))

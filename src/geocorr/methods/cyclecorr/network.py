@@ -44,7 +44,8 @@ def _encoder(layers: tuple[tuple[int, int], ...]) -> nn.Sequential:
 
 
 def _decoder(in_channels: int, layers: tuple[tuple[int, int], ...], out_channels: int) -> nn.Sequential:
-    modules, channels = [], in_channels
+    modules: list[nn.Module] = []
+    channels = in_channels
     for out, up in layers:
         if up == 2:
             modules.append(nn.ConvTranspose2d(channels, out, 3, stride=2, padding=1, output_padding=1))
@@ -62,6 +63,9 @@ class CycleCorrNet(nn.Module):
     forward(image_a B×3×S×S, image_b B×3×S×S, RGB in [0, 1]) ->
     (flow B×2×S×S in pixels, matchability B×1×S×S in [0, 1]).
     """
+
+    mean: Tensor  # buffer 1×3×1×1: ImageNet normalisation
+    std: Tensor  # buffer 1×3×1×1
 
     def __init__(self, config: NetworkConfig = NetworkConfig()):
         super().__init__()

@@ -32,7 +32,7 @@ def transfer_labels(flow: Tensor, labels: Tensor) -> Tensor:
     if flow.ndim != 3 or flow.shape[0] != 2:
         raise ValueError(f"flow must have shape 2×H×W, got {tuple(flow.shape)}")
     height, width = labels.shape
-    target = (pixel_grid(*flow.shape[-2:], dtype=flow.dtype) + flow.cpu()).round().long()
+    target = (pixel_grid(flow.shape[-2], flow.shape[-1], dtype=flow.dtype) + flow.cpu()).round().long()
     col, row = target[0], target[1]
     inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
     read = labels[row.clamp(0, height - 1), col.clamp(0, width - 1)].clamp(min=0)

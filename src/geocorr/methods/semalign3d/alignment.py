@@ -141,9 +141,9 @@ def prepare_target(rep: ClassRepresentation, features: torch.Tensor, grid: Token
     """
     conf = conf or AlignConfig()
     hw = grid.image_hw
-    if mask.shape != hw:
+    if tuple(mask.shape) != hw:
         raise ValueError(f"mask: expected shape {hw} (the image), got {tuple(mask.shape)}")
-    if depth is not None and depth.shape != hw:
+    if depth is not None and tuple(depth.shape) != hw:
         raise ValueError(f"depth: expected shape {hw} (the image), got {tuple(depth.shape)}")
     if features.shape[0] != rep.dense_features.shape[1]:
         raise ValueError(f"features: {features.shape[0]} channels, but the class representation has "
@@ -289,7 +289,7 @@ def zorder_disagreement(points: torch.Tensor, focal: float, depth: torch.Tensor,
     mean depth there; returns (1 − Spearman ρ) / 2 in [0, 1] (0.5 with fewer than 3 cells).
     points: (M, 3) camera coordinates, depth, mask: (H, W).
     """
-    hw = tuple(mask.shape)
+    hw = (mask.shape[0], mask.shape[1])
     size = max(hw) / cells
     pix = normalised_to_pixels(project(points[None], points.new_tensor([focal]))[0], hw).round().long()
     ok = (pix[:, 0] >= 0) & (pix[:, 0] < hw[1]) & (pix[:, 1] >= 0) & (pix[:, 1] < hw[0])
@@ -348,7 +348,7 @@ def align_many(rep: ClassRepresentation, targets: list[AlignTarget], conf: Align
     mirror_step = None if conf.mirror_at is None or flip is None else int(conf.mirror_at * conf.steps)
     for step in bar(range(conf.steps), progress, f"aligning {len(targets)} image(s)"):
         progress_t = step / max(conf.steps - 1, 1)
-        if step == mirror_step:
+        if step == mirror_step and flip is not None:  # mirror_step is None without a flip table
             _add_mirror_hypotheses(opt, sparse, log_focal, depth_target, rep, batch, conf, progress_t, flip)
         opt.zero_grad()
         total = alignment_loss(sparse, log_focal, depth_target, rep, batch, conf, progress_t)["total"]

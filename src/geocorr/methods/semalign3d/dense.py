@@ -147,7 +147,7 @@ def build_dense_cloud(views: list[TrainingView], sparse: torch.Tensor, conf: Den
         ys, xs = torch.nonzero(view.mask, as_tuple=True)
         pick = torch.randperm(len(xs), generator=generator)[:conf.points_per_image]
         pixels = torch.stack([xs[pick], ys[pick]], 1).to(sparse.dtype)
-        hw = tuple(view.depth.shape)
+        hw = (view.depth.shape[0], view.depth.shape[1])
         focal = torch.tensor([view.focal], dtype=sparse.dtype)
         world = backproject(pixels_to_normalised(pixels, hw)[None], view.depth[ys[pick], xs[pick]][None].to(
             sparse.dtype), focal)[0]

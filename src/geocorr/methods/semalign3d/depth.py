@@ -15,13 +15,16 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlparse
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Large-hf"  # the published setting
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -81,6 +84,8 @@ class DepthEstimator(nn.Module):
     spec: hub id or local folder (see :func:`load_depth_model`), or a built model (e.g. random, for tests).
     input_size: shorter input side (multiple of the patch size after rounding; published 518).
     """
+
+    model: PreTrainedModel  # a transformers depth model (Depth Anything V2)
 
     def __init__(self, spec: str | Path | nn.Module = DEFAULT_DEPTH_MODEL, input_size: int = 518) -> None:
         super().__init__()
@@ -142,5 +147,5 @@ class DepthFiles:
         stem = Path(path).stem
         for suffix in (".npy", ".png"):
             if (self.folder / f"{stem}{suffix}").is_file():
-                return load_depth_file(self.folder / f"{stem}{suffix}", tuple(image.shape[1:]))
+                return load_depth_file(self.folder / f"{stem}{suffix}", (image.shape[1], image.shape[2]))
         raise FileNotFoundError(f"depth file not found: {self.folder / stem}.npy (or .png)")

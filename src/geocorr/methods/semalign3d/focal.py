@@ -28,11 +28,11 @@ def feature_variance(points: torch.Tensor, depth: torch.Tensor, visible: torch.T
     angles, ratios = geometric_features(world.reshape(k, s, -1, 3), table)
     w = visible[:, table].all(-1).to(points.dtype)  # (S, P)
     count = w.sum(0).clamp_min(1)
-    total = 0
+    variances = []
     for values in (angles, ratios):
         mean = (values * w).sum(1, keepdim=True) / count
-        total = total + ((values - mean).pow(2) * w).sum(1) / count
-    return total.sum(-1)
+        variances.append(((values - mean).pow(2) * w).sum(1) / count)
+    return (variances[0] + variances[1]).sum(-1)
 
 
 def estimate_focals(points: torch.Tensor, depth: torch.Tensor, visible: torch.Tensor, table: torch.Tensor,

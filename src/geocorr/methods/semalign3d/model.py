@@ -102,7 +102,7 @@ class SemAlign3D(nn.Module):
         path = Path(image) if isinstance(image, (str, Path)) else None
         img = load_image(image)
         if mask is None and self.masks is not None:
-            mask = self.masks(path, tuple(img.shape[1:]))
+            mask = self.masks(path, (img.shape[1], img.shape[2]))
         feats = self.features(img)
         grid = feats.grids[0]
         h, w = grid.grid_hw

@@ -14,6 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from ...datasets.files import require_file
 from .dense import DenseConfig, TrainingView, build_dense_cloud, keypoint_semantics
 from .focal import FocalConfig, estimate_focals
 from .geometry import backproject, edge_pair_table, pixels_to_normalised
@@ -66,9 +67,7 @@ class ClassRepresentation:
 
     @classmethod
     def load(cls, path: str | Path) -> ClassRepresentation:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"class representation not found: {path}")
+        path = require_file(path, "class representation")
         try:
             with safe_open(str(path), framework="pt") as handle:
                 info = json.loads((handle.metadata() or {}).get("geocorr", "{}"))
@@ -132,7 +131,8 @@ def build_representation(views: list[TrainingView], category: str, keypoint_name
         raise ValueError(f"keypoint_names: expected {num} names, got {len(names)}")
     gen = torch.Generator().manual_seed(conf.seed)
     dt = torch.float64
-    points = torch.stack([pixels_to_normalised(v.keypoints.to(dt), tuple(v.depth.shape)) for v in views])
+    points = torch.stack([pixels_to_normalised(v.keypoints.to(dt), (v.depth.shape[0], v.depth.shape[1]))
+                          for v in views])
     depth = torch.stack([v.depth_at_keypoints().to(dt) for v in views])
     visible = torch.stack([v.visible.bool() for v in views]) & points.isfinite().all(-1)
     table = edge_pair_table(num)

@@ -14,7 +14,6 @@ reads. As two commands (each resumable with ``--resume``)::
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from ...methods.cyclecorr.objectives import (
     InitializationObjective,
 )
 from ...methods.cyclecorr.quartets import QuartetDataset
-from .. import TrainConfig, Trainer
+from .. import TrainConfig, Trainer, TrainingData
 
 __all__ = [
     "CONFIG",
@@ -95,6 +94,7 @@ class CycleTraining(nn.Module):
     def __init__(self, model: CycleCorr, conf: CycleTrainConfig):
         super().__init__()
         self.model = model
+        self.objective: InitializationObjective | CycleObjective
         if conf.stage == "init":
             self.objective = InitializationObjective()
         else:
@@ -117,14 +117,14 @@ class CycleTraining(nn.Module):
 
 
 def _adam(params: list[nn.Parameter], conf: CycleTrainConfig) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=conf.lr, betas=tuple(conf.betas), weight_decay=conf.weight_decay)
+    return torch.optim.Adam(params, lr=conf.lr, betas=(conf.betas[0], conf.betas[1]), weight_decay=conf.weight_decay)
 
 
 def _step_decay(optimizer: torch.optim.Optimizer, conf: CycleTrainConfig, total_steps: int):
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=conf.lr_step, gamma=conf.lr_gamma)
 
 
-def make_trainer(model: CycleCorr, dataset: Sequence, out_dir: str | Path, conf: CycleTrainConfig | None = None,
+def make_trainer(model: CycleCorr, dataset: TrainingData, out_dir: str | Path, conf: CycleTrainConfig | None = None,
                  **kwargs) -> Trainer:
     """A :class:`Trainer` for ``conf.stage``: "cycle" on a QuartetDataset, "init" on a FlowPairDataset.
 

@@ -1,0 +1,258 @@
+"""SemAlign3D on real features: why does the alignment diverge? (issue 20, "Real data")
+
+    OMP_NUM_THREADS=1 python benchmarks/semalign3d_real_diagnosis.py --steps 300
+
+Builds a car class from 10 PF-Willow images (car(M)/car(S) files whose names are not among the
+held-out ones) with the real pretrained ViT-S/14 (``/work/shared/data/dinov2-small-imgfocus``,
+not DINOv2's weights) and *flat depth* (no depth model here), then aligns 4 held-out car(G)
+images and measures, step by step:
+
+1. argmax PCK@0.1 of the class's keypoint features alone (no 3D);
+2. the projected keypoints' error of the initial guesses (median px, best start);
+3. per step of the optimisation: the energy terms and the keypoint error of the best start,
+   and the share of projected points outside the image;
+4. one change at a time (variants below).
+
+Errors are medians over the 4 images of the per-image median keypoint error (pixels, images
+300 px wide); PCK@0.1 uses the keypoint box. "best start" = the start the method picks (lowest
+final loss); "oracle start" = the start with the lowest keypoint error (what the multi-start could
+give at best).
+
+FIGURES and CONCLUSION: see the end of this docstring (filled in from a run).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from geocorr.datasets.pf_willow import load_willow_image  # noqa: E402
+from geocorr.images import load_image  # noqa: E402
+from geocorr.matching import upsampled_argmax  # noqa: E402
+from geocorr.methods import load as load_method  # noqa: E402
+from geocorr.methods.semalign3d.alignment import (  # noqa: E402
+    AlignConfig,
+    TargetBatch,
+    alignment_loss,
+    attention,
+    initial_guesses,
+    prepare_target,
+)
+from geocorr.methods.semalign3d.dense import DenseConfig, TrainingView  # noqa: E402
+from geocorr.methods.semalign3d.focal import FocalConfig  # noqa: E402
+from geocorr.methods.semalign3d.geometry import normalised_to_pixels, project  # noqa: E402
+from geocorr.methods.semalign3d.representation import BuildConfig, build_representation  # noqa: E402
+from geocorr.methods.semalign3d.sparse import SparseConfig  # noqa: E402
+
+DATA = Path("/work/shared/data")
+WILLOW = DATA / "PF-dataset-WILLOW"
+TRAIN = [("car(M)", "Cars_000a"), ("car(S)", "Cars_001b"), ("car(M)", "Cars_004b"), ("car(M)", "Cars_006a"),
+         ("car(M)", "Cars_008a"), ("car(M)", "Cars_013b"), ("car(S)", "Cars_014a"), ("car(M)", "Cars_014b"),
+         ("car(M)", "Cars_015a"), ("car(M)", "Cars_017a")]
+TEST = [("car(G)", "Cars_007a"), ("car(G)", "Cars_008b"), ("car(G)", "Cars_009b"), ("car(G)", "Cars_019a")]
+
+
+def annotation(folder: str, stem: str):
+    return load_willow_image(WILLOW / folder / f"{stem}.png", folder)
+
+
+def box_mask(ann, hw, pad=0.1):
+    x0, y0, x1, y1 = ann.bbox
+    px, py = pad * (x1 - x0), pad * (y1 - y0)
+    ys, xs = torch.arange(hw[0])[:, None], torch.arange(hw[1])[None]
+    return (xs >= x0 - px) & (xs <= x1 + px) & (ys >= y0 - py) & (ys <= y1 + py)
+
+
+def features(model, ann):
+    img = load_image(ann.path)
+    feats = model.features(img)
+    grid = feats.grids[0]
+    h, w = grid.grid_hw
+    return feats.dense[0, :, :h, :w].float(), grid, tuple(img.shape[1:])
+
+
+def pck(pred: torch.Tensor, ann, alpha=0.1) -> float:
+    x0, y0, x1, y1 = ann.bbox
+    thr = alpha * max(x1 - x0, y1 - y0)
+    err = (pred - torch.as_tensor(ann.keypoints, dtype=pred.dtype)).norm(dim=-1)
+    return float((err <= thr).float().mean())
+
+
+def kp_error(sparse: torch.Tensor, log_focal: torch.Tensor, ann, hw) -> tuple[torch.Tensor, torch.Tensor]:
+    """sparse (S, L, 3), log_focal (S,) -> median px error per start (S,), share outside the image (S,)."""
+    proj = normalised_to_pixels(project(sparse, log_focal.exp()), hw)
+    err = (proj - torch.as_tensor(ann.keypoints, dtype=proj.dtype)).norm(dim=-1).median(-1).values
+    out = ((proj[..., 0] < 0) | (proj[..., 0] >= hw[1]) | (proj[..., 1] < 0) | (proj[..., 1] >= hw[0]))
+    behind = sparse[..., 2] <= 0
+    return err, (out | behind).float().mean(-1)
+
+
+def run_alignment(rep, targets, anns, hws, conf: AlignConfig, gen_seed=0, log_every=50, verbose=True):
+    """align_many's loop, instrumented: returns per-image (init best err, init oracle err, final picked err,
+    final oracle err, picked PCK) and prints the trace of image 0's picked start."""
+    gens = [torch.Generator().manual_seed(gen_seed + n) for n in range(len(targets))]
+    guesses = [initial_guesses(rep, t, conf, g) for t, g in zip(targets, gens, strict=True)]
+    sparse = torch.stack([g[0] for g in guesses]).requires_grad_(True)
+    log_focal = torch.stack([g[1] for g in guesses]).requires_grad_(True)
+    depth_target = torch.stack([g[2] for g in guesses])
+    batch = TargetBatch.stack(targets)
+    opt = torch.optim.AdamW([sparse, log_focal], lr=conf.lr, weight_decay=0.0)
+    with torch.no_grad():
+        init_err = [kp_error(sparse[n], log_focal[n], anns[n], hws[n])[0] for n in range(len(targets))]
+        init_loss = alignment_loss(sparse, log_focal, depth_target, rep, batch, conf, 0.0)["total"]
+    trace = []
+    for step in range(conf.steps):
+        p = step / max(conf.steps - 1, 1)
+        opt.zero_grad()
+        terms = alignment_loss(sparse, log_focal, depth_target, rep, batch, conf, p)
+        terms["total"].nan_to_num(0.0, 0.0, 0.0).sum().backward()
+        for grad in (sparse.grad, log_focal.grad):
+            grad.nan_to_num_(0.0, 0.0, 0.0)
+        if step % log_every == 0 or step == conf.steps - 1:
+            with torch.no_grad():
+                errs = [kp_error(sparse[n], log_focal[n], anns[n], hws[n]) for n in range(len(targets))]
+            trace.append((step, {k: v.detach().clone() for k, v in terms.items()}, errs,
+                          log_focal.detach().exp().clone(), sparse.detach()[..., 2].mean(-1).clone()))
+        opt.step()
+    with torch.no_grad():
+        final = alignment_loss(sparse, log_focal, depth_target, rep, batch, conf, 1.0)["total"].nan_to_num(float("inf"))
+        results = []
+        for n in range(len(targets)):
+            err, out = kp_error(sparse[n], log_focal[n], anns[n], hws[n])
+            pick = int(final[n].argmin())
+            proj = normalised_to_pixels(project(sparse[n, pick][None], log_focal[n, pick].exp()[None])[0], hws[n])
+            results.append({"init_pick": float(init_err[n][int(init_loss[n].argmin())]),
+                            "init_oracle": float(init_err[n].min()), "final_pick": float(err[pick]),
+                            "final_oracle": float(err.min()), "pck": pck(proj, anns[n]), "out": float(out[pick]),
+                            "focal": float(log_focal[n, pick].exp()), "pick": pick})
+    if verbose:
+        pick0 = results[0]["pick"]
+        print(f"    trace of image 0, start {pick0} (the one finally picked):")
+        print("    step   total    dense   sparse     geom  backgr    depth | kp err px  outside  focal  mean z")
+        for step, terms, errs, foc, z in trace:
+            t = {k: float(v[0, pick0]) for k, v in terms.items()}
+            print(f"    {step:4d} {t['total']:8.3f} {t['dense']:8.4f} {t['sparse']:8.4f} {t['geom']:8.3f} "
+                  f"{t['background']:7.4f} {t['depth']:8.3f} | {float(errs[0][0][pick0]):9.1f} "
+                  f"{float(errs[0][1][pick0]):8.2f} {float(foc[0, pick0]):6.2f} {float(z[0, pick0]):7.2f}")
+    return results
+
+
+def summary(name, results):
+    med = {k: float(np.median([r[k] for r in results])) for k in ("init_pick", "init_oracle", "final_pick",
+                                                                   "final_oracle", "pck", "out")}
+    pck_percent = 100 * np.mean([r["pck"] for r in results])
+    print(f"  {name:34s} init {med['init_pick']:6.1f} (oracle {med['init_oracle']:5.1f})"
+          f"  final {med['final_pick']:7.1f} (oracle {med['final_oracle']:5.1f})  PCK@0.1 {pck_percent:5.1f} %"
+          f"  outside {med['out']:.2f}  focals {[round(r['focal'], 2) for r in results]}")
+    return med
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--sparse-steps", type=int, default=300)
+    parser.add_argument("--variants", default="all", help="comma-separated variant numbers (default all)")
+    parser.add_argument("--model-steps", type=int, default=0,
+                        help="also align through SemAlign3D.align_images (attention mask) with this many steps")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    t0 = time.time()
+    model = load_method("dinov2", backbone=str(DATA / "dinov2-small-imgfocus"), image_size=args.image_size)
+    train = [annotation(*a) for a in TRAIN]
+    test = [annotation(*a) for a in TEST]
+    views = []
+    for ann in train:
+        feats, grid, hw = features(model, ann)
+        views.append(TrainingView(feats, grid, torch.ones(hw), box_mask(ann, hw, 0.0),
+                                  torch.as_tensor(ann.keypoints, dtype=torch.float32), torch.as_tensor(ann.visible)))
+    conf = BuildConfig(focal=FocalConfig(steps=200), sparse=SparseConfig(steps=args.sparse_steps, lr=1e-2),
+                       dense=DenseConfig(points_per_image=1000, clusters=200, feature_neighbours=64))
+    rep = build_representation(views, "car", conf=conf)
+    print(f"build: {time.time() - t0:.0f} s; focals {[round(f, 2) for f in rep.meta['focals']]}; "
+          f"{len(rep.dense)} dense points; sparse extent (std xyz) {rep.sparse.std(0).tolist()}")
+
+    # (1) argmax PCK of the class's keypoint features alone
+    prepared = []
+    pcks = []
+    for ann in test:
+        feats, grid, hw = features(model, ann)
+        pts, _ = upsampled_argmax(rep.sparse_features, feats, grid)
+        pcks.append(pck(pts, ann))
+        att = attention(rep, feats, grid)
+        prepared.append((feats, grid, hw, att))
+    print(f"(1) argmax PCK@0.1 of the class keypoint features: {100 * np.mean(pcks):.1f} % "
+          f"(per image {[round(p, 2) for p in pcks]})")
+    cover = [float((p[3] > 0.5).float().mean()) for p in prepared]
+    print(f"    attention mask (>0.5) covers {[round(c, 2) for c in cover]} of each image; box covers "
+          f"{[round(float(box_mask(a, p[2]).float().mean()), 2) for a, p in zip(test, prepared, strict=True)]}")
+
+    def targets_for(conf: AlignConfig, mask_kind="box"):
+        out = []
+        for n, (ann, (feats, grid, hw, att)) in enumerate(zip(test, prepared, strict=True)):
+            mask = box_mask(ann, hw) if mask_kind == "box" else att > 0.5
+            out.append(prepare_target(rep, feats, grid, mask, None, conf, torch.Generator().manual_seed(100 + n)))
+        return out
+
+    hws = [p[2] for p in prepared]
+    base = dict(steps=args.steps)
+    variants = {
+        "published defaults (box mask)": {},
+        "attention mask (as SemAlign3D.match)": {"_mask": "att"},
+        "no background term": {"w_background": 0.0},
+        "no geometric prior": {"w_geom": 0.0},
+        "no depth term": {"w_depth": 0.0},
+        "sigma x2 (Tab. 5 in full-side units)": {"sigma_dense": ((0.0, 0.3, 0.5), (1.0, 0.1, 0.03)),
+                                                 "sigma_sparse": ((0.0, 0.3, 0.5, 0.7), (1.0, 0.1, 0.1, 0.05))},
+        "sigma /2": {"sigma_dense": ((0.0, 0.3, 0.5), (0.25, 0.025, 0.0075)),
+                     "sigma_sparse": ((0.0, 0.3, 0.5, 0.7), (0.25, 0.025, 0.025, 0.0125))},
+        "focal starts /4 (2.5..0.31)": {"focals": (2.5, 1.25, 0.625, 0.3125)},
+        "lr x0.2": {"lr": 1e-3},
+        "lr x5": {"lr": 2.5e-2},
+        "steps x0 (no optimisation)": {"steps": 1},
+    }
+    if args.variants != "all":
+        keep = args.variants.split(",")
+        variants = {k: v for n, (k, v) in enumerate(variants.items()) if str(n) in keep}
+    print(f"(2)-(4) alignments of {len(test)} held-out images, {args.steps} steps, 16 starts; median px errors:")
+    for name, change in variants.items():
+        change = dict(change)
+        mask_kind = change.pop("_mask", "box")
+        aconf = AlignConfig(**{**base, **change})
+        t1 = time.time()
+        res = run_alignment(rep, targets_for(aconf, mask_kind), test, hws, aconf,
+                            log_every=max(aconf.steps // 10, 1), verbose=name.startswith("published"))
+        summary(name, res)
+        print(f"    ({time.time() - t1:.0f} s)")
+    if args.model_steps:
+        model_path(rep, model, test, args.model_steps)
+
+
+def model_path(rep, feature_model, test, steps):
+    """(5) The user's path: SemAlign3D.align_images (attention mask, no depth, seeds per image)."""
+    from geocorr.methods.semalign3d import SemAlign3D
+
+    t1 = time.time()
+    method = SemAlign3D(rep, feature_model, None, None, align={"steps": steps}, progress=False)
+    aligned = method.align_images([a.path for a in test])
+    errs, pcks = [], []
+    for ann, a in zip(test, aligned, strict=True):
+        hw = a.grid.image_hw
+        err, _ = kp_error(a.alignment.sparse[None], torch.tensor([a.alignment.focal]).log(), ann, hw)
+        proj = normalised_to_pixels(project(a.alignment.sparse[None], torch.tensor([a.alignment.focal]))[0], hw)
+        errs.append(float(err[0]))
+        pcks.append(pck(proj, ann))
+    print(f"(5) SemAlign3D.align_images, {steps} steps: median kp error {np.median(errs):.1f} px "
+          f"(per image {[round(e, 1) for e in errs]}), PCK@0.1 {100 * np.mean(pcks):.1f} % ({time.time() - t1:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
