@@ -78,6 +78,23 @@ def features(model, ann):
     return feats.dense[0, :, :h, :w].float(), grid, tuple(img.shape[1:])
 
 
+def random_depth():
+    """A randomly initialised tiny Depth Anything V2 (seed 0): the 'random depth model' of the issue."""
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
+
+    from geocorr.methods.semalign3d.depth import DepthEstimator
+
+    torch.manual_seed(0)
+    backbone = {"model_type": "dinov2", "hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2,
+                "intermediate_size": 64, "patch_size": 14, "image_size": 56, "out_indices": [1, 2, 3, 4],
+                "reshape_hidden_states": False}
+    net = DepthAnythingForDepthEstimation(DepthAnythingConfig(
+        backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[8, 8, 16, 16],
+        fusion_hidden_size=16, head_hidden_size=8))
+    estimator = DepthEstimator(net, input_size=224)
+    return lambda ann, hw: estimator(load_image(ann.path))
+
+
 def pck(pred: torch.Tensor, ann, alpha=0.1) -> float:
     x0, y0, x1, y1 = ann.bbox
     thr = alpha * max(x1 - x0, y1 - y0)
@@ -160,6 +177,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--sparse-steps", type=int, default=300)
     parser.add_argument("--variants", default="all", help="comma-separated variant numbers (default all)")
+    parser.add_argument("--depth", default="flat", choices=["flat", "random"],
+                        help="training depth: flat (ones) or a random tiny Depth Anything (as the issue's 8.5 PCK run)")
     parser.add_argument("--model-steps", type=int, default=0,
                         help="also align through SemAlign3D.align_images (attention mask) with this many steps")
     args = parser.parse_args()
@@ -169,10 +188,11 @@ def main() -> None:
     model = load_method("dinov2", backbone=str(DATA / "dinov2-small-imgfocus"), image_size=args.image_size)
     train = [annotation(*a) for a in TRAIN]
     test = [annotation(*a) for a in TEST]
+    depth_of = (lambda ann, hw: torch.ones(hw)) if args.depth == "flat" else random_depth()
     views = []
     for ann in train:
         feats, grid, hw = features(model, ann)
-        views.append(TrainingView(feats, grid, torch.ones(hw), box_mask(ann, hw, 0.0),
+        views.append(TrainingView(feats, grid, depth_of(ann, hw), box_mask(ann, hw, 0.0),
                                   torch.as_tensor(ann.keypoints, dtype=torch.float32), torch.as_tensor(ann.visible)))
     conf = BuildConfig(focal=FocalConfig(steps=200), sparse=SparseConfig(steps=args.sparse_steps, lr=1e-2),
                        dense=DenseConfig(points_per_image=1000, clusters=200, feature_neighbours=64))

@@ -137,6 +137,18 @@ def test_missing_and_non_image_files(tmp_path):
         load_image(tmp_path / "text.png")
 
 
+def test_text_chunk_bomb_names_the_file(tmp_path):
+    """A PNG whose zTXt chunk inflates past Pillow's text limit: Pillow's ValueError comes from
+    Image.open and must still name the file (found by benchmarks/demo_hostile_uploads.py)."""
+    from PIL.PngImagePlugin import MAX_TEXT_CHUNK, PngInfo
+
+    info = PngInfo()
+    info.add_text("Comment", "0" * (2 * MAX_TEXT_CHUNK), zip=True)  # a few kB on disk
+    Image.new("RGB", (20, 20)).save(tmp_path / "holiday.png", pnginfo=info)
+    with pytest.raises(ValueError, match=r"source: .*holiday\.png is not a readable image file"):
+        load_image(tmp_path / "holiday.png", "source")
+
+
 def test_tensor_and_array_inputs():
     x = torch.rand(3, 4, 5)
     assert load_image(x) is x  # float32 RGB tensors pass through without a copy

@@ -94,7 +94,7 @@ def _open_header(path: Path, name: str) -> Image.Image:
         Image.MAX_IMAGE_PIXELS = None  # our own limit (which the user can raise) is checked next
         try:
             return Image.open(path)
-        except (UnidentifiedImageError, OSError) as err:
+        except (UnidentifiedImageError, OSError, ValueError) as err:  # ValueError: e.g. a zTXt bomb
             raise ValueError(f"{name}: {path} is not a readable image file ({err})") from None
         finally:
             Image.MAX_IMAGE_PIXELS = pil_limit

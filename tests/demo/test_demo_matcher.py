@@ -89,3 +89,25 @@ def test_bundled_examples_are_small_pf_willow_pairs():
         for path in pair:
             with Image.open(path) as img:
                 assert img.mode == "RGB" and max(img.size) == 300
+
+
+def test_an_upload_smaller_than_a_patch_is_refused_naming_it(tmp_path):
+    tiny = tmp_path / "dot.png"
+    Image.new("RGB", (1, 1)).save(tiny)
+    payload = {"path": str(tiny), "orig_name": "dot.png"}
+    assert read_upload(payload, "Source").shape == (1, 1, 3)  # no model constraint: any size
+    with pytest.raises(gr.Error, match=r"Source: 'dot\.png' is 1×1 pixels; the model needs at least 14 pixels"):
+        read_upload(payload, "Source", min_side=14)
+
+
+def test_the_page_refuses_uploads_smaller_than_the_models_patch(tiny_backbone_dir, tmp_path):
+    import geocorr
+    from geocorr.demo.app import build_app
+
+    model = geocorr.load("dinov2", backbone=str(tiny_backbone_dir), image_size=28)
+    app = build_app(model)
+    tiny = tmp_path / "dot.png"
+    Image.new("RGB", (13, 900)).save(tiny)
+    check = next(fn.fn for fn in app.fns.values() if fn.fn is not None and fn.fn.__name__ == "check_source")
+    with pytest.raises(gr.Error, match=r"Source: 'dot\.png' is 13×900 pixels; the model needs at least 14"):
+        check({"path": str(tiny), "orig_name": "dot.png"})

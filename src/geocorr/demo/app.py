@@ -20,7 +20,7 @@ from PIL import Image
 
 from ..grid import TokenGrid
 from ..images import ImageTooLargeError, open_image
-from ..methods.base import Features, Matcher, Matches, PairContext, is_dense, match_pair
+from ..methods.base import DenseMatcher, Features, Matcher, Matches, PairContext, is_dense, match_pair
 from ..viz import draw_points, heatmap_overlay, point_colors
 
 __all__ = ["EXAMPLES_DIR", "DemoMatch", "PointMatcher", "build_app", "example_pairs", "render", "summary"]
@@ -143,18 +143,20 @@ def summary(queries, result: DemoMatch) -> str:
 UPLOAD_MAX_PIXELS = 50_000_000
 
 
-def read_upload(payload: dict | None, label: str, max_pixels: int = UPLOAD_MAX_PIXELS) -> np.ndarray | None:
+def read_upload(payload: dict | None, label: str, max_pixels: int = UPLOAD_MAX_PIXELS,
+                min_side: int = 1) -> np.ndarray | None:
     """An uploaded image (Gradio's file payload) as (H, W, 3) uint8 RGB, or None when there is none.
 
     Read with :func:`geocorr.images.open_image` (grey, 16-bit, palette and alpha images converted to
     RGB, EXIF rotation applied); a file that is not an image, or has more than ``max_pixels``
-    pixels, raises ``gr.Error`` naming the upload (shown in the page).
+    pixels, or a side under ``min_side`` (the model's patch), raises ``gr.Error`` naming the upload
+    (shown in the page).
     """
     if payload is None:
         return None
     name = payload.get("orig_name") or Path(payload["path"]).name
     try:
-        return np.asarray(open_image(payload["path"], f"{label} '{name}'", max_pixels=max_pixels))
+        image = np.asarray(open_image(payload["path"], f"{label} '{name}'", max_pixels=max_pixels))
     except ImageTooLargeError as err:
         w, h = err.size
         raise gr.Error(f"{label}: '{name}' is {w}×{h} = {w * h:,} pixels; the demo takes images up to "
@@ -162,6 +164,10 @@ def read_upload(payload: dict | None, label: str, max_pixels: int = UPLOAD_MAX_P
     except (ValueError, OSError):
         raise gr.Error(f"{label}: '{name}' is not an image file that can be read; "
                        "upload a JPEG, PNG or WebP image.") from None
+    if min(image.shape[:2]) < min_side:
+        raise gr.Error(f"{label}: '{name}' is {image.shape[1]}×{image.shape[0]} pixels; the model needs at least "
+                       f"{min_side} pixels on each side (one patch): upload a larger image.")
+    return image
 
 
 def build_app(model: Matcher, title: str = "geocorr: semantic correspondence", context: PairContext | None = None):
@@ -170,9 +176,11 @@ def build_app(model: Matcher, title: str = "geocorr: semantic correspondence", c
     context: what the method needs about every pair (e.g. the category of a per-class SemAlign3D).
     """
     matcher = PointMatcher(model, context=context)
+    min_side = model.backbone.patch if isinstance(model, DenseMatcher) else 1
 
     def compute(source, target, points, twin):
-        source, target = read_upload(source, "Source"), read_upload(target, "Target")
+        source = read_upload(source, "Source", min_side=min_side)
+        target = read_upload(target, "Target", min_side=min_side)
         if source is None or target is None:
             raise gr.Error("Upload or pick both a source and a target image first.")
         try:
@@ -196,10 +204,10 @@ def build_app(model: Matcher, title: str = "geocorr: semantic correspondence", c
         return [], None, None, ""
 
     def check_source(image):
-        read_upload(image, "Source")
+        read_upload(image, "Source", min_side=min_side)
 
     def check_target(image):
-        read_upload(image, "Target")
+        read_upload(image, "Target", min_side=min_side)
 
     with gr.Blocks(title=title, analytics_enabled=False) as app:
         gr.Markdown(f"## {title}\nUpload or pick two images, then **click a point in the source**.")
