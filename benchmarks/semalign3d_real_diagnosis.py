@@ -249,7 +249,7 @@ def main() -> None:
         aconf = AlignConfig(**{**base, **change})
         t1 = time.time()
         res = run_alignment(rep, targets_for(aconf, mask_kind), test, hws, aconf,
-                            log_every=max(aconf.steps // 10, 1), verbose=name.startswith("published"))
+                            log_every=max(aconf.steps // 10, 1), verbose=name.startswith("published") or args.variants != "all")
         summary(name, res)
         print(f"    ({time.time() - t1:.0f} s)")
     if args.model_steps:
