@@ -167,8 +167,10 @@ def add(name: str, file: str | Path) -> Path:
 
 
 def is_offline() -> bool:
-    """Whether the user asked for offline mode (``HF_HUB_OFFLINE`` or ``GEOCORR_OFFLINE``)."""
-    return any(os.environ.get(var, "").strip().lower() in _TRUE for var in ("HF_HUB_OFFLINE", "GEOCORR_OFFLINE"))
+    """Whether the user asked for offline mode (``HF_HUB_OFFLINE``, ``TRANSFORMERS_OFFLINE`` or
+    ``GEOCORR_OFFLINE``)."""
+    return any(os.environ.get(var, "").strip().lower() in _TRUE
+               for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "GEOCORR_OFFLINE"))
 
 
 _PROBED: dict[tuple[str, int], bool] = {}

@@ -12,16 +12,15 @@ positive depth map (H, W), larger = farther. Two sources:
 """
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ...weights import hub_local_only
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -45,20 +44,6 @@ def disparity_to_depth(disparity: torch.Tensor, relief: float = RELIEF) -> torch
     return 1.0 - relief * d / d.max().clamp_min(1e-12)
 
 
-def _hub_reachable() -> bool:
-    """False when the Hugging Face hub is switched off (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE) or its
-    host name does not resolve (no network): checked in milliseconds instead of ~50 s of retries."""
-    if any(os.environ.get(k, "").lower() in ("1", "true", "yes", "on") for k in ("HF_HUB_OFFLINE",
-                                                                               "TRANSFORMERS_OFFLINE")):
-        return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    try:
-        socket.getaddrinfo(host, 443)
-    except OSError:
-        return False
-    return True
-
-
 def load_depth_model(spec: str | Path) -> nn.Module:
     """Depth Anything V2 from a local folder, the local hub cache, or the hub (when reachable).
 
@@ -71,7 +56,7 @@ def load_depth_model(spec: str | Path) -> nn.Module:
     except OSError as err:
         if Path(spec).exists():
             raise OSError(f"depth model folder {spec}: not a Depth Anything model ({err})") from err
-    if not _hub_reachable():
+    if hub_local_only():  # offline or the hub unreachable: fail at once, no HTTP retries
         raise OSError(f"depth model {str(spec)!r}: not a local folder nor in the Hugging Face cache, and the hub "
                       f"is unreachable (offline); give a downloaded folder (depth=DIR), depth maps "
                       f"(depth_dir=DIR, or --depth-dir), or depth=null (no depth)")
