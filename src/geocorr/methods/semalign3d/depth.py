@@ -20,14 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...backbones.dinov2 import IMAGENET_MEAN, IMAGENET_STD
 from ...weights import hub_local_only
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Large-hf"  # the published setting
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 RELIEF = 0.3  # z = 1 − RELIEF · d / max d (authors' load_depth)
 
 
