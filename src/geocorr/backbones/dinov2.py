@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, Dinov2Config, PretrainedConfig, PreTrainedModel
+from transformers.models.dinov3_vit.modeling_dinov3_vit import DINOv3ViTRopePositionEmbedding
 
 from ..grid import TokenGrid
 from ..weights import hub_local_only, quiet_loading
@@ -245,7 +246,7 @@ class DinoV2Backbone(nn.Module):
         training: geocorr fine-tunes adapters on fixed token positions, and resume stays bit-exact)."""
         super().train(mode)
         for module in self.model.modules():
-            if type(module).__name__.endswith("RopePositionEmbedding"):
+            if isinstance(module, DINOv3ViTRopePositionEmbedding):
                 module.train(False)
         self._positional_bases.clear()
         return self
