@@ -219,6 +219,9 @@ def main() -> None:
     parser.add_argument("--distance", type=float, default=1.5,
                         help="camera distance of the candidate viewpoints (1.5: the library's default, the car fills "
                              "~20%% of the render; 1.0: it spans the render's width, as the real box crops do)")
+    parser.add_argument("--whole-renders", action="store_true",
+                        help="retrieve and render whole renders (the car on ~21%% of the frame) instead of renders "
+                             "framed to their object box like the photo crops (the default since 2026-11-30)")
     parser.add_argument("--no-doubling", action="store_true", help="train only --steps per stage (skip 2× and no-init)")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
@@ -231,16 +234,18 @@ def main() -> None:
     test_pairs = test_pairs[:: max(1, len(test_pairs) // args.test_pairs)][: args.test_pairs]
     test_anns = list({str(p.source.path): p.source for p in test_pairs}.values())
     print(f"{len(train_anns)} training photos (car(M), car(S)), {len(CARS)} toy-car meshes, "
-          f"{len(test_pairs)} held-out car(G) pairs, S = {size}, render distance {args.distance}", flush=True)
+          f"{len(test_pairs)} held-out car(G) pairs, S = {size}, render distance {args.distance}, renders "
+          f"{'whole' if args.whole_renders else 'framed to their object box'}", flush=True)
 
     config = NetworkConfig(image_size=size, **NARROW)
     train_images = load_crops(train_anns, size)
     candidates = viewpoint_grid(distance=args.distance)
-    quartets = QuartetDataset.from_images(train_images, CARS, k=len(CARS), candidates=candidates)
+    framed = not args.whole_renders
+    quartets = QuartetDataset.from_images(train_images, CARS, k=len(CARS), candidates=candidates, framed=framed)
     init_pairs = [(i, j) for i, j in itertools.permutations(range(len(train_images)), 2)]
     init_data = CachedFlowPairs(train_images, init_pairs)
     test_images = load_crops(test_anns, size)
-    test_quartets = QuartetDataset.from_images(test_images, CARS, k=len(CARS), candidates=candidates)
+    test_quartets = QuartetDataset.from_images(test_images, CARS, k=len(CARS), candidates=candidates, framed=framed)
     held_pairs = list(itertools.permutations(range(len(test_images)), 2))[:: 3][:24]
     held_init = default_collate(CachedFlowPairs(test_images, held_pairs).items)
     every = max(1, len(test_quartets) // 16)

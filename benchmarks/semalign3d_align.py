@@ -40,6 +40,9 @@ keypoints within 0.1 · 48 px, a partly wrong pose.
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
+import math
 import sys
 import time
 from pathlib import Path
@@ -54,6 +57,7 @@ sys.path.insert(0, str(ROOT / "tests" / "methods" / "semalign3d"))
 from world import LEFT_RIGHT, SyntheticWorld  # noqa: E402  (the test fixture)
 
 from geocorr.matching import argmax_match  # noqa: E402
+from geocorr.methods.semalign3d import alignment as alignment_module  # noqa: E402
 from geocorr.methods.semalign3d.alignment import AlignConfig, align_many, prepare_target  # noqa: E402
 from geocorr.methods.semalign3d.correspondence import AlignedImage, transfer  # noqa: E402
 from geocorr.methods.semalign3d.dense import DenseConfig, TrainingView  # noqa: E402
@@ -64,6 +68,32 @@ from geocorr.methods.semalign3d.sparse import SparseConfig  # noqa: E402
 SIZE = 48
 
 
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (95 % for z = 1.96)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def overrides(items: list[str]) -> dict[str, object]:
+    """``KEY=VALUE`` strings -> {key: value}; values are Python literals (``lr=1e-3``,
+    ``focals=(10.0, 5.0)``, ``mirror_at=None``), anything else is kept as a string."""
+    fields = {f.name for f in dataclasses.fields(AlignConfig)}
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in fields:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE with KEY one of {sorted(fields)}")
+        try:
+            out[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[key] = text
+    return out
+
+
 def render(world, gen, azimuth=None, elevation=None, focal=None):
     points, scale = world.instance(gen)
     az = torch.rand(1, generator=gen).item() * 360 if azimuth is None else azimuth
@@ -72,43 +102,44 @@ def render(world, gen, azimuth=None, elevation=None, focal=None):
     return world.render(points, scale, az, el, f, image_hw=(SIZE, SIZE))
 
 
-def keypoint_errors(alignment, view) -> tuple[torch.Tensor, torch.Tensor]:
+def keypoint_errors(sparse, focal, view) -> tuple[torch.Tensor, torch.Tensor]:
     """Pixel errors of the visible keypoints, as aligned and with the left/right twins swapped."""
-    proj = normalised_to_pixels(project(alignment.sparse[None], torch.tensor([alignment.focal]))[0], (SIZE, SIZE))
+    proj = normalised_to_pixels(project(sparse[None], torch.tensor([focal]))[0], (SIZE, SIZE))
     err = (proj - view.keypoints).norm(dim=1)[view.visible]
     swapped = (proj[list(LEFT_RIGHT)] - view.keypoints).norm(dim=1)[view.visible]
     return err, swapped
 
 
-def align_views(rep, views, conf, batch, seed):
-    """Alignments of ``views``, ``batch`` per optimisation -> (alignments, seconds)."""
+def succeeds(sparse, focal, view) -> bool:
+    """The test's criterion: >= 80 % of the visible keypoints within 0.1 · 48 px."""
+    return float((keypoint_errors(sparse, focal, view)[0] < 0.1 * SIZE).float().mean()) >= 0.8
+
+
+def align_views(rep, views, conf, batch, seed, every_start=None):
+    """Alignments of ``views``, ``batch`` per optimisation -> (alignments, CPU seconds of this
+    process: on a shared machine its wall time depends on the load, its CPU time much less).
+    every_start: a list that receives each image's final starts (sparse (S, L, 3), focal (S,))."""
     gen = torch.Generator().manual_seed(seed)
-    out, start = [], time.perf_counter()
-    for n in range(0, len(views), batch):
-        chunk = views[n:n + batch]
-        targets = [prepare_target(rep, v.features, v.grid, v.mask, v.depth, conf, gen) for v in chunk]
-        out += align_many(rep, targets, conf, gen, progress=None)
-    return out, time.perf_counter() - start
+    out, start = [], time.process_time()
+    pick = alignment_module._pick
+    if every_start is not None:
+        def recording_pick(rep_, target, sparse, focal, loss, conf_):
+            every_start.append((sparse.detach().clone(), focal.detach().clone()))
+            return pick(rep_, target, sparse, focal, loss, conf_)
+        alignment_module._pick = recording_pick
+    try:
+        for n in range(0, len(views), batch):
+            chunk = views[n:n + batch]
+            targets = [prepare_target(rep, v.features, v.grid, v.mask, v.depth, conf, gen) for v in chunk]
+            out += align_many(rep, targets, conf, gen, progress=None)
+    finally:
+        alignment_module._pick = pick
+    return out, time.process_time() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train", type=int, default=12, help="training views")
-    parser.add_argument("--views", type=int, default=24, help="unseen views aligned for the failure rate")
-    parser.add_argument("--batch", type=int, default=8, help="images per optimisation")
-    parser.add_argument("--speed-views", type=int, default=4, help="views timed one at a time vs batched (0: skip)")
-    parser.add_argument("--pairs", type=int, default=3, help="front/behind pairs to match")
-    parser.add_argument("--steps", type=int, default=200, help="alignment steps (published: 1000)")
-    parser.add_argument("--samples-per-focal", type=int, default=4, help="initial rotations per focal (published: 4)")
-    parser.add_argument("--sparse-steps", type=int, default=500, help="keypoint cloud refinement steps")
-    parser.add_argument("--flip", action="store_true", help="add the mirrored training clouds (left/right permutation)")
-    parser.add_argument("--mirror-at", type=float, help="add mirror hypotheses at this progress (needs --flip)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    world, gen = SyntheticWorld(seed=args.seed), torch.Generator().manual_seed(args.seed + 1)
-
+def build_class(seed, args):
+    """The class of ``SyntheticWorld(seed)`` built from ``args.train`` views -> (world, rep, generator)."""
+    world, gen = SyntheticWorld(seed=seed), torch.Generator().manual_seed(seed + 1)
     train = [render(world, gen) for _ in range(args.train)]
     build = BuildConfig(sparse=SparseConfig(steps=args.sparse_steps, lr=1e-2),
                         dense=DenseConfig(points_per_image=500, clusters=300, feature_neighbours=16))
@@ -117,55 +148,94 @@ def main() -> None:
                                              keypoint_depth=v.world[:, 2]) for v in train], "synthetic", conf=build,
                                flip=list(LEFT_RIGHT) if args.flip else None, progress=None)
     ratio = torch.tensor(rep.meta["focals"]) / torch.tensor([v.focal for v in train])
-    print(f"build: {time.perf_counter() - start:.1f} s for {args.train} views, {len(rep.dense)} dense points; "
-          f"focal ratio spread {float((ratio / ratio.mean() - 1).abs().max()):.3f}; sparse cloud vs skeleton "
-          f"{float(similarity_residual(rep.sparse.double(), world.template)):.3f} (mirror "
-          f"{float(similarity_residual(rep.sparse.double() * torch.tensor([-1.0, 1, 1]).double(), world.template)):.3f}"
-          ")")
+    mirror = rep.sparse.double() * torch.tensor([-1.0, 1, 1]).double()
+    print(f"seed {seed} build: {time.perf_counter() - start:.1f} s for {args.train} views, {len(rep.dense)} dense "
+          f"points; focal ratio spread {float((ratio / ratio.mean() - 1).abs().max()):.3f}; sparse cloud vs "
+          f"skeleton {float(similarity_residual(rep.sparse.double(), world.template)):.3f} (mirror "
+          f"{float(similarity_residual(mirror, world.template)):.3f})")
+    return world, rep, gen
 
-    conf = AlignConfig(steps=args.steps, lr=5.0 / args.steps, samples_per_focal=args.samples_per_focal,
-                       pixels=128, background_pixels=128, mirror_at=args.mirror_at)
-    starts = len(conf.focals) * conf.samples_per_focal
-    if args.speed_views:
-        speed = [render(world, gen) for _ in range(args.speed_views)]
-        _, single = align_views(rep, speed, conf, 1, args.seed)
-        _, batched = align_views(rep, speed, conf, args.batch, args.seed)
-        print(f"speed ({args.steps} steps, {starts} starts, {args.threads} thread(s)): one at a time "
-              f"{len(speed) / single:.3f} images/s, {min(args.batch, len(speed))} per batch "
-              f"{len(speed) / batched:.3f} images/s")
 
-    views = [render(world, gen) for _ in range(args.views)]
-    alignments, seconds = align_views(rep, views, conf, args.batch, args.seed)
-    ok = gross = mirror = failed = 0
-    for view, a in zip(views, alignments, strict=False):
-        if a.failed:
-            failed += 1
-            continue
-        err, swapped = keypoint_errors(a, view)
-        rate = float((err < 0.1 * SIZE).float().mean())
-        ok += rate >= 0.8
-        gross += rate < 0.5
-        mirror += rate < 0.8 and float((swapped < 0.1 * SIZE).float().mean()) >= 0.8
-    n = len(views)
-    print(f"{n} random views ({seconds:.0f} s, {n / seconds:.3f} images/s): success {ok}/{n} = {ok / n:.1%}; "
-          f"failures {n - ok} ({gross} gross, {mirror} left/right mirror, {failed} diverged)")
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", type=int, default=12, help="training views per class")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="one class (world) per seed")
+    parser.add_argument("--views", type=int, default=20, help="unseen random views aligned per seed")
+    parser.add_argument("--batch", type=int, default=10, help="images per optimisation")
+    parser.add_argument("--speed-views", type=int, default=0, help="views timed one at a time vs batched (0: skip)")
+    parser.add_argument("--pairs", type=int, default=0, help="front/behind pairs to match per seed")
+    parser.add_argument("--steps", type=int, default=200, help="alignment steps (published: 1000); "
+                        "lr = 5 / steps unless --set lr=...")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an AlignConfig field, e.g. --set samples_per_focal=8 --set mirror_at=0.5")
+    parser.add_argument("--sparse-steps", type=int, default=500, help="keypoint cloud refinement steps")
+    parser.add_argument("--flip", action="store_true", help="add the mirrored training clouds (left/right permutation)")
+    parser.add_argument("--every-start", action="store_true",
+                        help="also count views where some start (not necessarily the one picked) succeeds")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    conf = dataclasses.replace(AlignConfig(steps=args.steps, lr=5.0 / args.steps, pixels=128,
+                                           background_pixels=128), **overrides(args.set))  # type: ignore[arg-type]
+    changed = {f.name: getattr(conf, f.name) for f in dataclasses.fields(conf)
+               if getattr(conf, f.name) != getattr(AlignConfig(), f.name)}
+    print(f"AlignConfig changes from the defaults: {changed}")
 
+    ok = gross = mirror = failed = any_ok = total = 0
+    seconds = 0.0
     ours, feats = [], []
-    twin = torch.tensor([LEFT_RIGHT[i] != i for i in range(len(LEFT_RIGHT))])
-    for _ in range(args.pairs):
-        front = render(world, gen, azimuth=30 + 60 * torch.rand(1, generator=gen).item(), elevation=35)
-        back = render(world, gen, azimuth=210 + 60 * torch.rand(1, generator=gen).item(), elevation=35)
-        both = front.visible & back.visible & twin
-        if not both.any():
-            continue
-        query = front.keypoints[both]
-        (a0, a1), _ = align_views(rep, [front, back], conf, 2, args.seed)
-        pts = transfer(rep, AlignedImage(front.features, front.grid, a0), AlignedImage(back.features, back.grid, a1),
-                       query, conf.sigma_inference / 20)[0]
-        ours.append((pts - back.keypoints[both]).norm(dim=1))
-        q = F.normalize(front.features[:, query[:, 1].round().long(), query[:, 0].round().long()].T, dim=1)
-        best = argmax_match(torch.einsum("nc,chw->nhw", q, F.normalize(back.features, dim=0))[None])[0][0]
-        feats.append((best - back.keypoints[both]).norm(dim=1))
+    for seed in args.seeds:
+        world, rep, gen = build_class(seed, args)
+        if args.speed_views:
+            speed = [render(world, gen) for _ in range(args.speed_views)]
+            _, single = align_views(rep, speed, conf, 1, seed)
+            _, batched = align_views(rep, speed, conf, args.batch, seed)
+            print(f"  speed: one at a time {len(speed) / single:.3f} images per CPU s, {min(args.batch, len(speed))} "
+                  f"per batch {len(speed) / batched:.3f}")
+        views = [render(world, gen) for _ in range(args.views)]
+        starts: list[tuple[torch.Tensor, torch.Tensor]] | None = [] if args.every_start else None
+        alignments, took = align_views(rep, views, conf, args.batch, seed, starts)
+        seconds += took
+        s_ok = 0
+        for n, (view, a) in enumerate(zip(views, alignments, strict=True)):
+            if a.failed:
+                failed += 1
+                continue
+            err, swapped = keypoint_errors(a.sparse, a.focal, view)
+            rate = float((err < 0.1 * SIZE).float().mean())
+            s_ok += rate >= 0.8
+            gross += rate < 0.5
+            mirror += rate < 0.8 and float((swapped < 0.1 * SIZE).float().mean()) >= 0.8
+            if starts is not None:
+                any_ok += any(succeeds(s, float(f), view) for s, f in zip(*starts[n], strict=True))
+        ok += s_ok
+        total += len(views)
+        print(f"  seed {seed}: {s_ok}/{len(views)} aligned ({took:.0f} CPU s, {len(views) / took:.3f} images per "
+              "CPU s)")
+
+        for _ in range(args.pairs):
+            front = render(world, gen, azimuth=30 + 60 * torch.rand(1, generator=gen).item(), elevation=35)
+            back = render(world, gen, azimuth=210 + 60 * torch.rand(1, generator=gen).item(), elevation=35)
+            both = front.visible & back.visible & torch.tensor([LEFT_RIGHT[i] != i for i in range(len(LEFT_RIGHT))])
+            if not both.any():
+                continue
+            query = front.keypoints[both]
+            (a0, a1), _ = align_views(rep, [front, back], conf, 2, seed)
+            pts = transfer(rep, AlignedImage(front.features, front.grid, a0),
+                           AlignedImage(back.features, back.grid, a1), query, conf.sigma_inference / 20)[0]
+            ours.append((pts - back.keypoints[both]).norm(dim=1))
+            q = F.normalize(front.features[:, query[:, 1].round().long(), query[:, 0].round().long()].T, dim=1)
+            best = argmax_match(torch.einsum("nc,chw->nhw", q, F.normalize(back.features, dim=0))[None])[0][0]
+            feats.append((best - back.keypoints[both]).norm(dim=1))
+
+    low, high = wilson(ok, total)
+    print(f"{total} random views ({len(args.seeds)} seeds, {seconds:.0f} CPU s aligning, {total / seconds:.3f} images "
+          f"per CPU s): "
+          f"success {ok}/{total} = {ok / total:.1%} (95 % Wilson interval {low:.1%}-{high:.1%}); failures "
+          f"{total - ok} ({gross} gross, {mirror} left/right mirror, {failed} diverged)")
+    if args.every_start:
+        print(f"some start succeeded on {any_ok}/{total - failed} views (the pick's share of the failures: "
+              f"{any_ok - ok} of {total - ok})")
     if ours:
         ours_t, feats_t = torch.cat(ours), torch.cat(feats)
         print(f"front -> behind, {len(ours_t)} left/right keypoints: PCK@0.10 reverse traversal "

@@ -293,7 +293,7 @@ def main() -> None:
     hws = [p[2] for p in prepared]
     base = dict(steps=args.steps)
     variants: dict[str, dict] = {
-        "published defaults (box mask)": {},
+        "defaults (box mask)": {},
         "attention mask (as SemAlign3D.match)": {"_mask": "att"},
         "no background term": {"w_background": 0.0},
         "no geometric prior": {"w_geom": 0.0},
@@ -307,6 +307,7 @@ def main() -> None:
         "lr x5": {"lr": 2.5e-2},
         "steps x0 (no optimisation)": {"steps": 1},
         "background only from 30 %": {"w_background": ((0.0, 0.3, 0.5, 0.7), (0.0, 0.0, 100.0, 10.0))},
+        "Eq. 11 as published (no background beyond the frame)": {"background_beyond_frame": False},
     }
     if args.variants != "all":
         keep = args.variants.split(",")
@@ -319,7 +320,7 @@ def main() -> None:
         t1 = time.time()
         res = run_alignment(rep, targets_for(aconf, mask_kind), test, hws, aconf,
                             log_every=max(aconf.steps // 10, 1),
-                            verbose=name.startswith("published") or args.variants != "all")
+                            verbose=name.startswith("defaults") or args.variants != "all")
         summary(name, res)
         print(f"    ({time.time() - t1:.0f} s)")
     if args.model_steps:

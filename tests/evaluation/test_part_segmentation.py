@@ -82,7 +82,7 @@ def test_loader(parts_root):
 
 def test_loader_errors(parts_root):
     with pytest.raises(ValueError, match="category must be one of"):
-        load_pascal_parts(parts_root, "car")
+        load_pascal_parts(parts_root, "dragon")
     with pytest.raises(ValueError, match="need more than num_train=100"):
         load_pascal_parts(parts_root, "cat")
     (parts_root / "Annotations_Part" / "2008_000001.mat").write_bytes(b"junk")

@@ -5,6 +5,11 @@ saved (``--save-predictions FILE``) and are then reused by a later run with the 
 different config refuses the file unless ``--overwrite``. Under ``accelerate launch`` (or
 ``torchrun``) the pairs are sharded over the processes and gathered: the results are identical to
 a single process.
+
+``--method cyclecorr`` prints two baselines beside its figures (the identity map through the same
+crops, a random network of the same architecture); on ``--dataset pascal-parts`` it runs its own
+evaluations, ``--metrics matchability,segmentation`` (segmentation transfer from the part-labelled
+CAD models of ``--meshes DIR``; :mod:`geocorr.evaluation.cyclecorr`).
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ if TYPE_CHECKING:  # the heavy modules (torch) are imported where used: --help s
     from ..evaluation.predictions import Predictions
 
 PART_DATASET = "pascal-parts"
+CYCLECORR_METRICS = ("matchability", "segmentation")  # cyclecorr's own evaluations on PASCAL-Part
 
 
 def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,10 +92,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="write predictions here (reused if the config matches)")
     run_group.add_argument("--overwrite", action="store_true", help="replace a predictions file of another config")
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parts = parser.add_argument_group("part segmentation (--dataset pascal-parts; --method cyclecorr: its "
-                                      "matchability AP over consecutive test images instead)")
+    parts = parser.add_argument_group("part segmentation (--dataset pascal-parts; --method cyclecorr: its own "
+                                      "evaluations instead, chosen by --metrics)")
     parts.add_argument("--part-stride", type=int, default=4, help="use every N-th labelled pixel (default 4)")
     parts.add_argument("--pca-components", type=int, default=32, help="PCA components (default 32, GECO)")
+    parts.add_argument("--metrics", metavar="NAMES",
+                       help="cyclecorr: comma-separated, among " + ", ".join(CYCLECORR_METRICS) + ": matchability AP "
+                            "over consecutive test images; shape-to-image segmentation transfer from --meshes "
+                            "(mean IoU beside the identity-flow and random-network baselines). Default: "
+                            "matchability, plus segmentation when --meshes is given")
+    parts.add_argument("--meshes", type=Path, metavar="DIR",
+                       help="cyclecorr segmentation: folder of part-labelled CAD models, searched recursively as "
+                            "for train --meshes; parts are glTF/GLB node names or OBJ 'o' (else 'g') names, "
+                            "matched to the dataset's part names (case, punctuation and instance numbers ignored)")
+    parts.add_argument("--part-map", type=Path, metavar="FILE",
+                       help="cyclecorr segmentation: JSON object {mesh part name: dataset part name} for parts "
+                            'named otherwise, e.g. {"tyre": "wheel", "windscreen": "window"}')
     add_output_arguments(parser)
 
 
@@ -199,8 +217,10 @@ def _reusable(path: Path | None, config: dict, overwrite: bool) -> Predictions |
     return old
 
 
-def report(args: argparse.Namespace, predictions: Predictions, label: str) -> dict:
-    """Compute, print and write the metrics of ``predictions``."""
+def report(args: argparse.Namespace, predictions: Predictions, label: str,
+           baselines: dict[str, Predictions] | None = None) -> dict:
+    """Compute, print and write the metrics of ``predictions``; ``baselines`` (name -> predictions on
+    the same pairs) are scored by the same protocol, printed beside them and written to the JSON."""
     from ..evaluation.metrics import compute_metrics
 
     protocol = protocol_from_args(args, predictions.dataset)
@@ -210,8 +230,14 @@ def report(args: argparse.Namespace, predictions: Predictions, label: str) -> di
               f"only the scoring is {protocol.name}'s")
     metrics = compute_metrics(predictions, protocol)
     print(format_table(metrics))
+    scored = {name: compute_metrics(base, protocol) for name, base in (baselines or {}).items()}
+    if scored:
+        print(f"baselines on the same pairs, crops and protocol ({protocol.name}), PCK over all:")
+        for name, values in scored.items():
+            print(" ".join([f"  {name}"[:16].ljust(16)] + [f"{v:6.1f}" for v in values["pck"]["all"]]))
     if args.out is not None:
-        write_json(args.out, predictions.config, metrics, predictions.stats)
+        written = {**metrics, "baselines": scored} if scored else metrics
+        write_json(args.out, predictions.config, written, predictions.stats)
         csv_path = write_csv(args.out.with_suffix(".csv"), predictions.config, metrics)
         from ..viz import save_pck_plot
 
@@ -236,22 +262,120 @@ def format_part_table(scores: dict) -> str:
     return "\n".join(lines)
 
 
+def part_metrics(args: argparse.Namespace) -> list[str]:
+    """The cyclecorr evaluations asked for (``--metrics``, ``--meshes``, ``--part-map``), checked."""
+    given = [getattr(args, name) is not None for name in ("metrics", "meshes", "part_map")]
+    if not (args.method == "cyclecorr" and args.dataset == PART_DATASET):
+        if any(given):
+            raise ValueError("--metrics, --meshes and --part-map apply to --method cyclecorr --dataset pascal-parts")
+        return []
+    if args.metrics is None:
+        return ["matchability", "segmentation"] if args.meshes is not None else ["matchability"]
+    names = [n.strip() for n in args.metrics.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CYCLECORR_METRICS]
+    if unknown or not names:
+        raise ValueError(f"--metrics {args.metrics!r}: unknown metric {', '.join(unknown) or '(none given)'} "
+                         f"(choose among {', '.join(CYCLECORR_METRICS)})")
+    if "segmentation" in names and args.meshes is None:
+        raise ValueError("--metrics segmentation needs --meshes DIR (part-labelled CAD models)")
+    if "segmentation" not in names and (args.meshes is not None or args.part_map is not None):
+        raise ValueError("--meshes and --part-map are used by segmentation only: add it to --metrics")
+    return list(dict.fromkeys(names))
+
+
+def read_part_map(path: Path) -> dict[str, str]:
+    """--part-map: a JSON object of strings {mesh part name: dataset part name}."""
+    import json
+
+    try:
+        aliases = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--part-map {path}: no such file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"--part-map {path}: not JSON ({error})") from None
+    if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
+        raise ValueError(f"--part-map {path}: expected a JSON object of part names, e.g. {{\"tyre\": \"wheel\"}}")
+    return aliases
+
+
+def labelled_meshes(args: argparse.Namespace, part_names: list[str], category: str) -> list:
+    """The CAD models of ``--meshes`` labelled in the dataset's part vocabulary (those labelling none
+    are dropped, with a note); error naming the folder when none is left."""
+    from ..evaluation.cyclecorr import load_labelled_meshes, unknown_aliases
+
+    aliases = read_part_map(args.part_map) if args.part_map is not None else {}
+    unknown = unknown_aliases(part_names, aliases)
+    if unknown:
+        raise ValueError(f"--part-map {args.part_map}: {', '.join(unknown)} is not a part of {category} "
+                         f"({', '.join(part_names)})")
+    try:
+        kept, total, unmatched = load_labelled_meshes(args.meshes, part_names, aliases)
+    except ValueError as error:
+        raise ValueError(f"--meshes {args.meshes}: {error}") from None
+    if not kept:
+        raise ValueError(f"--meshes {args.meshes}: none of its {total} meshes labels a part of {category} "
+                         f"({', '.join(part_names)}); name the parts in the files (glTF/GLB nodes, OBJ o/g) or map "
+                         "them with --part-map")
+    note = f"; mesh parts not among its parts (left unlabelled): {', '.join(unmatched)}" if unmatched else ""
+    print(f"segmentation: {len(kept)} of {total} meshes label parts of {category}{note}")
+    return kept
+
+
+def format_segmentation(scores: dict, category: str) -> str:
+    """The segmentation-transfer scores as text, each figure beside its baselines."""
+    def show(value: float | None) -> str:
+        return "  n/a" if value is None else f"{value:5.1f}"
+
+    lines = [f"shape-to-image segmentation transfer, {scores['num_images']} test images of {category}, "
+             f"mean IoU over {', '.join(scores['parts'])}:",
+             f"  cyclecorr {show(scores['miou'])} | identity flow (rendered labels pasted) "
+             f"{show(scores['identity_miou'])} | random network {show(scores['random_miou'])}"]
+    for part in scores["parts"]:
+        lines.append(f"  {part:<12} IoU {show(scores['iou'][part])} | identity {show(scores['identity_iou'][part])}"
+                     f" | random {show(scores['random_iou'][part])}")
+    return "\n".join(lines)
+
+
+def run_cyclecorr_parts(args: argparse.Namespace, config: dict, dataset, metrics: list[str]) -> int:
+    """cyclecorr's own PASCAL-Part evaluations: matchability AP and segmentation transfer."""
+    from ..evaluation.cyclecorr import (
+        matchability_average_precision,
+        matchability_chance,
+        random_network,
+        segmentation_transfer_scores,
+    )
+
+    meshes = labelled_meshes(args, dataset.part_names, dataset.category) if "segmentation" in metrics else []
+    model = load_model(args)
+    results: dict = {}
+    if "matchability" in metrics:
+        pairs = list(zip(dataset.test[:-1], dataset.test[1:], strict=True))
+        ap = 100 * matchability_average_precision(model, pairs)
+        chance = 100 * matchability_chance(model, pairs)
+        random = 100 * matchability_average_precision(random_network(model), pairs)
+        print(f"matchability AP over {len(pairs)} consecutive test pairs of {dataset.category}: {ap:.1f} "
+              f"(chance, a constant score: {chance:.1f}; random network: {random:.1f})")
+        results.update({"matchability_ap": ap, "chance_ap": chance, "random_ap": random, "num_pairs": len(pairs)})
+    if "segmentation" in metrics:
+        scores = segmentation_transfer_scores(model, dataset.test, meshes, dataset.part_names)
+        print(format_segmentation(scores, dataset.category))
+        results["segmentation"] = scores
+    if args.out is not None:
+        write_json(args.out, {**config, "metrics": metrics, "meshes": _given_and_resolved(args.meshes),
+                              "part_map": _given_and_resolved(args.part_map)}, results)
+        print(f"wrote {args.out}")
+    return 0
+
+
 def run_part_segmentation(args: argparse.Namespace, config: dict) -> int:
     from ..datasets.pascal_parts import load_pascal_parts
     from ..evaluation.part_segmentation import evaluate_part_segmentation
 
+    metrics = part_metrics(args)
     dataset = load_pascal_parts(args.root, **dict(args.dataset_option))
+    if args.method == "cyclecorr":  # no dense features: its own PascalParts evaluations
+        return run_cyclecorr_parts(args, config, dataset, metrics)
     model = load_model(args)
-    if args.method == "cyclecorr":  # no dense features: its own PascalParts score, matchability AP
-        from ..evaluation.cyclecorr import matchability_average_precision
-
-        pairs = list(zip(dataset.test[:-1], dataset.test[1:], strict=True))
-        ap = 100 * matchability_average_precision(model, pairs)
-        print(f"matchability AP over {len(pairs)} consecutive test pairs of {dataset.category}: {ap:.1f}")
-        if args.out is not None:
-            write_json(args.out, config, {"matchability_ap": ap, "num_pairs": len(pairs)})
-            print(f"wrote {args.out}")
-        return 0
     scores = evaluate_part_segmentation(model, dataset, num_components=args.pca_components, stride=args.part_stride)
     print(format_part_table(scores))
     if args.out is not None:
@@ -264,7 +388,6 @@ def run_part_segmentation(args: argparse.Namespace, config: dict) -> int:
 def run(args: argparse.Namespace) -> int:
     from accelerate import PartialState
 
-    from ..datasets import load_dataset
     from ..datasets.pair_list import write_pair_list
     from ..evaluation.cache import FeatureCache, model_fingerprint
     from ..evaluation.runner import evaluate_sharded
@@ -276,14 +399,15 @@ def run(args: argparse.Namespace) -> int:
     config = run_config(args)
     if args.dataset == PART_DATASET:
         return run_part_segmentation(args, config)
+    part_metrics(args)  # refuses the cyclecorr PASCAL-Part options elsewhere
     state = PartialState(cpu=args.device == "cpu")
     predictions = _reusable(args.save_predictions, config, args.overwrite)
+    dataset: PairDataset | None = None
     if predictions is not None:
         print(f"reusing predictions of the same config from {args.save_predictions}")
     else:
         pipeline = config["pipeline"]
-        dataset = load_dataset(args.dataset, args.root, split=args.split, **pipeline["dataset_options"])
-        dataset, clipped = prepare_pairs(args, dataset, pipeline)
+        dataset, clipped = load_pairs(args, pipeline)
         if clipped:
             print(f"--clip-keypoints: clipped {clipped} keypoint annotation(s) lying outside their image")
         if args.out is not None and state.is_main_process:
@@ -309,5 +433,31 @@ def run(args: argparse.Namespace) -> int:
             predictions.save(args.save_predictions)
             print(f"wrote predictions to {args.save_predictions}")
     if state.is_main_process:
-        report(args, predictions, args.method)
+        extra = cyclecorr_baselines(args, predictions, dataset) if args.method == "cyclecorr" else None
+        report(args, predictions, args.method, extra)
     return 0
+
+
+def cyclecorr_baselines(args: argparse.Namespace, predictions: Predictions, dataset: PairDataset | None
+                        ) -> dict[str, Predictions]:
+    """cyclecorr's keypoint baselines on the pairs of ``predictions``: the identity map (zero flow,
+    through the same box crops) and a randomly initialised network of the same architecture (seed 0),
+    run like the model; ``dataset``: those pairs (loaded again when the predictions were reused)."""
+    from ..evaluation.cyclecorr import identity_predictions, random_network
+    from ..evaluation.runner import evaluate
+
+    model = load_model(args)
+    if dataset is None:
+        dataset, _ = load_pairs(args, run_config(args)["pipeline"])
+    print("random-network baseline: running a randomly initialised network (seed 0) on the same pairs")
+    random = evaluate(random_network(model), dataset, batch_size=args.batch_size, config=predictions.config,
+                      context=set(get_method(args.method).needs), progress=not args.no_progress)
+    return {"identity": identity_predictions(predictions, model.image_size), "random network": random}
+
+
+def load_pairs(args: argparse.Namespace, pipeline: dict) -> tuple[PairDataset, int]:
+    """The dataset's pairs to evaluate (:func:`prepare_pairs`) and the keypoints clipped."""
+    from ..datasets import load_dataset
+
+    dataset = load_dataset(args.dataset, args.root, split=args.split, **pipeline["dataset_options"])
+    return prepare_pairs(args, dataset, pipeline)

@@ -7,16 +7,19 @@ Official layout under ``root``::
                                       #   ``part_name``, ``mask``))
     JPEGImages/<image id>.jpg         # the PASCAL VOC 2010 images
 
-For one category (GECO's multi-part ones: bird, cat, cow, dog, horse, sheep, person), the images
+For one category (GECO evaluates its multi-part ones, :data:`CATEGORIES`; any PASCAL VOC class
+of :data:`CLASSES` loads, e.g. ``car`` for cyclecorr's segmentation transfer), the images
 holding exactly one object of that category are used (several instances would make a pixel's
 part ambiguous between objects), sorted by image id: the first ``num_train`` (100) fit the
 classifier, the rest are the test set. Classes are the category's part names as annotated
-(``leye``, ``rfleg`` …), sorted; each pixel is labelled with its part, ``-1`` where the object
+(``leye``, ``rfleg`` …), sorted, with numbered instances merged (``wheel_1``, ``wheel_2`` -> ``wheel``,
+as the vehicle classes are annotated); each pixel is labelled with its part, ``-1`` where the object
 has no part there and outside the object (ignored). ``oriented`` parts are those with a left/right
-mirror (``l…`` ↔ ``r…``).
+mirror (``l…`` ↔ ``r…``). ``bbox`` is the object mask's box (parts and unlabelled object pixels).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,17 +27,21 @@ import numpy as np
 
 from .files import read_mat, require_dir
 
-CATEGORIES = ("bird", "cat", "cow", "dog", "horse", "sheep", "person")
+CATEGORIES = ("bird", "cat", "cow", "dog", "horse", "sheep", "person")  # GECO's multi-part categories
+CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
+           "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
 IGNORE = -1
 
 
 @dataclass
 class PartImage:
-    """One image: ``labels`` (H, W) int, index into the dataset's ``part_names``, −1 = ignored."""
+    """One image: ``labels`` (H, W) int, index into the dataset's ``part_names``, −1 = ignored;
+    ``bbox``: the object's box (x0, y0, x1, y1) in pixels, None when unknown."""
 
     path: Path
     labels: np.ndarray
     category: str
+    bbox: tuple[int, int, int, int] | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -65,6 +72,18 @@ def _parts(obj) -> list:
     return [p for p in np.atleast_1d(parts) if hasattr(p, "part_name")]
 
 
+def part_class(name: str) -> str:
+    """A part's class name: the annotated name without its instance number (``door_2`` -> ``door``)."""
+    return re.sub(r"_\d+$", "", str(name))
+
+
+def _mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    rows, cols = np.nonzero(mask)
+    if len(rows) == 0:
+        return None
+    return int(cols.min()), int(rows.min()), int(cols.max()), int(rows.max())
+
+
 def oriented_parts(part_names: list[str]) -> list[int]:
     """Ids of the parts named ``l…``/``r…`` whose mirrored name is also a part."""
     names = set(part_names)
@@ -75,8 +94,8 @@ def oriented_parts(part_names: list[str]) -> list[int]:
 def load_pascal_parts(root: str | Path, category: str = "cat", num_train: int = 100,
                       max_test: int | None = None) -> PartDataset:
     """The part-segmentation set of ``category`` (see the module docstring)."""
-    if category not in CATEGORIES:
-        raise ValueError(f"PASCAL-Part category must be one of {CATEGORIES}, got {category!r}")
+    if category not in CLASSES:
+        raise ValueError(f"PASCAL-Part category must be one of {CLASSES}, got {category!r}")
     if num_train < 1:
         raise ValueError(f"num_train must be >= 1, got {num_train}")
     root = require_dir(root, "PASCAL-Part root")
@@ -86,14 +105,15 @@ def load_pascal_parts(root: str | Path, category: str = "cat", num_train: int = 
         objects = [o for o in _objects(mat_path) if getattr(o, "class", None) == category]
         if len(objects) == 1 and _parts(objects[0]):
             selected.append((mat_path, objects[0]))
-    names = sorted({str(p.part_name) for _, obj in selected for p in _parts(obj)})
+    names = sorted({part_class(p.part_name) for _, obj in selected for p in _parts(obj)})
     index = {n: i for i, n in enumerate(names)}
     images = []
     for mat_path, obj in selected:
         labels = np.full(np.asarray(obj.mask).shape, IGNORE, dtype=np.int64)
         for part in _parts(obj):
-            labels[np.asarray(part.mask) > 0] = index[str(part.part_name)]
-        images.append(PartImage(root / "JPEGImages" / f"{mat_path.stem}.jpg", labels, category))
+            labels[np.asarray(part.mask) > 0] = index[part_class(part.part_name)]
+        box = _mask_box(np.asarray(obj.mask) > 0) or _mask_box(labels != IGNORE)
+        images.append(PartImage(root / "JPEGImages" / f"{mat_path.stem}.jpg", labels, category, box))
     if len(images) <= num_train:
         raise ValueError(f"PASCAL-Part {category}: {len(images)} single-object image(s) with parts under "
                          f"{annotations}; need more than num_train={num_train}")

@@ -154,3 +154,75 @@ def test_eval_command_reports_matchability_ap_on_pascal_parts(tmp_path, tiny_net
     # both test images hold both parts, and the crop (the annotated box) holds only part pixels:
     # every pixel is truly matchable, so any ranking has AP 100
     assert '"matchability_ap": 100.0' in out.read_text()
+
+
+def test_matchability_chance_is_the_share_of_matchable_pixels(tmp_path, tiny_network):
+    from geocorr.evaluation.cyclecorr import matchability_chance
+
+    model = geocorr.load("cyclecorr", network=tiny_network(32))
+    parts = np.zeros((16, 16), np.int64)
+    parts[:, 8:] = 1  # part 0 left, part 1 right: each half of the 32 px crop
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "a.png")
+    source = PartImage(tmp_path / "a.png", parts, "cat")
+    left_only = PartImage(tmp_path / "a.png", np.where(parts == 0, 0, -1), "cat")
+    assert matchability_chance(model, [(source, left_only)]) == pytest.approx(0.5)  # the left half
+    assert matchability_chance(model, [(source, source)]) == pytest.approx(1.0)
+    # pooled over pairs: 512 + 1024 matchable of 2048 pixels
+    assert matchability_chance(model, [(source, left_only), (source, source)]) == pytest.approx(0.75)
+
+
+def test_identity_predictions_are_the_zero_flow_matcher_through_the_same_crops(pf_willow_root, tiny_network):
+    from geocorr.datasets.pf_willow import load_pf_willow
+    from geocorr.evaluation.cyclecorr import identity_predictions
+    from geocorr.evaluation.runner import evaluate
+
+    willow = load_pf_willow(pf_willow_root)
+    subset = type(willow)(willow.name, willow.split, willow.pairs[:3])
+    model = geocorr.load("cyclecorr", network=tiny_network(32))
+    trained = evaluate(model, subset, progress=False)
+    model.net = ZeroFlow(model.net.config)
+    zero_flow = evaluate(model, subset, progress=False)
+    identity = identity_predictions(trained, 32)
+    for got, want, other in zip(identity.pairs, zero_flow.pairs, trained.pairs, strict=True):
+        np.testing.assert_allclose(got.predicted, want.predicted, atol=1e-3)
+        assert np.isfinite(got.predicted).all() and not np.allclose(got.predicted, other.predicted, atol=1e-2)
+
+
+def test_identity_predictions_by_hand():
+    from geocorr.evaluation.cyclecorr import identity_predictions
+    from geocorr.evaluation.predictions import PairPrediction, Predictions
+
+    # source 64×64 box (0, 0, 63, 63) and target 128×128 box (0, 0, 127, 127) both crop to 32 px:
+    # crop x = (x + 0.5) / 2 - 0.5, image x' = (crop x + 0.5) * 4 - 0.5, so x' = 2 x + 0.5
+    record = PairPrediction(
+        category="car", source="a", target="b", source_keypoints=np.array([[9.5, 21.5], [1.0, 1.0]]),
+        target_keypoints=np.zeros((2, 2)), source_visible=np.array([True, False]),
+        target_visible=np.array([True, True]), predicted=np.array([[0.0, 0.0], [np.nan, np.nan]]),
+        scores=np.array([0.3, np.nan]), source_bbox=np.array([0.0, 0.0, 63.0, 63.0]),
+        target_bbox=np.array([0.0, 0.0, 127.0, 127.0]), source_size=np.array([64, 64]),
+        target_size=np.array([128, 128]))
+    out = identity_predictions(Predictions("pf-willow", "test", {}, [record]), 32).pairs[0]
+    np.testing.assert_allclose(out.predicted[0], [19.5, 43.5])
+    assert np.isnan(out.predicted[1]).all() and out.scores[0] == 1.0 and np.isnan(out.scores[1])
+
+
+def test_eval_command_prints_keypoint_baselines_for_cyclecorr(tmp_path, tiny_network, pf_willow_root, capsys):
+    import dataclasses
+    import json
+
+    from geocorr.cli import main
+
+    network = json.dumps(dataclasses.asdict(tiny_network(32)))
+    out = tmp_path / "result.json"
+    code = main(["eval", "--method", "cyclecorr", "--option", f"network={network}", "--dataset", "pf-willow",
+                 "--root", str(pf_willow_root), "--max-pairs", "2", "--no-progress", "--out", str(out)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "baselines on the same pairs, crops and protocol (geco), PCK over all:" in printed.out
+    lines = {line.split()[0]: line for line in printed.out.splitlines() if line.startswith("  ")}
+    assert "identity" in lines and "random" in lines
+    result = json.loads(out.read_text())["metrics"]
+    assert set(result["baselines"]) == {"identity", "random network"}
+    for scores in result["baselines"].values():
+        assert scores["pck"]["num_pairs"] == 2 and len(scores["pck"]["all"]) == len(result["pck"]["all"])
+        assert all(0 <= v <= 100 for v in scores["pck"]["all"])

@@ -1,19 +1,56 @@
 """Part-level pieces of the paper's evaluations that are the method's own maths: which pixels are
 truly matchable (part co-occurrence), and part labels carried through a predicted flow. Their
 scores (average precision, mean IoU) live in :mod:`geocorr.evaluation.cyclecorr`.
+
+A CAD model's part names (:mod:`.mesh`) are tied to a dataset's part vocabulary by name
+(:func:`label_parts`): both sides are compared by :func:`~.mesh.part_key`, after an optional
+alias table (mesh part -> dataset part) for vocabularies that differ.
 """
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import torch
 from torch import Tensor
 
 from .camera import Camera, Viewpoint
 from .flow import pixel_grid
-from .mesh import Mesh
+from .mesh import Mesh, part_key
 from .model import CycleCorr
+from .quartets import object_crop
 from .render import render
 
-__all__ = ["matchability_ground_truth", "segmentation_transfer", "transfer_labels"]
+__all__ = ["label_parts", "matchability_ground_truth", "segmentation_transfer", "transfer_labels",
+           "unknown_aliases"]
+
+
+def unknown_aliases(part_names: Sequence[str], aliases: Mapping[str, str]) -> list[str]:
+    """The targets of ``aliases`` (mesh part -> dataset part) that name none of ``part_names``
+    (compared by :func:`~.mesh.part_key`), as given, sorted."""
+    known = {part_key(name) for name in part_names}
+    return sorted({target for target in aliases.values() if part_key(target) not in known})
+
+
+def label_parts(mesh: Mesh, part_names: Sequence[str], aliases: Mapping[str, str] | None = None) -> Mesh:
+    """``mesh`` relabelled in a dataset's vocabulary: face label i + 1 is ``part_names[i]``, 0 a part
+    the vocabulary does not name (or an unnamed one). ``aliases``: mesh part -> dataset part names
+    (e.g. {"tyre": "wheel"}), looked up before the names themselves; all names compare by
+    :func:`~.mesh.part_key`. The result's ``part_names`` is the vocabulary.
+    """
+    vocabulary: dict[str, int] = {}
+    for i, name in enumerate(part_names):
+        vocabulary.setdefault(part_key(name), i + 1)
+    unknown = unknown_aliases(part_names, aliases or {})
+    if unknown:
+        raise ValueError(f"part aliases name {', '.join(unknown)}, not among the parts {', '.join(part_names)}")
+    renamed = {part_key(k): part_key(v) for k, v in (aliases or {}).items()}
+    table = torch.zeros(len(mesh.part_names) + 1, dtype=torch.long)
+    for k, name in enumerate(mesh.part_names, 1):
+        table[k] = vocabulary.get(renamed.get(name, name), 0)
+    named = mesh.face_labels <= len(mesh.part_names)  # labels of a mesh without names: unnamed
+    labels = torch.where(named, table[mesh.face_labels.clamp(max=len(mesh.part_names))], 0)
+    return replace(mesh, face_labels=labels, part_names=tuple(part_names))
 
 
 def matchability_ground_truth(parts_a: Tensor, parts_b: Tensor) -> Tensor:
@@ -39,14 +76,18 @@ def transfer_labels(flow: Tensor, labels: Tensor) -> Tensor:
     return torch.where(inside, read, torch.zeros_like(read))
 
 
-def segmentation_transfer(model: CycleCorr, image: Tensor, mesh: Mesh, viewpoint: Viewpoint) -> Tensor:
+def segmentation_transfer(model: CycleCorr, image: Tensor, mesh: Mesh, viewpoint: Viewpoint, framed: bool = False
+                          ) -> Tensor:
     """Part labels of ``mesh`` (rendered from ``viewpoint``) carried onto a real S×S crop ``image``.
 
     image: 3×S×S in [0, 1] -> S×S long (0 = background), through the predicted flow F_{image,render}.
+    framed: the render is cut to its object box first (:func:`~.quartets.object_crop`), as the
+    network sees any image at test time; else the whole render (training's renders).
     """
     size = model.image_size
     if image.shape != (3, size, size):
         raise ValueError(f"image must be a 3×{size}×{size} crop, got {tuple(image.shape)}")
     shape = render(mesh, Camera.from_viewpoint(viewpoint, (size, size)))
-    flow, _ = model.predict(image, shape.rgb)
-    return transfer_labels(flow, shape.labels)
+    rgb, labels = object_crop(shape, size) if framed else (shape.rgb, shape.labels)
+    flow, _ = model.predict(image, rgb)
+    return transfer_labels(flow, labels)

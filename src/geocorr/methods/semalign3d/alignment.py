@@ -41,6 +41,11 @@ class AlignConfig:
     lr: float = 5e-3  # AdamW
     focals: tuple[float, ...] = (10.0, 5.0, 2.5, 1.25)  # initial focal lengths (multi-start)
     samples_per_focal: int = 4  # random initial rotations per focal length
+    oversample: int = 1  # successive halving (not in the paper): draw oversample × the starts above, keep
+    # each image's focals × samples_per_focal best by loss at prune_at (1: the paper's schedule)
+    prune_at: float = 0.25  # progress at which oversampled starts are pruned (with oversample > 1)
+    rotations: str = "random"  # initial rotations: "random" i.i.d. uniform (the paper's random samples) |
+    # "spread" (not in the paper): each image's starts as far apart as a symmetry group's (spread_rotations)
     # σ: half of Tab. 5's numbers in our full-side units (= Tab. 5 read in half-side units). Measured
     # on the synthetic world (6 random views, 200 steps, published focal starts): Tab. 5's numbers
     # in full-side units align 0 of 4 views (the background term shrinks the cloud), halved 6 of 6.
@@ -55,6 +60,10 @@ class AlignConfig:
     pixels: int = 256  # object pixels sampled for L_reconstruct
     pixel_sampling: str = "attention"  # attention: ∝ the attention map (paper) | uniform in the mask
     background_pixels: int = 256  # background pixels sampled for L_background
+    background_beyond_frame: bool = True  # L_background also counts what falls outside the image (not
+    # in the paper, whose Eq. 11 rewards blowing the cloud up past the frame: PF-Willow cars, real
+    # ViT-S features, 1000 steps, 4 images: median keypoint error 255.6 px and 75 % of the keypoints
+    # off the image without, 14.8 px and none off with; benchmarks/semalign3d_real_diagnosis.py)
     flat: bool = False  # normal check: drop solutions whose front faces away (flat classes)
     w_zorder: float = 1.0  # weight of the depth z-order disagreement when picking the solution
     zorder_cells: int = 24  # cells per image side for the z-order check
@@ -170,13 +179,17 @@ def prepare_target(rep: ClassRepresentation, features: torch.Tensor, grid: Token
 @dataclass
 class TargetBatch:
     """T targets stacked for one optimisation: pixels (T, N, 2), sem_dense (T, N, M), sem_sparse
-    (T, N, L), background (T, Nb, 2) with background_valid (T, Nb) (False: padding)."""
+    (T, N, L), background (T, Nb, 2) with background_valid (T, Nb) (False: padding); frame (T, 2):
+    the image's half width and height, background_area (T,): the area the background samples stand
+    for (both normalised, see :func:`_background`)."""
 
     pixels: torch.Tensor
     sem_dense: torch.Tensor
     sem_sparse: torch.Tensor
     background: torch.Tensor
     background_valid: torch.Tensor
+    frame: torch.Tensor
+    background_area: torch.Tensor
 
     @classmethod
     def stack(cls, targets: list[AlignTarget]) -> TargetBatch:
@@ -189,8 +202,15 @@ class TargetBatch:
         for n, t in enumerate(targets):
             background[n, :len(t.background)] = t.background
             valid[n, :len(t.background)] = True
+        frame, area = [], []
+        for t in targets:
+            h, w = t.mask.shape
+            frame.append([w / (2 * max(h, w)), h / (2 * max(h, w))])
+            # the background pixels' area; a mask covering the image: the frame's (see _background)
+            area.append(float((~t.mask).sum() if (~t.mask).any() else t.mask.numel()) / max(h, w) ** 2)
         return cls(torch.stack([t.pixels for t in targets]), torch.stack([t.sem_dense for t in targets]),
-                   torch.stack([t.sem_sparse for t in targets]), background, valid)
+                   torch.stack([t.sem_sparse for t in targets]), background, valid, torch.tensor(frame),
+                   torch.tensor(area))
 
 
 def _reconstruct(pixels: torch.Tensor, proj: torch.Tensor, sem: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -201,16 +221,33 @@ def _reconstruct(pixels: torch.Tensor, proj: torch.Tensor, sem: torch.Tensor, si
     return -(spatial * sem[:, None]).amax(dim=3).mean(dim=2)
 
 
-def _background(batch: TargetBatch, proj: torch.Tensor, sigma: float) -> torch.Tensor:
+def _background(batch: TargetBatch, proj: torch.Tensor, sigma: float, beyond_frame: bool = True) -> torch.Tensor:
     """L_background (Eq. 11): spatial likelihood of the class points at background pixels,
-    averaged over points and pixels (0 when the mask covers the image). proj (T, S, M, 2) -> (T, S)."""
+    averaged over points and pixels. proj (T, S, M, 2) -> (T, S).
+
+    beyond_frame: everything outside the image counts as background too. Eq. 11 averages over the
+    image's own background pixels only, so a point projected outside the image costs nothing and
+    the alignment can lower the term by blowing the cloud up past the frame (what diverged on real
+    features, benchmarks/semalign3d_real_diagnosis.py). Over uniform samples of a region of area A,
+    the mean of exp(−d²/2σ²) is 2πσ²/A times the share of the point's Gaussian falling on that
+    region; the share falling outside the frame is added in the same units (in closed form), so
+    the term equals Eq. 11 while every point's Gaussian stays inside the image.
+    """
     t, s = proj.shape[:2]
-    if batch.background.shape[1] == 0:
-        return proj.new_zeros(t, s)
-    bg = batch.background[:, None].expand(-1, s, -1, -1).reshape(t * s, -1, 2)
-    like = torch.exp(-torch.cdist(bg, proj.reshape(t * s, -1, 2)).pow(2) / (2 * sigma**2)).mean(-1)
-    w = batch.background_valid[:, None].expand(-1, s, -1).reshape(t * s, -1).to(like.dtype)
-    return ((like * w).sum(-1) / w.sum(-1).clamp_min(1)).reshape(t, s)
+    points = proj.reshape(t * s, -1, 2)
+    total = proj.new_zeros(t * s)
+    if batch.background.shape[1] > 0:
+        bg = batch.background[:, None].expand(-1, s, -1, -1).reshape(t * s, -1, 2)
+        like = torch.exp(-torch.cdist(bg, points).pow(2) / (2 * sigma**2)).mean(-1)
+        w = batch.background_valid[:, None].expand(-1, s, -1).reshape(t * s, -1).to(like.dtype)
+        total = (like * w).sum(-1) / w.sum(-1).clamp_min(1)
+    if beyond_frame:
+        half = batch.frame[:, None, None].expand(-1, s, -1, -1).reshape(t * s, 1, 2).to(proj.dtype)
+        cdf = torch.special.ndtr  # the standard normal's
+        inside = (cdf((half - points) / sigma) - cdf((-half - points) / sigma)).prod(-1)  # (T·S, M)
+        area = batch.background_area[:, None].expand(-1, s).reshape(t * s).to(proj.dtype)
+        total = total + 2 * torch.pi * sigma**2 / area * (1 - inside).mean(-1)
+    return total.reshape(t, s)
 
 
 def alignment_loss(sparse: torch.Tensor, log_focal: torch.Tensor, depth_target: torch.Tensor,
@@ -234,7 +271,7 @@ def alignment_loss(sparse: torch.Tensor, log_focal: torch.Tensor, depth_target: 
         "dense": _reconstruct(batch.pixels, proj_dense, batch.sem_dense, sigma_d),
         "sparse": _reconstruct(batch.pixels, proj_sparse, batch.sem_sparse, sigma_s),
         "geom": -rep.prior.log_likelihood(sparse),
-        "background": _background(batch, proj_dense, sigma_d),
+        "background": _background(batch, proj_dense, sigma_d, conf.background_beyond_frame),
         "depth": (depth_target - sparse[..., 2].mean(-1)).pow(2),
     }
     terms["total"] = (scheduled(conf.w_dense, progress) * terms["dense"]
@@ -267,14 +304,62 @@ def random_rotations(count: int, generator: torch.Generator | None = None) -> to
     return q * torch.det(q)[:, None, None]
 
 
+def _rotation(axis: tuple[float, float, float], angle: float) -> torch.Tensor:
+    """The rotation (3, 3) by ``angle`` (radians) about ``axis`` (Rodrigues), in float64."""
+    k = torch.tensor(axis, dtype=torch.float64)
+    k = k / k.norm()
+    cross = torch.tensor([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]], dtype=torch.float64)
+    return torch.eye(3, dtype=torch.float64) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
+
+
+def symmetry_group(size: int) -> torch.Tensor:
+    """The rotation group of ``size`` elements among the Klein four-group (4; any two 180° apart),
+    the tetrahedral (12; >= 120°), octahedral (24; >= 90°) and icosahedral (60; >= 72°) groups
+    -> (size, 3, 3), the identity first."""
+    phi = (1 + 5**0.5) / 2
+    generators = {4: [_rotation((1, 0, 0), np.pi), _rotation((0, 1, 0), np.pi)],
+                  12: [_rotation((1, 0, 0), np.pi), _rotation((1, 1, 1), 2 * np.pi / 3)],
+                  24: [_rotation((1, 0, 0), np.pi / 2), _rotation((1, 1, 1), 2 * np.pi / 3)],
+                  60: [_rotation((0, 1, phi), 2 * np.pi / 5), _rotation((1, 1, 1), 2 * np.pi / 3)]}
+    if size not in generators:
+        raise ValueError(f"size: expected one of {sorted(generators)}, got {size}")
+    group = [torch.eye(3, dtype=torch.float64)]
+    frontier = list(group)
+    while frontier:  # closure under multiplication by the generators
+        fresh = []
+        for g in frontier:
+            for h in generators[size]:
+                candidate = h @ g
+                if all((candidate - e).abs().max() > 1e-6 for e in group):
+                    group.append(candidate)
+                    fresh.append(candidate)
+        frontier = fresh
+    return torch.stack(group).float()
+
+
+def spread_rotations(count: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``count`` rotations (count, 3, 3), each uniformly random like :func:`random_rotations`, but
+    spread out: blocks of up to 60 are a random subset of the smallest :func:`symmetry_group` that
+    holds the block, turned by one uniformly random rotation (so the block's rotations are as far
+    apart as that group's: 4 starts pairwise 180° apart, 12 >= 120°, 24 >= 90°, 60 >= 72°)."""
+    blocks = []
+    while count > 0:
+        size = next(n for n in (4, 12, 24, 60) if n >= min(count, 60))
+        take = min(count, size)
+        subset = torch.randperm(size, generator=generator)[:take]
+        blocks.append(random_rotations(1, generator) @ symmetry_group(size)[subset])
+        count -= take
+    return torch.cat(blocks) if blocks else torch.zeros(0, 3, 3)
+
+
 def initial_guesses(rep: ClassRepresentation, target: AlignTarget, conf: AlignConfig,
                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Randomly rotated canonical clouds (RMS radius 1) centred on the mask, at the depth where
     they cover it at each initial focal length -> sparse (S, L, 3), log_focal (S,) and that depth
-    (S,), the d_target of L_depth; S = focals × samples_per_focal. With the cloud's size fixed,
-    the learning rate is relative to the object's size whatever the focal length."""
-    focal = torch.tensor(conf.focals, dtype=torch.float32).repeat_interleave(conf.samples_per_focal)
-    rot = random_rotations(len(focal), generator)
+    (S,), the d_target of L_depth; S = focals × samples_per_focal × oversample. With the cloud's
+    size fixed, the learning rate is relative to the object's size whatever the focal length."""
+    focal = torch.tensor(conf.focals, dtype=torch.float32).repeat_interleave(conf.samples_per_focal * conf.oversample)
+    rot = (spread_rotations if conf.rotations == "spread" else random_rotations)(len(focal), generator)
     depth = focal / max(target.radius, 1e-3)
     shift = torch.cat([target.centre[None] * depth[:, None] / focal[:, None], depth[:, None]], dim=1)
     sparse = rep.sparse.float() @ rot.transpose(1, 2) + shift[:, None]
@@ -338,6 +423,10 @@ def align_many(rep: ClassRepresentation, targets: list[AlignTarget], conf: Align
     gens = list(generator) if isinstance(generator, Sequence) else [generator] * len(targets)
     if len(gens) != len(targets):
         raise ValueError(f"generator: expected one per target ({len(targets)}), got {len(gens)}")
+    if conf.oversample < 1:
+        raise ValueError(f"oversample: expected an integer >= 1, got {conf.oversample}")
+    if conf.rotations not in ("random", "spread"):
+        raise ValueError(f"rotations: expected 'random' or 'spread', got {conf.rotations!r}")
     guesses = [initial_guesses(rep, t, conf, g) for t, g in zip(targets, gens, strict=True)]
     sparse = torch.stack([g[0] for g in guesses]).requires_grad_(True)  # (T, S, L, 3)
     log_focal = torch.stack([g[1] for g in guesses]).requires_grad_(True)  # (T, S)
@@ -346,8 +435,12 @@ def align_many(rep: ClassRepresentation, targets: list[AlignTarget], conf: Align
     opt = torch.optim.AdamW([sparse, log_focal], lr=conf.lr, weight_decay=0.0)
     flip = rep.meta.get("flip")
     mirror_step = None if conf.mirror_at is None or flip is None else int(conf.mirror_at * conf.steps)
+    prune_step = int(conf.prune_at * conf.steps) if conf.oversample > 1 else None
     for step in bar(range(conf.steps), progress, f"aligning {len(targets)} image(s)"):
         progress_t = step / max(conf.steps - 1, 1)
+        if step == prune_step:
+            sparse, log_focal, depth_target = _keep_best(opt, sparse, log_focal, depth_target, rep, batch, conf,
+                                                         progress_t)
         if step == mirror_step and flip is not None:  # mirror_step is None without a flip table
             _add_mirror_hypotheses(opt, sparse, log_focal, depth_target, rep, batch, conf, progress_t, flip)
         opt.zero_grad()
@@ -360,6 +453,29 @@ def align_many(rep: ClassRepresentation, targets: list[AlignTarget], conf: Align
     with torch.no_grad():
         loss = alignment_loss(sparse, log_focal, depth_target, rep, batch, conf, 1.0)["total"]
         return [_pick(rep, target, sparse[n], log_focal[n].exp(), loss[n], conf) for n, target in enumerate(targets)]
+
+
+@torch.no_grad()
+def _keep_best(opt: torch.optim.Optimizer, sparse: torch.Tensor, log_focal: torch.Tensor, depth_target: torch.Tensor,
+               rep: ClassRepresentation, batch: TargetBatch, conf: AlignConfig,
+               progress: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Successive halving: each image keeps its focals × samples_per_focal starts of least loss
+    (non-finite last, kept in their original order) with their AdamW moments; ``opt`` is updated
+    to the new parameters -> sparse (T, K, L, 3), log_focal (T, K), depth_target (T, K)."""
+    loss = alignment_loss(sparse, log_focal, depth_target, rep, batch, conf, progress)["total"]
+    loss = loss.nan_to_num(float("inf"), float("inf"), float("inf"))
+    keep = loss.topk(min(len(conf.focals) * conf.samples_per_focal, loss.shape[1]), dim=1, largest=False)
+    index = keep.indices.sort(dim=1).values
+    rows = torch.arange(len(index))[:, None]
+    kept = []
+    for n, param in enumerate((sparse, log_focal)):
+        fresh = param.detach()[rows, index].clone().requires_grad_(True)
+        opt.state[fresh] = {key: value[rows, index].clone()
+                            if isinstance(value, torch.Tensor) and value.shape == param.shape else value
+                            for key, value in opt.state.pop(param, {}).items()}
+        opt.param_groups[0]["params"][n] = fresh
+        kept.append(fresh)
+    return kept[0], kept[1], depth_target[rows, index]
 
 
 @torch.no_grad()
