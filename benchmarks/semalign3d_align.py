@@ -161,7 +161,8 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=12, help="training views per class")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="one class (world) per seed")
     parser.add_argument("--views", type=int, default=20, help="unseen random views aligned per seed")
-    parser.add_argument("--batch", type=int, default=10, help="images per optimisation")
+    parser.add_argument("--batch", type=int, default=1, help="images per optimisation (on one CPU thread batching "
+                        "saves no CPU time and its large tensors cost system time)")
     parser.add_argument("--speed-views", type=int, default=0, help="views timed one at a time vs batched (0: skip)")
     parser.add_argument("--pairs", type=int, default=0, help="front/behind pairs to match per seed")
     parser.add_argument("--steps", type=int, default=200, help="alignment steps (published: 1000); "

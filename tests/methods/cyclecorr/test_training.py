@@ -182,6 +182,9 @@ def test_build_trainer_from_a_pair_dataset(pf_willow_root, tmp_path):
                             checkpoint_every=0, val_every=0, log_every=1)
     trainer = build_trainer(train_set, tmp_path / "run", conf, val_set=val_set, progress=False)
     assert len(trainer.dataset) > 0
+    # the renders are framed like the box-cropped photos: the model's box spans the 32×32 frame (white background)
+    shown = (trainer.dataset[0]["s1"] < 0.999).any(0)
+    assert shown[0].any() and shown[-1].any() and shown[:, 0].any() and shown[:, -1].any()
     result = trainer.fit()
     assert 0.0 <= result["val_pck@0.1"] <= 1.0 and result["val_points"] == 20
     # the identity map and a random network, logged beside every validation figure

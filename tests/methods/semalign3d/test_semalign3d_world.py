@@ -22,7 +22,6 @@ from geocorr.methods.semalign3d.sparse import SparseConfig, build_sparse_cloud
 from .conftest import random_views
 from .world import LEFT_RIGHT, SyntheticWorld
 
-FAST_ALIGN = AlignConfig(steps=200, lr=0.025, pixels=128, background_pixels=128)
 THRESHOLD = 0.1 * 48  # PCK@0.1 of the 48 px images
 
 
@@ -88,25 +87,31 @@ def test_representation_sparse_cloud_and_semantics(world, representation):
     assert agree.mean() > 0.95 and shuffled.mean() < 0.7
 
 
-# Single alignments fail on some views (a wrong local optimum, often the left/right mirror):
-# benchmarks/semalign3d_align.py measures the rate over many random views (about 2 in 3 succeed
-# at these test settings, 200 steps). This test aligns a fixed random sample of views (not chosen
-# ones) and states its pass rate: at least 5 of 8 views with PCK@0.1 >= 0.8.
-PASS_RATE = (5, 8)
+# Single alignments can end in a wrong local optimum. benchmarks/semalign3d_align.py measures the
+# success rate over many random views and classes: with the published 16 random starts at these
+# settings (200 steps) about 2 in 3 succeed; with the multi-start below PASS_RATE_FIGURES. This test
+# aligns a fixed random sample of views (seeded, not chosen) and asserts a pass rate the figures
+# support with margin: PASS_RATE[0] of PASS_RATE[1] views with PCK@0.1 >= 0.8.
+PASS_RATE = (6, 8)
+ROBUST_ALIGN = AlignConfig(steps=200, lr=0.025, pixels=128, background_pixels=128, oversample=4, rotations="spread",
+                           mirror_at=0.5)
 
 
 @pytest.fixture(scope="module")
-def random_alignments(world, representation):
+def random_alignments(world, flip_representation):
     gen = torch.Generator().manual_seed(11)
     views = random_views(world, PASS_RATE[1], gen)
-    targets = [prepare_target(representation, v.features, v.grid, v.mask, v.depth, FAST_ALIGN, gen) for v in views]
-    return views, align_many(representation, targets, FAST_ALIGN, gen)
+    alignments = []
+    for view in views:  # one image per optimisation: on one CPU thread batching only adds allocation costs
+        target = prepare_target(flip_representation, view.features, view.grid, view.mask, view.depth, ROBUST_ALIGN, gen)
+        alignments += align_many(flip_representation, [target], ROBUST_ALIGN, gen)
+    return views, alignments
 
 
 def test_alignment_of_random_views_succeeds_at_the_stated_rate(random_alignments):
     views, alignments = random_alignments
     good = 0
-    for view, a in zip(views, alignments, strict=False):
+    for view, a in zip(views, alignments, strict=True):
         proj = normalised_to_pixels(project(a.sparse[None], torch.tensor([a.focal]))[0], (48, 48))
         err = (proj - view.keypoints).norm(dim=1)[view.visible]
         good += int((err < THRESHOLD).float().mean() >= 0.8)

@@ -12,9 +12,11 @@ render's model too: the shape-to-image segmentation transfer renders it).
 Framing: the network sees real images cut to their object box and resized to S×S, so training
 compares and renders the CAD models framed the same way (:func:`framed_camera`: the render's
 object box spans the frame; exact, the ground-truth flow included). Whole renders, where a toy
-car covers ~21 % of the frame, retrieve the azimuth of a box crop within 15° in 10-20 % of 40
-synthetic crops (chance 8 %), framed renders in 62-70 % (82-88 % when front/back flips of the
-near-symmetric toy car count as right); ``benchmarks/cyclecorr_retrieval.py``.
+car covers ~21 % of the frame, retrieve the azimuth of a box crop within 15° in 8-18 % of 40
+synthetic crops (chance 8 %), framed renders in 68-72 % (85-88 % when front/back flips of the
+near-symmetric toy car count as right); ``benchmarks/cyclecorr_retrieval.py``. :func:`render_hogs`
+and :func:`retrieve_renders` default to whole renders (for whole images); :class:`QuartetDataset`,
+:func:`estimate_viewpoints` and :func:`nearest_models`, training's, frame by default.
 """
 from __future__ import annotations
 
@@ -79,8 +81,8 @@ class FramedCamera(Camera):
     """A camera whose image is an image-plane box stretched onto the whole frame, as a box crop
     resized to S×S is: the pinhole projection is followed by ``uv * scale + offset`` per axis."""
 
-    scale: tuple[float, float] = (1.0, 1.0)
-    offset: tuple[float, float] = (0.0, 0.0)
+    scale: tuple[float, float]  # crop pixels per image pixel along (x, y)
+    offset: tuple[float, float]  # crop position of image pixel (0, 0)
 
     def project(self, points: Tensor) -> tuple[Tensor, Tensor]:
         uv, depth = super().project(points)
@@ -113,7 +115,7 @@ def object_crop(shape: Render, size: int) -> tuple[Tensor, Tensor]:
     return crop.apply(shape.rgb), crop.apply_labels(shape.labels)
 
 
-def render_camera(mesh: Mesh, view: Viewpoint, size: int, framed: bool = True) -> Camera:
+def render_camera(mesh: Mesh, view: Viewpoint, size: int, framed: bool) -> Camera:
     """The size×size camera training renders ``mesh`` with from ``view``: framed to the object's box
     (:func:`framed_camera`, like the real box crops) or, ``framed=False``, the whole view."""
     return framed_camera(mesh, view, size) if framed else Camera.from_viewpoint(view, (size, size))

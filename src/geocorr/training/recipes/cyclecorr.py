@@ -144,7 +144,9 @@ def build_trainer(train_set: PairDataset, out_dir: str | Path, conf: CycleTrainC
     The real images are ``train_set``'s images cut to their boxes, paired within their category
     (give CAD models of the dataset's categories); each gets the HOG-nearest candidate viewpoint
     and its ``conf.k`` nearest CAD models from ``conf.meshes`` (all of them when the folder holds
-    fewer). ``adapter``: start from these network weights (e.g. the "init" stage's export).
+    fewer), the CAD models rendered framed to their object box as the images are cut to theirs
+    (retrieval and quartet renders alike, :func:`~geocorr.methods.cyclecorr.quartets.framed_camera`).
+    ``adapter``: start from these network weights (e.g. the "init" stage's export).
     ``backbone`` is unused (the network has its own encoder). Validation: keypoint-transfer PCK
     on ``val_set``'s pairs. Both stages from Python::
 
@@ -163,7 +165,7 @@ def build_trainer(train_set: PairDataset, out_dir: str | Path, conf: CycleTrainC
     annotations = train_set.images()
     images = load_crops(annotations, conf.image_size)
     categories = [ann.category for ann in annotations]
-    quartets = QuartetDataset.from_images(images, meshes, k=min(conf.k, len(meshes)), groups=categories)
+    quartets = QuartetDataset.from_images(images, meshes, k=min(conf.k, len(meshes)), groups=categories, framed=True)
     dataset = FlowPairDataset(quartets, seed=conf.seed) if conf.stage == "init" else quartets
     validate = None
     if val_set is not None:
