@@ -13,10 +13,11 @@ Shape-to-image segmentation transfer (:func:`segmentation_transfer_scores`): for
 the part-labelled CAD model and viewpoint are retrieved like training's (the HOG-nearest render
 over training's candidate viewpoints × models, :func:`~geocorr.methods.cyclecorr.quartets.
 retrieve_renders`; PASCAL-Part has no viewpoint annotation), with one difference: the renders are
-compared cut to their object box and resized to S×S (``framed``), the framing of the box-cropped
-image. Whole renders, where a car covers ~21 % of the frame, retrieve the view no better than
-chance from box crops (40 synthetic toy-car crops: azimuth within 15° 10–20 % whole, 60–65 %
-framed; chance 8 %; ``benchmarks/cyclecorr_retrieval.py``). The framed render is what the
+rendered framed to their object box (:func:`~geocorr.methods.cyclecorr.quartets.framed_camera`), the
+framing of the box-cropped image and of training's quartets. Whole renders, where a car covers
+~21 % of the frame, retrieve the view about as well as chance from box crops (40 synthetic toy-car
+crops, S = 64 / 128: azimuth within 15° 8 % / 18 % whole, 68 % / 72 % framed; chance 8 %;
+``benchmarks/cyclecorr_retrieval.py``). The framed render is what the
 network sees (as any image at test time), and its part labels are carried to the image crop
 through the predicted flow ``F_{image,render}``.
 The confusion is pooled over all test images and scored by the shared mean IoU
@@ -43,13 +44,13 @@ from torch import Tensor
 from ..datasets.base import Pair, PairDataset, keypoint_bbox
 from ..datasets.pascal_parts import PartImage
 from ..images import load_image
-from ..methods.cyclecorr.camera import Camera, Viewpoint
+from ..methods.cyclecorr.camera import Viewpoint
 from ..methods.cyclecorr.crop import Crop
 from ..methods.cyclecorr.mesh import Mesh, load_meshes
 from ..methods.cyclecorr.model import CycleCorr
 from ..methods.cyclecorr.network import NetworkConfig
 from ..methods.cyclecorr.parts import label_parts, matchability_ground_truth, segmentation_transfer, unknown_aliases
-from ..methods.cyclecorr.quartets import object_crop, retrieve_renders, viewpoint_grid
+from ..methods.cyclecorr.quartets import render_camera, retrieve_renders, viewpoint_grid
 from ..methods.cyclecorr.render import render
 from .kap import average_precision
 from .part_segmentation import confusion_matrix, segmentation_scores
@@ -272,7 +273,7 @@ def segmentation_transfer_scores(model: CycleCorr, images: Sequence[PartImage], 
     k = len(labelled) + 1
     confusion = {name: np.zeros((k, k), dtype=np.int64) for name in ("network", "identity", "random")}
     for (pixels, truth), (view, index) in zip(crops, retrieved, strict=True):
-        _, rendered = object_crop(render(meshes[index], Camera.from_viewpoint(view, (size, size))), size)
+        rendered = render(meshes[index], render_camera(meshes[index], view, size, framed=True)).labels
         predicted = {"identity": rendered.clamp(min=0)}  # the rendered labels, pasted: flow 0
         for name, net in (("network", model), ("random", random_net)):
             predicted[name] = segmentation_transfer(net, pixels, meshes[index], view, framed=True)

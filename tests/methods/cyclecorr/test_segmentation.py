@@ -18,7 +18,7 @@ from geocorr.evaluation.cyclecorr import segmentation_transfer_scores
 from geocorr.methods.cyclecorr import Camera, Viewpoint, box, load_mesh, render, toy_car
 from geocorr.methods.cyclecorr.mesh import part_key
 from geocorr.methods.cyclecorr.parts import label_parts
-from geocorr.methods.cyclecorr.quartets import object_crop, retrieve_renders
+from geocorr.methods.cyclecorr.quartets import framed_camera, retrieve_renders
 
 VIEWS = (Viewpoint(60.0, 15.0, 1.5), Viewpoint(210.0, 30.0, 1.5), Viewpoint(120.0, 0.0, 1.5))
 CAR_PARTS = ["body", "cabin", "wheel"]  # toy_car's labels 1, 2, 3
@@ -132,9 +132,10 @@ class ConstantFlow(torch.nn.Module):
 
 
 def framed(mesh, view, size=32):
-    """The mesh rendered from ``view`` and cut to its object box (rgb, labels -1 background), as the
-    transfer frames its renders and as PASCAL-Part images are cropped."""
-    return object_crop(render(mesh, Camera.from_viewpoint(view, (size, size))), size)
+    """The mesh rendered from ``view`` with its object box spanning the frame (rgb, labels -1
+    background), as the transfer frames its renders and as PASCAL-Part images are cropped."""
+    shape = render(mesh, framed_camera(mesh, view, size))
+    return shape.rgb, shape.labels
 
 
 def part_image(tmp_path, name, rgb, labels):

@@ -7,7 +7,7 @@ from geocorr.methods.semalign3d.focal import FocalConfig
 from geocorr.methods.semalign3d.representation import BuildConfig, build_representation
 from geocorr.methods.semalign3d.sparse import SparseConfig
 
-from .world import LEFT_RIGHT, SyntheticWorld
+from .world import SyntheticWorld
 
 # Small but complete settings: the published ones take minutes per class.
 FAST_BUILD = BuildConfig(focal=FocalConfig(steps=200), sparse=SparseConfig(steps=300, lr=1e-2),
@@ -66,11 +66,3 @@ def train_views(world):
 def representation(train_views, _single_thread):
     return build_representation([training_view(v) for v in train_views], "synthetic",
                                 keypoint_names=[f"kp{i}" for i in range(8)], conf=FAST_BUILD)
-
-
-@pytest.fixture(scope="package")
-def flip_representation(train_views, _single_thread):
-    """The same class built with its left/right permutation (mirrored training clouds, and the
-    alignment's mirror hypotheses)."""
-    return build_representation([training_view(v) for v in train_views], "synthetic",
-                                keypoint_names=[f"kp{i}" for i in range(8)], conf=FAST_BUILD, flip=list(LEFT_RIGHT))

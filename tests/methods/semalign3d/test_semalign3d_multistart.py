@@ -65,6 +65,7 @@ def test_oversampled_alignment_ends_with_the_published_number_of_starts(world, r
     target = prepare_target(representation, view.features, view.grid, view.mask, view.depth, conf, gen)
     (aligned,) = align_many(representation, [target], conf, gen)
     assert aligned.candidates.shape == (len(conf.focals),) and not aligned.failed
-    for bad, match in (({"oversample": 0}, "oversample"), ({"rotations": "grid"}, "rotations")):
+    for bad, match in (({"oversample": 0}, "oversample"), ({"rotations": "grid"}, "rotations"),
+                       ({"oversample": 2, "prune_at": 1.0}, "prune_at")):
         with pytest.raises(ValueError, match=match):
-            align_many(representation, [target], AlignConfig(steps=1, **bad), gen)  # type: ignore[arg-type]
+            align_many(representation, [target], AlignConfig(steps=1, **bad), gen)

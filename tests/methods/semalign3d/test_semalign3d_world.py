@@ -88,23 +88,24 @@ def test_representation_sparse_cloud_and_semantics(world, representation):
 
 
 # Single alignments can end in a wrong local optimum. benchmarks/semalign3d_align.py measures the
-# success rate over many random views and classes: with the published 16 random starts at these
-# settings (200 steps) about 2 in 3 succeed; with the multi-start below PASS_RATE_FIGURES. This test
-# aligns a fixed random sample of views (seeded, not chosen) and asserts a pass rate the figures
-# support with margin: PASS_RATE[0] of PASS_RATE[1] views with PCK@0.1 >= 0.8.
+# success rate at these settings (the published 16 random starts, 200 steps) over random views of
+# 6 classes (built with --flip and a larger dense cloud than here): 117 of 120 views (97.5 %,
+# Wilson 95 % interval 92.9-99.1 %); this sample: 8 of 8. This test aligns a
+# fixed random sample of views (seeded, not chosen) and asserts a pass rate those figures support
+# with margin: at least 6 of 8 views with PCK@0.1 >= 0.8 (at a true rate of 93 %, the interval's
+# lower end, 8 views fall below 6 with probability 2 %; at 97.5 %, 0.1 %).
 PASS_RATE = (6, 8)
-ROBUST_ALIGN = AlignConfig(steps=200, lr=0.025, pixels=128, background_pixels=128, oversample=4, rotations="spread",
-                           mirror_at=0.5)
+FAST_ALIGN = AlignConfig(steps=200, lr=0.025, pixels=128, background_pixels=128)
 
 
 @pytest.fixture(scope="module")
-def random_alignments(world, flip_representation):
+def random_alignments(world, representation):
     gen = torch.Generator().manual_seed(11)
     views = random_views(world, PASS_RATE[1], gen)
     alignments = []
     for view in views:  # one image per optimisation: on one CPU thread batching only adds allocation costs
-        target = prepare_target(flip_representation, view.features, view.grid, view.mask, view.depth, ROBUST_ALIGN, gen)
-        alignments += align_many(flip_representation, [target], ROBUST_ALIGN, gen)
+        target = prepare_target(representation, view.features, view.grid, view.mask, view.depth, FAST_ALIGN, gen)
+        alignments += align_many(representation, [target], FAST_ALIGN, gen)
     return views, alignments
 
 

@@ -14,11 +14,11 @@ from dataclasses import replace
 import torch
 from torch import Tensor
 
-from .camera import Camera, Viewpoint
+from .camera import Viewpoint
 from .flow import pixel_grid
 from .mesh import Mesh, part_key
 from .model import CycleCorr
-from .quartets import object_crop
+from .quartets import render_camera
 from .render import render
 
 __all__ = ["label_parts", "matchability_ground_truth", "segmentation_transfer", "transfer_labels",
@@ -81,13 +81,12 @@ def segmentation_transfer(model: CycleCorr, image: Tensor, mesh: Mesh, viewpoint
     """Part labels of ``mesh`` (rendered from ``viewpoint``) carried onto a real S×S crop ``image``.
 
     image: 3×S×S in [0, 1] -> S×S long (0 = background), through the predicted flow F_{image,render}.
-    framed: the render is cut to its object box first (:func:`~.quartets.object_crop`), as the
-    network sees any image at test time; else the whole render (training's renders).
+    framed: rendered through :func:`~.quartets.framed_camera` (the object's box spans the frame, as
+    in the box-cropped image and in training's quartets); else the whole view.
     """
     size = model.image_size
     if image.shape != (3, size, size):
         raise ValueError(f"image must be a 3×{size}×{size} crop, got {tuple(image.shape)}")
-    shape = render(mesh, Camera.from_viewpoint(viewpoint, (size, size)))
-    rgb, labels = object_crop(shape, size) if framed else (shape.rgb, shape.labels)
-    flow, _ = model.predict(image, rgb)
-    return transfer_labels(flow, labels)
+    shape = render(mesh, render_camera(mesh, viewpoint, size, framed))
+    flow, _ = model.predict(image, shape.rgb)
+    return transfer_labels(flow, shape.labels)
