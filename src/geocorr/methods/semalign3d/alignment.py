@@ -42,10 +42,10 @@ class AlignConfig:
     focals: tuple[float, ...] = (10.0, 5.0, 2.5, 1.25)  # initial focal lengths (multi-start)
     samples_per_focal: int = 4  # random initial rotations per focal length
     # The three multi-start options below are off by default (the paper's 16 random starts): on the
-    # synthetic world (benchmarks/semalign3d_align.py, 200 steps, 120 random views of 6 classes) the
-    # published starts align 117/120 (97.5 %, Wilson 95 % 92.9-99.1 %) and oversample=4,
-    # rotations="spread", mirror_at=0.5 together 118/120 (94.1-99.5 %) at 1.2× the CPU time: no
-    # measurable gain; every failure left had a successful start that the pick did not choose.
+    # synthetic world (benchmarks/semalign3d_align.py, 200 steps, 200 random views of 10 classes) the
+    # published starts align 195/200 (97.5 %, Wilson 95 % 94.3-98.9 %) and oversample=4,
+    # rotations="spread", mirror_at=0.5 together 197/200 (98.5 %, 95.7-99.5 %) at 1.26× the CPU
+    # time: no significant gain; 7 of the 8 failures had a successful start the pick did not choose.
     oversample: int = 1  # successive halving (not in the paper): draw oversample × the starts above, keep
     # each image's focals × samples_per_focal best by loss at prune_at (1: the paper's schedule)
     prune_at: float = 0.25  # progress at which oversampled starts are pruned (with oversample > 1)
