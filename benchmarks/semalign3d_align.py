@@ -2,7 +2,7 @@
 and classes (with a 95 % interval), alignment cost, and left/right keypoint transfer.
 
     python benchmarks/semalign3d_align.py --flip --seeds 0 1 --views 20
-    python benchmarks/semalign3d_align.py --flip --set oversample=4 --set rotations=spread --set mirror_at=0.5
+    python benchmarks/semalign3d_align.py --flip --set mirror_at=0.5             # mirror hypotheses
     python benchmarks/semalign3d_align.py --flip --steps 1000 --set lr=5e-3   # the published length
 
 Per seed, a class (``SyntheticWorld(seed)``) is built from ``--train`` rendered training views (exact
@@ -36,7 +36,8 @@ training views, 200 steps, lr 0.025, 128 pixels; 20 views per seed):
     published 16 random starts        seeds 0-1 39/40, 2-5 78/80, 6-9 78/80: 195/200 = 97.5 %
                                       (Wilson 94.3-98.9 %); 5 failures (1 gross, 1 mirror), 4 of
                                       them the pick's; 6.2 CPU s per image (0.16 images per CPU s)
-    --set oversample=4 --set rotations=spread --set mirror_at=0.5 (64 starts pruned to 16 at 25 %)
+    64 starts pruned to 16 at 25 % + symmetry-spread rotations + --set mirror_at=0.5 (commit 76f3336:
+    --set oversample=4 --set rotations=spread; both options removed since, see below)
                                       seeds 0-1 40/40, 2-5 78/80, 6-9 79/80: 197/200 = 98.5 %
                                       (95.7-99.5 %); 3 failures (0 gross), all the pick's;
                                       7.9 CPU s per image (×1.26)
@@ -44,8 +45,10 @@ training views, 200 steps, lr 0.025, 128 pixels; 20 views per seed):
 Single alignments succeed >= 95 % with the published multi-start once L_background sees past the
 frame (point estimate 97.5 %; the interval's lower end 94.3 %). The multi-start options (successive
 halving, spread rotations, mirror hypotheses) fix search failures, of which 1 in 200 is left; their
-2 views of 200 are no significant gain, so they stay off by default (theirs is the only interval
-that clears 95 %, for 26 % more CPU). What remains (1.5-2.5 %) is mostly the pick: the chosen
+2 views of 200 are no significant gain (their interval's lower end clears 95 %, for 26 % more CPU),
+so successive halving and spread rotations were removed from the library to keep the alignment
+small (reproducible at commit 76f3336) and mirror hypotheses stay an option, off by default.
+What remains (1.5-2.5 %) is mostly the pick: the chosen
 start's loss + z-order beats a correct start's. Seed 3's two failures (published starts), every
 start listed: the chosen poses put 43 % and 50 % of the keypoints right and scored -1.255 and
 -1.272, against -1.201 and -1.266 for the best fully correct start; in the first the z-order term

@@ -9,8 +9,6 @@ from geocorr.methods.semalign3d.alignment import (
     random_rotations,
     scheduled,
     semantic_likelihood,
-    spread_rotations,
-    symmetry_group,
     zorder_disagreement,
 )
 from geocorr.methods.semalign3d.dense import apply_barycentric, barycentric
@@ -241,43 +239,3 @@ def test_mirror_hypothesis_swaps_the_twins_in_the_image_and_keeps_the_handedness
     # the handedness (sign of the tetrahedron's z cosine) of the twin-swapped pose is restored
     swapped = tetrahedron_features(cloud[flip], tet)[0, 2]
     assert torch.sign(tetrahedron_features(mirrored, tet)[0, 2]) == -torch.sign(swapped)
-
-
-def _angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Geodesic angles in degrees between rotations a (N, 3, 3) and b (M, 3, 3) -> (N, M)."""
-    trace = (a.double()[:, None].transpose(-1, -2) @ b.double()[None]).diagonal(dim1=-2, dim2=-1).sum(-1)
-    return torch.rad2deg(torch.arccos(((trace - 1) / 2).clamp(-1, 1)))
-
-
-@pytest.mark.parametrize(("size", "separation"), [(4, 180.0), (12, 120.0), (24, 90.0), (60, 72.0)])
-def test_symmetry_groups_are_closed_proper_and_as_far_apart_as_known(size, separation):
-    group = symmetry_group(size).double()
-    assert group.shape == (size, 3, 3)
-    assert torch.allclose(group @ group.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(size, 3, 3),
-                          atol=1e-6)
-    assert torch.allclose(torch.det(group), torch.ones(size, dtype=torch.float64), atol=1e-6)
-    products = (group[:, None] @ group[None]).reshape(-1, 9)
-    assert (torch.cdist(products, group.reshape(-1, 9)).amin(1) < 1e-5).all()  # closed
-    angles = _angles(group, group) + torch.eye(size, dtype=torch.float64) * 360
-    assert angles.min() == pytest.approx(separation, abs=1e-3)  # e.g. the icosahedron's 5-fold axis: 72°
-    with pytest.raises(ValueError, match="size"):
-        symmetry_group(8)
-
-
-def test_spread_rotations_are_far_apart_and_uniform():
-    gen = torch.Generator().manual_seed(0)
-    for count, separation in ((4, 180.0), (10, 120.0), (16, 90.0), (32, 72.0)):
-        rot = spread_rotations(count, gen)
-        assert rot.shape == (count, 3, 3)
-        assert torch.allclose(torch.det(rot), torch.ones(count), atol=1e-5)
-        angles = _angles(rot, rot) + torch.eye(count, dtype=torch.float64) * 360
-        assert angles.min() >= separation - 0.1  # float32 rotations: arccos near 180° is ill-conditioned
-    assert spread_rotations(70, gen).shape == (70, 3, 3)  # a block of 60 and a block of 10
-    assert spread_rotations(0, gen).shape == (0, 3, 3)
-    # each rotation is uniformly distributed: it takes the z axis to a uniform point of the sphere,
-    # whose z is uniform in [-1, 1] (Archimedes): mean 0, mean |z| 1/2, mean z² 1/3 (8,000 draws:
-    # standard errors <= 0.007); the groups alone would give |z| = 1 or 0
-    z = torch.cat([spread_rotations(4, gen) for _ in range(2000)])[:, 2, 2]
-    assert abs(float(z.mean())) < 0.03
-    assert float(z.abs().mean()) == pytest.approx(0.5, abs=0.03)
-    assert float(z.pow(2).mean()) == pytest.approx(1 / 3, abs=0.03)

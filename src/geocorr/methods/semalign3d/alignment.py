@@ -41,16 +41,11 @@ class AlignConfig:
     lr: float = 5e-3  # AdamW
     focals: tuple[float, ...] = (10.0, 5.0, 2.5, 1.25)  # initial focal lengths (multi-start)
     samples_per_focal: int = 4  # random initial rotations per focal length
-    # The three multi-start options below are off by default (the paper's 16 random starts): on the
-    # synthetic world (benchmarks/semalign3d_align.py, 200 steps, 200 random views of 10 classes) the
-    # published starts align 195/200 (97.5 %, Wilson 95 % 94.3-98.9 %) and oversample=4,
-    # rotations="spread", mirror_at=0.5 together 197/200 (98.5 %, 95.7-99.5 %) at 1.26× the CPU
-    # time: no significant gain; 7 of the 8 failures had a successful start the pick did not choose.
-    oversample: int = 1  # successive halving (not in the paper): draw oversample × the starts above, keep
-    # each image's focals × samples_per_focal best by loss at prune_at (1: the paper's schedule)
-    prune_at: float = 0.25  # progress at which oversampled starts are pruned (with oversample > 1)
-    rotations: str = "random"  # initial rotations: "random" i.i.d. uniform (the paper's random samples) |
-    # "spread" (not in the paper): each image's starts as far apart as a symmetry group's (spread_rotations)
+    # The paper's 16 starts align 195/200 random views of the synthetic world (97.5 %, Wilson 95 %
+    # 94.3-98.9 %; 200 steps, 10 classes; benchmarks/semalign3d_align.py). Successive halving of 64
+    # starts, symmetry-spread rotations and mirror hypotheses together gave 197/200 at 1.26× the CPU
+    # time, no significant gain (the first two were removed after commit 76f3336); 7 of the 8
+    # failures had a successful start that the pick (loss + z-order) did not choose.
     # σ: half of Tab. 5's numbers in our full-side units (= Tab. 5 read in half-side units). Measured
     # on the synthetic world (6 random views, 200 steps, published focal starts): Tab. 5's numbers
     # in full-side units align 0 of 4 views (the background term shrinks the cloud), halved 6 of 6.
@@ -74,7 +69,7 @@ class AlignConfig:
     zorder_cells: int = 24  # cells per image side for the z-order check
     mirror_at: float | None = None  # progress at which each image's worst start is replaced by the
     # mirror hypothesis of its best one (needs the class's left/right permutation, i.e. a class built
-    # with flip); None: off (not in the paper). See the figures above oversample.
+    # with flip); None: off (not in the paper). See the figures above samples_per_focal.
     sigma_inference: float = 0.5  # σ of the spatial likelihood in the reverse traversal (Eq. 14; Tab. 5's 1.0 halved)
 
 
@@ -307,62 +302,14 @@ def random_rotations(count: int, generator: torch.Generator | None = None) -> to
     return q * torch.det(q)[:, None, None]
 
 
-def _rotation(axis: tuple[float, float, float], angle: float) -> torch.Tensor:
-    """The rotation (3, 3) by ``angle`` (radians) about ``axis`` (Rodrigues), in float64."""
-    k = torch.tensor(axis, dtype=torch.float64)
-    k = k / k.norm()
-    cross = torch.tensor([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]], dtype=torch.float64)
-    return torch.eye(3, dtype=torch.float64) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
-
-
-def symmetry_group(size: int) -> torch.Tensor:
-    """The rotation group of ``size`` elements among the Klein four-group (4; any two 180° apart),
-    the tetrahedral (12; >= 120°), octahedral (24; >= 90°) and icosahedral (60; >= 72°) groups
-    -> (size, 3, 3), the identity first."""
-    phi = (1 + 5**0.5) / 2
-    generators = {4: [_rotation((1, 0, 0), np.pi), _rotation((0, 1, 0), np.pi)],
-                  12: [_rotation((1, 0, 0), np.pi), _rotation((1, 1, 1), 2 * np.pi / 3)],
-                  24: [_rotation((1, 0, 0), np.pi / 2), _rotation((1, 1, 1), 2 * np.pi / 3)],
-                  60: [_rotation((0, 1, phi), 2 * np.pi / 5), _rotation((1, 1, 1), 2 * np.pi / 3)]}
-    if size not in generators:
-        raise ValueError(f"size: expected one of {sorted(generators)}, got {size}")
-    group = [torch.eye(3, dtype=torch.float64)]
-    frontier = list(group)
-    while frontier:  # closure under multiplication by the generators
-        fresh = []
-        for g in frontier:
-            for h in generators[size]:
-                candidate = h @ g
-                if all((candidate - e).abs().max() > 1e-6 for e in group):
-                    group.append(candidate)
-                    fresh.append(candidate)
-        frontier = fresh
-    return torch.stack(group).float()
-
-
-def spread_rotations(count: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``count`` rotations (count, 3, 3), each uniformly random like :func:`random_rotations`, but
-    spread out: blocks of up to 60 are a random subset of the smallest :func:`symmetry_group` that
-    holds the block, turned by one uniformly random rotation (so the block's rotations are as far
-    apart as that group's: 4 starts pairwise 180° apart, 12 >= 120°, 24 >= 90°, 60 >= 72°)."""
-    blocks = []
-    while count > 0:
-        size = next(n for n in (4, 12, 24, 60) if n >= min(count, 60))
-        take = min(count, size)
-        subset = torch.randperm(size, generator=generator)[:take]
-        blocks.append(random_rotations(1, generator) @ symmetry_group(size)[subset])
-        count -= take
-    return torch.cat(blocks) if blocks else torch.zeros(0, 3, 3)
-
-
 def initial_guesses(rep: ClassRepresentation, target: AlignTarget, conf: AlignConfig,
                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Randomly rotated canonical clouds (RMS radius 1) centred on the mask, at the depth where
     they cover it at each initial focal length -> sparse (S, L, 3), log_focal (S,) and that depth
-    (S,), the d_target of L_depth; S = focals × samples_per_focal × oversample. With the cloud's
-    size fixed, the learning rate is relative to the object's size whatever the focal length."""
-    focal = torch.tensor(conf.focals, dtype=torch.float32).repeat_interleave(conf.samples_per_focal * conf.oversample)
-    rot = (spread_rotations if conf.rotations == "spread" else random_rotations)(len(focal), generator)
+    (S,), the d_target of L_depth; S = focals × samples_per_focal. With the cloud's size fixed,
+    the learning rate is relative to the object's size whatever the focal length."""
+    focal = torch.tensor(conf.focals, dtype=torch.float32).repeat_interleave(conf.samples_per_focal)
+    rot = random_rotations(len(focal), generator)
     depth = focal / max(target.radius, 1e-3)
     shift = torch.cat([target.centre[None] * depth[:, None] / focal[:, None], depth[:, None]], dim=1)
     sparse = rep.sparse.float() @ rot.transpose(1, 2) + shift[:, None]
@@ -426,12 +373,6 @@ def align_many(rep: ClassRepresentation, targets: list[AlignTarget], conf: Align
     gens = list(generator) if isinstance(generator, Sequence) else [generator] * len(targets)
     if len(gens) != len(targets):
         raise ValueError(f"generator: expected one per target ({len(targets)}), got {len(gens)}")
-    if conf.oversample < 1:
-        raise ValueError(f"oversample: expected an integer >= 1, got {conf.oversample}")
-    if conf.oversample > 1 and not 0 <= conf.prune_at < 1:
-        raise ValueError(f"prune_at: expected a progress in [0, 1), got {conf.prune_at}")
-    if conf.rotations not in ("random", "spread"):
-        raise ValueError(f"rotations: expected 'random' or 'spread', got {conf.rotations!r}")
     guesses = [initial_guesses(rep, t, conf, g) for t, g in zip(targets, gens, strict=True)]
     sparse = torch.stack([g[0] for g in guesses]).requires_grad_(True)  # (T, S, L, 3)
     log_focal = torch.stack([g[1] for g in guesses]).requires_grad_(True)  # (T, S)
@@ -440,12 +381,8 @@ def align_many(rep: ClassRepresentation, targets: list[AlignTarget], conf: Align
     opt = torch.optim.AdamW([sparse, log_focal], lr=conf.lr, weight_decay=0.0)
     flip = rep.meta.get("flip")
     mirror_step = None if conf.mirror_at is None or flip is None else int(conf.mirror_at * conf.steps)
-    prune_step = int(conf.prune_at * conf.steps) if conf.oversample > 1 else None
     for step in bar(range(conf.steps), progress, f"aligning {len(targets)} image(s)"):
         progress_t = step / max(conf.steps - 1, 1)
-        if step == prune_step:
-            sparse, log_focal, depth_target = _keep_best(opt, sparse, log_focal, depth_target, rep, batch, conf,
-                                                         progress_t)
         if step == mirror_step and flip is not None:  # mirror_step is None without a flip table
             _add_mirror_hypotheses(opt, sparse, log_focal, depth_target, rep, batch, conf, progress_t, flip)
         opt.zero_grad()
@@ -458,29 +395,6 @@ def align_many(rep: ClassRepresentation, targets: list[AlignTarget], conf: Align
     with torch.no_grad():
         loss = alignment_loss(sparse, log_focal, depth_target, rep, batch, conf, 1.0)["total"]
         return [_pick(rep, target, sparse[n], log_focal[n].exp(), loss[n], conf) for n, target in enumerate(targets)]
-
-
-@torch.no_grad()
-def _keep_best(opt: torch.optim.Optimizer, sparse: torch.Tensor, log_focal: torch.Tensor, depth_target: torch.Tensor,
-               rep: ClassRepresentation, batch: TargetBatch, conf: AlignConfig,
-               progress: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Successive halving: each image keeps its focals × samples_per_focal starts of least loss
-    (non-finite last, kept in their original order) with their AdamW moments; ``opt`` is updated
-    to the new parameters -> sparse (T, K, L, 3), log_focal (T, K), depth_target (T, K)."""
-    loss = alignment_loss(sparse, log_focal, depth_target, rep, batch, conf, progress)["total"]
-    loss = loss.nan_to_num(float("inf"), float("inf"), float("inf"))
-    keep = loss.topk(min(len(conf.focals) * conf.samples_per_focal, loss.shape[1]), dim=1, largest=False)
-    index = keep.indices.sort(dim=1).values
-    rows = torch.arange(len(index))[:, None]
-    kept = []
-    for n, param in enumerate((sparse, log_focal)):
-        fresh = param.detach()[rows, index].clone().requires_grad_(True)
-        opt.state[fresh] = {key: value[rows, index].clone()
-                            if isinstance(value, torch.Tensor) and value.shape == param.shape else value
-                            for key, value in opt.state.pop(param, {}).items()}
-        opt.param_groups[0]["params"][n] = fresh
-        kept.append(fresh)
-    return kept[0], kept[1], depth_target[rows, index]
 
 
 @torch.no_grad()
