@@ -23,3 +23,17 @@ def tiny_network():
         return NetworkConfig(image_size=image_size, encoder=TINY_ENCODER, decoder=TINY_DECODER)
 
     return make
+
+
+class ConstantFlow(torch.nn.Module):
+    """Stands in for the network: flow (dx, dy) and ``matchability`` at every pixel."""
+
+    def __init__(self, config: NetworkConfig, dx: float = 0.0, dy: float = 0.0, matchability: float = 1.0):
+        super().__init__()
+        self.config, self.dx, self.dy, self.matchability = config, dx, dy, matchability
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, a, b):
+        flow = torch.empty(a.shape[0], 2, *a.shape[-2:])
+        flow[:, 0], flow[:, 1] = self.dx, self.dy
+        return flow, torch.full((a.shape[0], 1, *a.shape[-2:]), self.matchability)

@@ -6,6 +6,8 @@ from geocorr.methods.base import PairContext
 from geocorr.methods.cyclecorr import CycleCorr, CycleCorrNet, NetworkConfig
 from geocorr.methods.cyclecorr.crop import Crop
 
+from .conftest import ConstantFlow
+
 
 def test_default_network_is_the_published_architecture():
     net = CycleCorrNet()
@@ -53,23 +55,9 @@ def test_crop_labels_take_the_nearest_pixel():
     assert doubled.tolist() == [[5, 5, 6, 6], [5, 5, 6, 6], [9, 9, 10, 10], [9, 9, 10, 10]]
 
 
-class ConstantFlow(torch.nn.Module):
-    """Stands in for the network: flow (dx, dy) everywhere, matchability 0.75."""
-
-    def __init__(self, dx, dy, config):
-        super().__init__()
-        self.dx, self.dy, self.config = dx, dy, config
-        self.dummy = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, a, b):
-        flow = torch.empty(a.shape[0], 2, *a.shape[-2:])
-        flow[:, 0], flow[:, 1] = self.dx, self.dy
-        return flow, torch.full((a.shape[0], 1, *a.shape[-2:]), 0.75)
-
-
 def test_match_moves_points_by_the_flow_through_the_crops(tiny_network):
     model = geocorr.load("cyclecorr", network=tiny_network(32))
-    model.net = ConstantFlow(2.0, -1.0, model.net.config)
+    model.net = ConstantFlow(model.net.config, 2.0, -1.0, matchability=0.75)
     img0, img1 = torch.rand(3, 64, 64), torch.rand(3, 32, 96)  # crop scale: 0.5 in img0; 3 × 1 in img1
     matches = model.match(img0, img1, [[31.5, 31.5], [10.0, 20.0]])
     # img0 (31.5, 31.5) -> crop (15.5, 15.5) -> + flow (17.5, 14.5) -> img1 (x: 18 * 3 - 0.5, y: 15)

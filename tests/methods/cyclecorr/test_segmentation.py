@@ -20,6 +20,8 @@ from geocorr.methods.cyclecorr.mesh import part_key
 from geocorr.methods.cyclecorr.parts import label_parts
 from geocorr.methods.cyclecorr.quartets import framed_camera, retrieve_renders
 
+from .conftest import ConstantFlow
+
 VIEWS = (Viewpoint(60.0, 15.0, 1.5), Viewpoint(210.0, 30.0, 1.5), Viewpoint(120.0, 0.0, 1.5))
 CAR_PARTS = ["body", "cabin", "wheel"]  # toy_car's labels 1, 2, 3
 
@@ -115,20 +117,6 @@ def test_retrieve_renders_finds_the_model_and_the_view():
     assert retrieve_renders(crops, cars, candidates, framed=True) == [(VIEWS[0], 1), (VIEWS[2], 0)]
     with pytest.raises(ValueError, match="at least one mesh"):
         retrieve_renders(images, [], candidates)
-
-
-class ConstantFlow(torch.nn.Module):
-    """Predicts the same flow (dx, dy) at every pixel."""
-
-    def __init__(self, config, dx=0.0, dy=0.0):
-        super().__init__()
-        self.config, self.dx, self.dy = config, dx, dy
-        self.dummy = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, a, b):
-        flow = torch.zeros(a.shape[0], 2, *a.shape[-2:])
-        flow[:, 0], flow[:, 1] = self.dx, self.dy
-        return flow, torch.ones(a.shape[0], 1, *a.shape[-2:])
 
 
 def framed(mesh, view, size=32):
