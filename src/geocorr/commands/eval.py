@@ -403,6 +403,7 @@ def run(args: argparse.Namespace) -> int:
     state = PartialState(cpu=args.device == "cpu")
     predictions = _reusable(args.save_predictions, config, args.overwrite)
     dataset: PairDataset | None = None
+    model = None
     if predictions is not None:
         print(f"reusing predictions of the same config from {args.save_predictions}")
     else:
@@ -433,20 +434,22 @@ def run(args: argparse.Namespace) -> int:
             predictions.save(args.save_predictions)
             print(f"wrote predictions to {args.save_predictions}")
     if state.is_main_process:
-        extra = cyclecorr_baselines(args, predictions, dataset) if args.method == "cyclecorr" else None
+        extra = cyclecorr_baselines(args, predictions, dataset, model) if args.method == "cyclecorr" else None
         report(args, predictions, args.method, extra)
     return 0
 
 
-def cyclecorr_baselines(args: argparse.Namespace, predictions: Predictions, dataset: PairDataset | None
-                        ) -> dict[str, Predictions]:
+def cyclecorr_baselines(args: argparse.Namespace, predictions: Predictions, dataset: PairDataset | None,
+                        model=None) -> dict[str, Predictions]:
     """cyclecorr's keypoint baselines on the pairs of ``predictions``: the identity map (zero flow,
     through the same box crops) and a randomly initialised network of the same architecture (seed 0),
-    run like the model; ``dataset``: those pairs (loaded again when the predictions were reused)."""
+    run like the model; ``dataset``, ``model``: those pairs and the evaluated model (both loaded
+    again only when the predictions were reused)."""
     from ..evaluation.cyclecorr import identity_predictions, random_network
     from ..evaluation.runner import evaluate
 
-    model = load_model(args)
+    if model is None:
+        model = load_model(args)
     if dataset is None:
         dataset, _ = load_pairs(args, run_config(args)["pipeline"])
     print("random-network baseline: running a randomly initialised network (seed 0) on the same pairs")
