@@ -273,10 +273,10 @@ def segmentation_transfer_scores(model: CycleCorr, images: Sequence[PartImage], 
     k = len(labelled) + 1
     confusion = {name: np.zeros((k, k), dtype=np.int64) for name in ("network", "identity", "random")}
     for (pixels, truth), (view, index) in zip(crops, retrieved, strict=True):
-        rendered = render(meshes[index], render_camera(meshes[index], view, size, framed=True)).labels
-        predicted = {"identity": rendered.clamp(min=0)}  # the rendered labels, pasted: flow 0
+        shape = render(meshes[index], render_camera(meshes[index], view, size, framed=True))
+        predicted = {"identity": shape.labels.clamp(min=0)}  # the rendered labels, pasted: flow 0
         for name, net in (("network", model), ("random", random_net)):
-            predicted[name] = segmentation_transfer(net, pixels, meshes[index], view, framed=True)
+            predicted[name] = segmentation_transfer(net, pixels, shape)
         for name, labels in predicted.items():
             confusion[name] += part_confusion(labels, truth, labelled)
     names = [part_names[label - 1] for label in labelled]

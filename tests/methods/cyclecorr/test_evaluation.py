@@ -73,11 +73,13 @@ def test_transfer_labels_and_mean_iou():
 def test_segmentation_transfer_with_identity_flow_copies_the_render(identity_model):
     car, view = toy_car(), Viewpoint(60.0, 15.0, 1.5)
     shape = render(car, Camera.from_viewpoint(view, (32, 32)))
-    labels = segmentation_transfer(identity_model, shape.rgb, car, view)
+    labels = segmentation_transfer(identity_model, shape.rgb, shape)
     assert torch.equal(labels, shape.labels.clamp(min=0))
     assert mean_iou(labels, shape.labels.clamp(min=0), [1, 2, 3]) == 1.0
     with pytest.raises(ValueError, match="crop"):
-        segmentation_transfer(identity_model, torch.rand(3, 16, 16), car, view)
+        segmentation_transfer(identity_model, torch.rand(3, 16, 16), shape)
+    with pytest.raises(ValueError, match="rendered 32×32"):
+        segmentation_transfer(identity_model, shape.rgb, render(car, Camera.from_viewpoint(view, (16, 16))))
 
 
 class RedIsMatchable(ZeroFlow):

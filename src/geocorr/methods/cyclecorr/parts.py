@@ -14,12 +14,10 @@ from dataclasses import replace
 import torch
 from torch import Tensor
 
-from .camera import Viewpoint
 from .flow import pixel_grid
 from .mesh import Mesh, part_key
 from .model import CycleCorr
-from .quartets import render_camera
-from .render import render
+from .render import Render
 
 __all__ = ["label_parts", "matchability_ground_truth", "segmentation_transfer", "transfer_labels",
            "unknown_aliases"]
@@ -76,17 +74,16 @@ def transfer_labels(flow: Tensor, labels: Tensor) -> Tensor:
     return torch.where(inside, read, torch.zeros_like(read))
 
 
-def segmentation_transfer(model: CycleCorr, image: Tensor, mesh: Mesh, viewpoint: Viewpoint, framed: bool = False
-                          ) -> Tensor:
-    """Part labels of ``mesh`` (rendered from ``viewpoint``) carried onto a real S×S crop ``image``.
+def segmentation_transfer(model: CycleCorr, image: Tensor, shape: Render) -> Tensor:
+    """Part labels of a rendered CAD model ``shape`` (S×S, e.g. through
+    :func:`~.quartets.framed_camera`, as training renders) carried onto a real S×S crop ``image``.
 
     image: 3×S×S in [0, 1] -> S×S long (0 = background), through the predicted flow F_{image,render}.
-    framed: rendered through :func:`~.quartets.framed_camera` (the object's box spans the frame, as
-    in the box-cropped image and in training's quartets); else the whole view.
     """
     size = model.image_size
     if image.shape != (3, size, size):
         raise ValueError(f"image must be a 3×{size}×{size} crop, got {tuple(image.shape)}")
-    shape = render(mesh, render_camera(mesh, viewpoint, size, framed))
+    if shape.rgb.shape != (3, size, size):
+        raise ValueError(f"shape must be rendered {size}×{size}, got {tuple(shape.rgb.shape[1:])}")
     flow, _ = model.predict(image, shape.rgb)
     return transfer_labels(flow, shape.labels)
